@@ -1,0 +1,54 @@
+"""Settings, read from the environment (prefix ``SDILAB_``) and an optional ``.env`` file."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDILAB_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = DEV_SECRET
+    # Behind HTTPS the session cookie must be Secure; off for plain-HTTP local use.
+    https: bool = False
+    session_hours: int = 12
+    max_upload_bytes: int = 20 * 1024 * 1024
+    near_duplicate_threshold: float = Field(default=90.0, ge=50.0, le=100.0)
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    sqlite_busy_timeout_ms: int = 30_000
+    local_model_path: str = ""
+    local_model_threads: int = 2
+    local_model_context: int = 2048
+    worker_concurrency: int = 32
+    login_attempts_per_15min: int = 10
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'sdilab.db').as_posix()}"
+        if self.environment == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError(
+                "SDILAB_SECRET_KEY must be set to a random value outside development "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        if self.environment == "production" and len(self.secret_key) < 16:
+            raise ValueError("SDILAB_SECRET_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

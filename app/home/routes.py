@@ -1,0 +1,23 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.accounts.deps import CurrentUser
+from app.accounts.service import is_admin
+from app.db import SessionDep
+from app.home import service
+from app.web import redirect, render
+
+router = APIRouter(tags=["home"])
+
+
+@router.get("/")
+def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    if not is_admin(user):
+        return redirect(request, "/rate")
+    return render(request, "home/index.html", {"summary": service.summary(session)})
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz(session: SessionDep) -> dict[str, str]:
+    service.ping(session)
+    return {"status": "ok"}

@@ -1,0 +1,92 @@
+"""The web application: routers, middleware, static files, error pages."""
+
+from importlib import import_module
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.accounts.deps import Forbidden, LoginRequired
+from app.security_headers import SecurityMiddleware
+from app.web import TEMPLATE_DIR, redirect, render
+
+# Each domain package exposes `router` in its routes.py; order only matters for the nav.
+DOMAINS = [
+    "accounts",
+    "home",
+    "questions",
+    "variants",
+    "model_configs",
+    "runs",
+    "rating",
+    "metrics",
+    "sdi",
+    "training",
+]
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="sdilab", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
+    app.add_middleware(SecurityMiddleware)
+    app.mount("/static", StaticFiles(directory=str(TEMPLATE_DIR.parent / "static")), name="static")
+    for domain in DOMAINS:
+        module = import_module(f"app.{domain}.routes")
+        app.include_router(module.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(request, f"/login?next={quote(target, safe='')}")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, _exc: Forbidden) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "Forbidden"}, status_code=403)
+        return render(
+            request,
+            "error.html",
+            {"title": "Not allowed", "message": "Your role does not allow this page."},
+            status_code=403,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_json(request) or exc.status_code == 405:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return render(
+            request,
+            "error.html",
+            {"title": f"Error {exc.status_code}", "message": str(exc.detail)},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', [])[1:])}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        if _wants_json(request):
+            return JSONResponse({"detail": problems}, status_code=422)
+        return render(
+            request,
+            "error.html",
+            {"title": "Invalid input", "message": "; ".join(problems)},
+            status_code=422,
+        )
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,74 @@
+"""Every table, imported so that SQLModel.metadata (and Alembic) sees them all."""
+
+from app.models._base import (
+    JobStatus,
+    Label,
+    Provider,
+    ResponseStatus,
+    Role,
+    RunStatus,
+    SdiMode,
+    Stance,
+    VariantKind,
+    Verdict,
+    premise_is_erroneous,
+    utcnow,
+)
+from app.models.auth import AuthSession, Invite, LoginAttempt
+from app.models.job import Job
+from app.models.llm_cache import LlmCacheEntry
+from app.models.model_config import ModelConfig
+from app.models.prompt_variant import PromptVariant
+from app.models.question import Question, QuestionSet
+from app.models.rating import (
+    Adjudication,
+    JudgeLabel,
+    Rating,
+    RatingLease,
+    RatingRevision,
+    RatingRound,
+    RatingRoundRun,
+)
+from app.models.response import Response
+from app.models.run import Run, RunArm
+from app.models.sdi import SdiDataset, SdiExample
+from app.models.template import VariantTemplate
+from app.models.user import User
+
+__all__ = [
+    "Adjudication",
+    "AuthSession",
+    "Invite",
+    "Job",
+    "JobStatus",
+    "JudgeLabel",
+    "Label",
+    "LlmCacheEntry",
+    "LoginAttempt",
+    "ModelConfig",
+    "PromptVariant",
+    "Provider",
+    "Question",
+    "QuestionSet",
+    "Rating",
+    "RatingLease",
+    "RatingRevision",
+    "RatingRound",
+    "RatingRoundRun",
+    "Response",
+    "ResponseStatus",
+    "Role",
+    "Run",
+    "RunArm",
+    "RunStatus",
+    "SdiDataset",
+    "SdiExample",
+    "SdiMode",
+    "Stance",
+    "User",
+    "VariantKind",
+    "VariantTemplate",
+    "Verdict",
+    "premise_is_erroneous",
+    "utcnow",
+]

@@ -1,0 +1,130 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.models._base import Label, Verdict, one_of, utcnow
+
+
+class RatingRound(SQLModel, table=True):
+    """Rating opened on one or more runs: k raters per reply, guidelines, lease time."""
+
+    __tablename__ = "rating_rounds"
+    __table_args__ = (CheckConstraint("raters_per_reply >= 1", name="raters_per_reply"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    raters_per_reply: int = 2
+    lease_minutes: int = 10
+    guidelines_md: str = ""
+    show_reference: bool = True
+    seed: int = 0
+    is_open: bool = True
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RatingRoundRun(SQLModel, table=True):
+    __tablename__ = "rating_round_runs"
+
+    round_id: int = Field(foreign_key="rating_rounds.id", primary_key=True, ondelete="CASCADE")
+    # A run is rated in one round at most.
+    run_id: int = Field(foreign_key="runs.id", primary_key=True, unique=True, ondelete="CASCADE")
+
+
+class Rating(SQLModel, table=True):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("response_id", "rater_id", name="uq_ratings_response_rater"),
+        Index("ix_ratings_rater_created", "rater_id", "created_at"),
+        CheckConstraint("helpfulness BETWEEN 1 AND 5", name="helpfulness"),
+        one_of("label", Label),
+        one_of("verdict", Verdict),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    rater_id: int = Field(foreign_key="users.id", ondelete="RESTRICT")
+    round_id: int | None = Field(default=None, foreign_key="rating_rounds.id", ondelete="SET NULL")
+    label: str = Field(max_length=16)
+    helpfulness: int
+    # The rater's reading of the reply's verdict (pre-filled from the parser, correctable).
+    verdict: str = Field(default=Verdict.none.value, max_length=8)
+    note: str = ""
+    flagged: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RatingRevision(SQLModel, table=True):
+    """The values a rating had before each change: who changed what, and when."""
+
+    __tablename__ = "rating_revisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rating_id: int = Field(foreign_key="ratings.id", index=True, ondelete="CASCADE")
+    changed_by: int = Field(foreign_key="users.id", ondelete="RESTRICT")
+    changed_at: datetime = Field(default_factory=utcnow)
+    before: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class RatingLease(SQLModel, table=True):
+    """A reply handed to a rater; it counts towards k until it expires, is rated or skipped."""
+
+    __tablename__ = "rating_leases"
+    __table_args__ = (
+        UniqueConstraint("response_id", "rater_id", name="uq_rating_leases_response_rater"),
+        Index("ix_rating_leases_response_expires", "response_id", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    rater_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    round_id: int = Field(foreign_key="rating_rounds.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    skipped: bool = False
+
+
+class Adjudication(SQLModel, table=True):
+    """An admin's final label for a reply the raters disagreed on; kept apart from ratings."""
+
+    __tablename__ = "adjudications"
+    __table_args__ = (
+        one_of("label", Label),
+        CheckConstraint(
+            "helpfulness IS NULL OR helpfulness BETWEEN 1 AND 5",
+            name="helpfulness",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="responses.id", unique=True, ondelete="CASCADE")
+    admin_id: int = Field(foreign_key="users.id", ondelete="RESTRICT")
+    label: str = Field(max_length=16)
+    helpfulness: int | None = None
+    verdict: str | None = Field(default=None, max_length=8)
+    note: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JudgeLabel(SQLModel, table=True):
+    """A label from an LLM judge, stored apart from human ratings."""
+
+    __tablename__ = "judge_labels"
+    __table_args__ = (
+        UniqueConstraint(
+            "response_id", "judge_model_id", "rubric_version", name="uq_judge_labels_resp_judge"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    judge_model_id: int = Field(foreign_key="model_configs.id", ondelete="CASCADE")
+    rubric_version: str = Field(max_length=40)
+    label: str | None = Field(default=None, max_length=16)
+    helpfulness: int | None = None
+    verdict: str | None = Field(default=None, max_length=8)
+    raw: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

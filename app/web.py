@@ -1,0 +1,55 @@
+"""Templates and the HTMX conventions every page follows.
+
+A page template starts with ``{% extends layout %}``: a full page for a plain request, only the
+content block for an HTMX request (the ``layout`` variable picks which). Writes redirect with
+``HX-Redirect`` for HTMX and 303 for plain browsers.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def layout_for(request: Request) -> str:
+    return "_fragment.html" if is_htmx(request) else "base.html"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    ctx: dict[str, Any] = {
+        "layout": layout_for(request),
+        "current_user": getattr(request.state, "user", None),
+    }
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
+
+
+def render_partial(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
+    """A ``_name.html`` fragment on its own, for hx-swap targets."""
+    ctx: dict[str, Any] = {"current_user": getattr(request.state, "user", None)}
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def redirect(request: Request, url: str) -> Response:
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
