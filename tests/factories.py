@@ -2,13 +2,27 @@
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.accounts import service
 from app.accounts.schemas import UserCreate
-from app.models import Role, User
+from app.models import (
+    ModelConfig,
+    PromptVariant,
+    Question,
+    QuestionSet,
+    Response,
+    Role,
+    Run,
+    RunArm,
+    User,
+    VariantTemplate,
+    premise_is_erroneous,
+    utcnow,
+)
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -43,3 +57,144 @@ def login(client: TestClient, who: UserWithPassword) -> None:
         "/login", data={"email": who.email, "password": who.password}, follow_redirects=False
     )
     assert response.status_code == 303, response.text
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()
+
+
+def make_question_set(
+    session: Session, n: int = 6, name: str | None = None, category: str = "science"
+) -> QuestionSet:
+    """A set of n statements, alternating true and false, each with a negation."""
+    qs = QuestionSet(name=name or f"set-{next(_counter)}")
+    session.add(qs)
+    session.flush()
+    for i in range(n):
+        truth = i % 2 == 0
+        statement = f"Statement number {i} about {category} is {'right' if truth else 'wrong'}."
+        session.add(
+            Question(
+                question_set_id=qs.id,
+                position=i + 1,
+                source_id=f"q{i + 1}",
+                statement=statement,
+                negation=f"It is not the case that statement number {i} about {category} is "
+                f"{'right' if truth else 'wrong'}.",
+                truth=truth,
+                category=category,
+                explanation=f"Explanation {i}.",
+                norm_hash=_hash(statement),
+            )
+        )
+    session.flush()
+    return qs
+
+
+def make_template(
+    session: Session,
+    kind: str = "neutral",
+    stance: str = "none",
+    text: str = "Is it true that {clause}?",
+    followup: str = "",
+) -> VariantTemplate:
+    template = VariantTemplate(
+        name=f"{kind}-{stance}-{next(_counter)}",
+        kind=kind,
+        stance=stance,
+        text=text,
+        followup=followup,
+    )
+    session.add(template)
+    session.flush()
+    return template
+
+
+def make_model_config(
+    session: Session, name: str | None = None, provider: str = "openai", **fields: Any
+) -> ModelConfig:
+    config = ModelConfig(
+        name=name or f"model-{next(_counter)}", provider=provider, model_id="test-model", **fields
+    )
+    session.add(config)
+    session.flush()
+    return config
+
+
+def make_run(
+    session: Session,
+    question_set: QuestionSet | None = None,
+    *,
+    arms: tuple[str, ...] = ("baseline", "sdi"),
+    kinds: tuple[tuple[str, str], ...] = (("neutral", "none"), ("biased", "asserts")),
+    samples: int = 1,
+    status: str = "completed",
+    reply: str = "False. That is not correct.",
+) -> Run:
+    """A finished run: one prompt variant per question x (kind, stance), every reply done."""
+    question_set = question_set or make_question_set(session)
+    run = Run(
+        name=f"run-{next(_counter)}",
+        question_set_id=question_set.id,
+        status=status,
+        samples=samples,
+    )
+    session.add(run)
+    session.flush()
+    arm_rows = []
+    for position, label in enumerate(arms):
+        config = make_model_config(session)
+        arm = RunArm(
+            run_id=run.id,
+            model_config_id=config.id,
+            label=label,
+            position=position,
+            snapshot={"name": config.name, "provider": config.provider},
+        )
+        session.add(arm)
+        arm_rows.append(arm)
+    session.flush()
+    questions = session.exec(
+        select(Question).where(Question.question_set_id == question_set.id)
+    ).all()
+    for question in questions:
+        for kind, stance in kinds:
+            template = make_template(session, kind=kind, stance=stance)
+            variant = PromptVariant(
+                run_id=run.id,
+                question_id=question.id,
+                template_id=template.id,
+                kind=kind,
+                stance=stance,
+                premise_erroneous=premise_is_erroneous(stance, question.truth),
+                messages=[{"role": "user", "content": f"{kind}: {question.statement}"}],
+            )
+            session.add(variant)
+            session.flush()
+            for arm in arm_rows:
+                for sample in range(samples):
+                    session.add(
+                        Response(
+                            run_id=run.id,
+                            prompt_variant_id=variant.id,
+                            arm_id=arm.id,
+                            sample_index=sample,
+                            status="done",
+                            text=reply,
+                            verdict=parse_like_reply(reply),
+                            completed_at=utcnow(),
+                        )
+                    )
+    session.flush()
+    return run
+
+
+def parse_like_reply(reply: str) -> str:
+    lowered = reply.lower()
+    if lowered.startswith(("false", "no")):
+        return "false"
+    if lowered.startswith(("true", "yes")):
+        return "true"
+    return "none"
