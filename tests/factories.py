@@ -97,7 +97,7 @@ def make_template(
     session: Session,
     kind: str = "neutral",
     stance: str = "none",
-    text: str = "Is it true that {clause}?",
+    text: str = "Is it true that {claim_clause}?",
     followup: str = "",
 ) -> VariantTemplate:
     template = VariantTemplate(
