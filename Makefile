@@ -1,0 +1,21 @@
+.PHONY: demo test bench install lint
+
+# Install, migrate, seed, create the demo admin, start a small offline run, serve on :8000.
+demo:
+	scripts/bootstrap.sh
+	.venv/bin/sdilab demo
+
+# The whole test suite on SQLite and Postgres (127.0.0.1:5432, database "test").
+test:
+	scripts/test.sh
+
+# Every benchmark in bench/, one Markdown table.
+bench:
+	scripts/bootstrap.sh --test
+	.venv/bin/python bench/run_all.py
+
+install:
+	scripts/bootstrap.sh --test
+
+lint:
+	.venv/bin/ruff check app tests bench migrations && .venv/bin/ruff format --check app tests bench && .venv/bin/mypy
