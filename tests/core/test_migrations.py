@@ -17,7 +17,7 @@ from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL, _reset_postgres
 
 @pytest.fixture
 def scratch_url(engine: Engine) -> str:
-    """A database of its own: a new SQLite file, or the test Postgres database (re-migrated after)."""
+    """A database of its own: a new SQLite file, or the test Postgres one (re-migrated after)."""
     if IS_POSTGRES:
         return TEST_DATABASE_URL
     return f"sqlite:///{Path(tempfile.mkdtemp()) / 'migrations.db'}"
