@@ -1,0 +1,168 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama_cpp.server, LM Studio).
+
+The client's own retries are off (``max_retries=0``): the job queue retries, so every attempt
+is counted once. The API key is read from the environment at call time, and scrubbed from any
+error text.
+"""
+
+import os
+import time
+from functools import lru_cache
+from typing import Any
+
+import openai
+
+from app.llm.types import Completion, LlmError, ModelSpec
+
+# Sent when no key variable is configured (local servers ignore it; the client needs one).
+NO_KEY = "sk-no-key-required"
+NOT_RETRYABLE_STATUS = {400, 401, 403, 404, 405, 409, 413, 422}
+
+
+def api_key(spec: ModelSpec) -> str:
+    """The key from ``spec.api_key_env``; a missing variable is a configuration error."""
+    if not spec.api_key_env:
+        return NO_KEY
+    value = os.environ.get(spec.api_key_env, "")
+    if not value:
+        raise LlmError(
+            f"environment variable {spec.api_key_env} (the API key of model {spec.name!r}) "
+            "is not set",
+            retryable=False,
+        )
+    return value
+
+
+def _key_reader(env: str) -> Any:
+    async def read() -> str:
+        return os.environ.get(env, "") or NO_KEY if env else NO_KEY
+
+    return read
+
+
+@lru_cache(maxsize=64)
+def client_for(base_url: str, api_key_env: str) -> openai.AsyncOpenAI:
+    """One client (and connection pool) per server and key variable; the key is read per call."""
+    return openai.AsyncOpenAI(
+        base_url=base_url or None,
+        api_key=_key_reader(api_key_env),
+        max_retries=0,
+    )
+
+
+def scrub(text: str, secret: str) -> str:
+    if secret and secret != NO_KEY and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header; HTTP dates are read too."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def map_error(exc: Exception, secret: str) -> LlmError:
+    """Translate a client exception into an LlmError that says whether to retry."""
+    if isinstance(exc, openai.APITimeoutError):
+        return LlmError("request timed out", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return LlmError(scrub(f"connection error: {exc}", secret), retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = scrub(str(exc.message)[:500], secret)
+        if status in (429, 503):
+            return LlmError(
+                f"HTTP {status}: {detail}",
+                retryable=True,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        retryable = status >= 500 or status not in NOT_RETRYABLE_STATUS
+        return LlmError(f"HTTP {status}: {detail}", retryable=retryable)
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        return LlmError(scrub(f"malformed response: {type(exc).__name__}", secret), retryable=True)
+    return LlmError(scrub(f"{type(exc).__name__}: {exc}"[:500], secret), retryable=True)
+
+
+def request_params(
+    spec: ModelSpec, messages: list[dict[str, str]], seed: int | None
+) -> dict[str, Any]:
+    """The chat completion body (also used for Batch API lines)."""
+    params: dict[str, Any] = {
+        "model": spec.model_id,
+        "messages": messages,
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+        "max_tokens": spec.max_tokens,
+    }
+    if seed is not None:
+        params["seed"] = seed
+    return params
+
+
+def parse_completion(data: Any, latency_ms: int = 0) -> Completion:
+    """A Completion from a chat completion body (object or dict); garbled bodies are retryable."""
+    if hasattr(data, "model_dump"):
+        data = data.model_dump()
+    try:
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        usage = data.get("usage") or {}
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise TypeError("content is not text")
+        return Completion(
+            text=text,
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            finish_reason=str(choice.get("finish_reason") or ""),
+            latency_ms=latency_ms,
+        )
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise LlmError(
+            f"malformed response: no chat completion in the body ({type(exc).__name__})",
+            retryable=True,
+        ) from None
+
+
+async def complete(
+    spec: ModelSpec, messages: list[dict[str, str]], *, seed: int | None
+) -> Completion:
+    if not spec.model_id:
+        raise LlmError(f"model {spec.name!r} has no model id", retryable=False)
+    secret = api_key(spec)
+    client = client_for(spec.base_url, spec.api_key_env)
+    started = time.perf_counter()
+    try:
+        response = await client.chat.completions.create(
+            **request_params(spec, messages, seed), timeout=spec.timeout_s
+        )
+    except LlmError:
+        raise
+    except Exception as exc:
+        raise map_error(exc, secret) from None
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    if isinstance(response, str):
+        raise LlmError("malformed response: the body is not JSON", retryable=True)
+    return parse_completion(response, latency_ms)
