@@ -35,7 +35,7 @@ def _ensure_pg_database(url: str) -> bool:
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{target.database}"'))
         return True
-    except Exception as exc:  # noqa: BLE001 - report and go on with SQLite only
+    except Exception as exc:  # report and go on with SQLite only
         print(f"Postgres not reachable ({exc}); SQLite only", file=sys.stderr)
         return False
     finally:
