@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models._base import Label, Verdict, one_of, utcnow
@@ -21,6 +21,11 @@ class RatingRound(SQLModel, table=True):
     show_reference: bool = True
     seed: int = 0
     is_open: bool = True
+    # Counters kept in the same transaction as the rows they count, so progress is O(1).
+    item_count: int = 0
+    rating_count: int = 0
+    # When done replies of the round's runs were last added to its queue.
+    synced_at: datetime | None = None
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -38,6 +43,7 @@ class Rating(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("response_id", "rater_id", name="uq_ratings_response_rater"),
         Index("ix_ratings_rater_created", "rater_id", "created_at"),
+        Index("ix_ratings_round_response", "round_id", "response_id"),
         CheckConstraint("helpfulness BETWEEN 1 AND 5", name="helpfulness"),
         one_of("label", Label),
         one_of("verdict", Verdict),
@@ -76,6 +82,7 @@ class RatingLease(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("response_id", "rater_id", name="uq_rating_leases_response_rater"),
         Index("ix_rating_leases_response_expires", "response_id", "expires_at"),
+        Index("ix_rating_leases_round_expiry", "round_id", "skipped", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -85,6 +92,45 @@ class RatingLease(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     skipped: bool = False
+
+
+class RatingItem(SQLModel, table=True):
+    """A done reply in a round's queue, with its count of ratings plus open leases.
+
+    ``taken`` is changed only by conditional updates (``taken < k``), which is what keeps a
+    reply at k ratings-or-leases at most; ``is_open`` (taken < k) lets "next" walk an index
+    of open items in ``shuffle`` order instead of counting ratings per request.
+    """
+
+    __tablename__ = "rating_items"
+    __table_args__ = (
+        Index("ix_rating_items_queue", "round_id", "is_open", "shuffle"),
+        CheckConstraint("taken >= 0", name="taken"),
+    )
+
+    response_id: int = Field(foreign_key="responses.id", primary_key=True, ondelete="CASCADE")
+    round_id: int = Field(foreign_key="rating_rounds.id", ondelete="CASCADE")
+    # A hash of (round seed, reply): the round's shared random order.
+    shuffle: int = Field(sa_type=BigInteger)
+    taken: int = 0
+    ratings: int = 0
+    is_open: bool = True
+
+
+class RaterState(SQLModel, table=True):
+    """One rater's place in a round: where their walk of the queue has got to, and counts."""
+
+    __tablename__ = "rating_rater_states"
+
+    round_id: int = Field(foreign_key="rating_rounds.id", primary_key=True, ondelete="CASCADE")
+    rater_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    # Position in the rater's cycle (0 = their seeded starting point); before it, nothing is
+    # eligible for them except items that reopened later (found by a fallback scan).
+    cursor: int = Field(default=0, sa_type=BigInteger)
+    done: int = 0
+    skipped: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    last_rated_at: datetime | None = None
 
 
 class Adjudication(SQLModel, table=True):

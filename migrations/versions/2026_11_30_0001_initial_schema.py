@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:28:05.566186
+Create Date: 2026-11-30 01:36:08.554513
 """
 
 from collections.abc import Sequence
@@ -183,6 +183,9 @@ def upgrade() -> None:
         sa.Column("show_reference", sa.Boolean(), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("is_open", sa.Boolean(), nullable=False),
+        sa.Column("item_count", sa.Integer(), nullable=False),
+        sa.Column("rating_count", sa.Integer(), nullable=False),
+        sa.Column("synced_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.CheckConstraint("raters_per_reply >= 1", name=op.f("ck_rating_rounds_raters_per_reply")),
@@ -229,6 +232,29 @@ def upgrade() -> None:
             "ix_questions_set_hash", ["question_set_id", "norm_hash"], unique=False
         )
 
+    op.create_table(
+        "rating_rater_states",
+        sa.Column("round_id", sa.Integer(), nullable=False),
+        sa.Column("rater_id", sa.Integer(), nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.Column("done", sa.Integer(), nullable=False),
+        sa.Column("skipped", sa.Integer(), nullable=False),
+        sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("last_rated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["rater_id"],
+            ["users.id"],
+            name=op.f("fk_rating_rater_states_rater_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["round_id"],
+            ["rating_rounds.id"],
+            name=op.f("fk_rating_rater_states_round_id_rating_rounds"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("round_id", "rater_id", name=op.f("pk_rating_rater_states")),
+    )
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -572,6 +598,34 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "rating_items",
+        sa.Column("response_id", sa.Integer(), nullable=False),
+        sa.Column("round_id", sa.Integer(), nullable=False),
+        sa.Column("shuffle", sa.BigInteger(), nullable=False),
+        sa.Column("taken", sa.Integer(), nullable=False),
+        sa.Column("ratings", sa.Integer(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        sa.CheckConstraint("taken >= 0", name=op.f("ck_rating_items_taken")),
+        sa.ForeignKeyConstraint(
+            ["response_id"],
+            ["responses.id"],
+            name=op.f("fk_rating_items_response_id_responses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["round_id"],
+            ["rating_rounds.id"],
+            name=op.f("fk_rating_items_round_id_rating_rounds"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("response_id", name=op.f("pk_rating_items")),
+    )
+    with op.batch_alter_table("rating_items", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_rating_items_queue", ["round_id", "is_open", "shuffle"], unique=False
+        )
+
+    op.create_table(
         "rating_leases",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("response_id", sa.Integer(), nullable=False),
@@ -605,6 +659,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_rating_leases_rater_id"), ["rater_id"], unique=False)
         batch_op.create_index(
             "ix_rating_leases_response_expires", ["response_id", "expires_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_rating_leases_round_expiry", ["round_id", "skipped", "expires_at"], unique=False
         )
 
     op.create_table(
@@ -645,6 +702,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ratings", schema=None) as batch_op:
         batch_op.create_index("ix_ratings_rater_created", ["rater_id", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_ratings_round_response", ["round_id", "response_id"], unique=False
+        )
 
     op.create_table(
         "rating_revisions",
@@ -682,14 +742,20 @@ def downgrade() -> None:
 
     op.drop_table("rating_revisions")
     with op.batch_alter_table("ratings", schema=None) as batch_op:
+        batch_op.drop_index("ix_ratings_round_response")
         batch_op.drop_index("ix_ratings_rater_created")
 
     op.drop_table("ratings")
     with op.batch_alter_table("rating_leases", schema=None) as batch_op:
+        batch_op.drop_index("ix_rating_leases_round_expiry")
         batch_op.drop_index("ix_rating_leases_response_expires")
         batch_op.drop_index(batch_op.f("ix_rating_leases_rater_id"))
 
     op.drop_table("rating_leases")
+    with op.batch_alter_table("rating_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_rating_items_queue")
+
+    op.drop_table("rating_items")
     op.drop_table("judge_labels")
     op.drop_table("adjudications")
     with op.batch_alter_table("responses", schema=None) as batch_op:
@@ -716,6 +782,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_question_set_id"))
 
     op.drop_table("runs")
+    op.drop_table("rating_rater_states")
     with op.batch_alter_table("questions", schema=None) as batch_op:
         batch_op.drop_index("ix_questions_set_hash")
 
