@@ -1,0 +1,14 @@
+"""Exceptions a task handler raises to tell the worker what to do with its job."""
+
+
+class RetryLater(Exception):
+    """Try the job again later: after ``delay_s`` seconds when given (e.g. a provider's
+    Retry-After), else after an exponential backoff with jitter. Counts as an attempt."""
+
+    def __init__(self, message: str = "retry later", delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class PermanentFailure(Exception):
+    """Fail the job now, without retrying (bad input, a refused request)."""

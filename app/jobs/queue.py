@@ -1,0 +1,358 @@
+"""The job table as a queue: enqueue, claim, finish, retry, recover. Generic: tasks by name.
+
+Callers enqueue inside their own transaction (services flush; the job is visible to workers
+when the caller commits). Workers claim in one short write transaction (``FOR UPDATE SKIP
+LOCKED`` on Postgres, ``BEGIN IMMEDIATE`` on SQLite), run the handler outside it, and record
+the outcome in another; every outcome update is guarded by ``status = 'doing' AND worker_id``
+so a job recovered by another worker is never finished twice.
+"""
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlmodel import Session
+
+from app.models import Job, JobStatus, utcnow
+
+JOBS = Job.__table__  # type: ignore[attr-defined]
+TODO, DOING = JobStatus.todo.value, JobStatus.doing.value
+SUCCEEDED, FAILED, CANCELLED = (
+    JobStatus.succeeded.value,
+    JobStatus.failed.value,
+    JobStatus.cancelled.value,
+)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    task: str
+    args: dict[str, Any]
+    attempts: int  # including this one
+    max_attempts: int
+    concurrency_key: str
+
+
+def enqueue(
+    session: Session,
+    task: str,
+    args: dict[str, Any],
+    *,
+    queue: str = "default",
+    concurrency_key: str = "",
+    lock_key: str | None = None,
+    group_key: str = "",
+    max_attempts: int = 6,
+    run_at: datetime | None = None,
+) -> Job:
+    """Add a job; it is sent when the caller commits. A second job with the same ``lock_key``
+    violates a unique constraint (the same work is never queued twice)."""
+    job = Job(
+        queue=queue,
+        task=task,
+        args=args,
+        concurrency_key=concurrency_key,
+        lock_key=lock_key,
+        group_key=group_key,
+        max_attempts=max_attempts,
+        scheduled_at=run_at or utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def enqueue_many(session: Session, jobs: Sequence[dict[str, Any]]) -> int:
+    """Bulk enqueue: each item holds ``task`` and ``args`` and optionally the keyword
+    arguments of :func:`enqueue`. One multi-row insert; no Job objects are built."""
+    if not jobs:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "queue": j.get("queue", "default"),
+            "task": j["task"],
+            "args": j["args"],
+            "status": TODO,
+            "concurrency_key": j.get("concurrency_key", ""),
+            "lock_key": j.get("lock_key"),
+            "group_key": j.get("group_key", ""),
+            "attempts": 0,
+            "max_attempts": j.get("max_attempts", 6),
+            "scheduled_at": j.get("run_at") or now,
+            "worker_id": "",
+            "last_error": "",
+            "created_at": now,
+        }
+        for j in jobs
+    ]
+    session.execute(insert(JOBS), rows)
+    return len(rows)
+
+
+def _set_status(session: Session, group_key: str, from_status: Iterable[str], **values: Any) -> int:
+    result = session.execute(
+        update(JOBS)
+        .where(JOBS.c.group_key == group_key, JOBS.c.status.in_(list(from_status)))
+        .values(**values)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_group(session: Session, group_key: str) -> int:
+    """Cancel the group's unfinished jobs (a running one finishes, but is not recorded)."""
+    return _set_status(
+        session, group_key, (TODO, DOING), status=CANCELLED, finished_at=utcnow(), worker_id=""
+    )
+
+
+def retry_failed(session: Session, group_key: str) -> int:
+    """Send the group's failed jobs back to the queue with a fresh attempt budget."""
+    return _set_status(
+        session,
+        group_key,
+        (FAILED,),
+        status=TODO,
+        attempts=0,
+        scheduled_at=utcnow(),
+        finished_at=None,
+        worker_id="",
+    )
+
+
+def resume_group(session: Session, group_key: str) -> int:
+    """Send the group's cancelled jobs back to the queue."""
+    return _set_status(
+        session,
+        group_key,
+        (CANCELLED,),
+        status=TODO,
+        attempts=0,
+        scheduled_at=utcnow(),
+        finished_at=None,
+        worker_id="",
+    )
+
+
+def group_counts(session: Session, group_key: str) -> dict[str, int]:
+    rows = session.execute(
+        select(JOBS.c.status, func.count())
+        .where(JOBS.c.group_key == group_key)
+        .group_by(JOBS.c.status)
+    ).all()
+    return {status: int(n) for status, n in rows}
+
+
+def group_errors(session: Session, group_key: str, limit: int = 50) -> list[tuple[int, str]]:
+    """(job id, last error) of the group's jobs that have an error, newest first."""
+    rows = session.execute(
+        select(JOBS.c.id, JOBS.c.last_error)
+        .where(JOBS.c.group_key == group_key, JOBS.c.last_error != "")
+        .order_by(JOBS.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [(int(i), str(e)) for i, e in rows]
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+
+def _write_conn(engine: Engine) -> Connection:
+    conn = engine.connect()
+    if conn.dialect.name == "sqlite":
+        conn.execution_options(sqlite_immediate=True)
+    return conn
+
+
+def claim(
+    engine: Engine,
+    *,
+    queue: str,
+    worker_id: str,
+    limit: int,
+    exclude_keys: Sequence[str] = (),
+) -> list[ClaimedJob]:
+    """Take up to ``limit`` due jobs of ``queue`` for ``worker_id``, oldest first, skipping
+    jobs whose concurrency key is in ``exclude_keys`` (keys this worker has saturated)."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    with _write_conn(engine) as conn, conn.begin():
+        due = (
+            select(JOBS.c.id)
+            .where(JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now)
+            .order_by(JOBS.c.scheduled_at, JOBS.c.id)
+            .limit(limit)
+        )
+        if exclude_keys:
+            due = due.where(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        rows = conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=DOING,
+                worker_id=worker_id,
+                heartbeat_at=now,
+                started_at=now,
+                attempts=JOBS.c.attempts + 1,
+            )
+            .returning(
+                JOBS.c.id,
+                JOBS.c.task,
+                JOBS.c.args,
+                JOBS.c.attempts,
+                JOBS.c.max_attempts,
+                JOBS.c.concurrency_key,
+            )
+        ).all()
+    jobs = [ClaimedJob(*row) for row in rows]
+    jobs.sort(key=lambda j: j.id)
+    return jobs
+
+
+def _owned(job_id: int, worker_id: str) -> Any:
+    return (JOBS.c.id == job_id) & (JOBS.c.worker_id == worker_id) & (JOBS.c.status == DOING)
+
+
+def mark_succeeded(
+    session: Session | Connection,
+    job_id: int,
+    worker_id: str,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Finish a job inside the caller's transaction; False if the worker no longer owns it."""
+    res = session.execute(
+        update(JOBS)
+        .where(_owned(job_id, worker_id))
+        .values(status=SUCCEEDED, result=result, finished_at=utcnow(), last_error="")
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def complete(
+    engine: Engine, job_id: int, worker_id: str, result: dict[str, Any] | None = None
+) -> bool:
+    with _write_conn(engine) as conn, conn.begin():
+        return mark_succeeded(conn, job_id, worker_id, result)
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
+    return rng.uniform(0.0, min(cap_s, base_s * (2 ** max(0, attempt - 1))))
+
+
+def reschedule(
+    session: Session | Connection, job_id: int, worker_id: str, error: str, delay_s: float
+) -> bool:
+    res = session.execute(
+        update(JOBS)
+        .where(_owned(job_id, worker_id))
+        .values(
+            status=TODO,
+            worker_id="",
+            scheduled_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
+            last_error=error[:MAX_ERROR_CHARS],
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_failed(session: Session | Connection, job_id: int, worker_id: str, error: str) -> bool:
+    res = session.execute(
+        update(JOBS)
+        .where(_owned(job_id, worker_id))
+        .values(status=FAILED, finished_at=utcnow(), last_error=error[:MAX_ERROR_CHARS])
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def release(engine: Engine, job_ids: Sequence[int], worker_id: str, *, started: bool) -> int:
+    """Give jobs back to the queue at shutdown. Jobs never started do not lose an attempt."""
+    if not job_ids:
+        return 0
+    values: dict[str, Any] = {"status": TODO, "worker_id": "", "scheduled_at": utcnow()}
+    if not started:
+        values["attempts"] = JOBS.c.attempts - 1
+    with _write_conn(engine) as conn, conn.begin():
+        res = conn.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.id.in_(list(job_ids)),
+                JOBS.c.worker_id == worker_id,
+                JOBS.c.status == DOING,
+            )
+            .values(**values)
+        )
+        return int(res.rowcount)
+
+
+def heartbeat(engine: Engine, worker_id: str, job_ids: Sequence[int] | None = None) -> int:
+    """Refresh the heartbeat of this worker's running jobs (or only ``job_ids``)."""
+    with _write_conn(engine) as conn, conn.begin():
+        stmt = update(JOBS).where(JOBS.c.worker_id == worker_id, JOBS.c.status == DOING)
+        if job_ids is not None:
+            stmt = stmt.where(JOBS.c.id.in_(list(job_ids)))
+        res = conn.execute(stmt.values(heartbeat_at=utcnow()))
+        return int(res.rowcount)
+
+
+@dataclass(frozen=True)
+class StaleJob:
+    id: int
+    task: str
+    args: dict[str, Any]
+    attempts: int
+    failed: bool  # out of attempts: failed rather than requeued
+
+
+def stale_jobs(session: Session, stale_after_s: float) -> list[StaleJob]:
+    """Return jobs of workers that stopped heart-beating to the queue (their attempt counts);
+    jobs out of attempts fail. Runs in the caller's write transaction, so a failure hook can
+    record the failure with it."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    query = (
+        select(
+            JOBS.c.id,
+            JOBS.c.task,
+            JOBS.c.args,
+            JOBS.c.attempts,
+            JOBS.c.max_attempts,
+            JOBS.c.worker_id,
+        )
+        .where(JOBS.c.status == DOING, JOBS.c.heartbeat_at < cutoff)
+        .limit(500)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found: list[StaleJob] = []
+    for job_id, task, args, attempts, max_attempts, worker in session.execute(query).all():
+        error = f"worker {worker} stopped heart-beating (attempt {attempts})"
+        failed = attempts >= max_attempts
+        values: dict[str, Any] = {"worker_id": "", "last_error": error}
+        if failed:
+            values.update(status=FAILED, finished_at=utcnow())
+        else:
+            values.update(status=TODO, scheduled_at=utcnow())
+        session.execute(
+            update(JOBS).where(JOBS.c.id == job_id, JOBS.c.status == DOING).values(**values)
+        )
+        found.append(StaleJob(job_id, task, args, attempts, failed))
+    return found
+
+
+def has_work(engine: Engine, queue: str) -> bool:
+    """True while the queue holds jobs to do or being done (by any worker)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(JOBS.c.id)
+            .where(JOBS.c.queue == queue, JOBS.c.status.in_([TODO, DOING]))
+            .limit(1)
+        ).first()
+    return row is not None

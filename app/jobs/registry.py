@@ -1,0 +1,112 @@
+"""Task names to handlers. The queue knows tasks by name only; domains register theirs in
+``app/<domain>/tasks.py`` with ``@task("domain.name")``, and the worker imports those modules."""
+
+import pkgutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+import app
+
+JobArgs = dict[str, Any]
+
+
+@dataclass
+class JobContext:
+    """What a handler knows about the job it runs.
+
+    Handlers open their own ``session_scope()`` / ``write_transaction()``. To store their
+    result and finish the job in one transaction, they call ``finish_in(session)`` inside it.
+    """
+
+    job_id: int
+    task: str
+    attempt: int  # 1 for the first try
+    max_attempts: int
+    worker_id: str
+    beat: Callable[[], None] = field(default=lambda: None, repr=False)
+    finished: bool = False
+    result: dict[str, Any] | None = None
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+    def heartbeat(self) -> None:
+        """Tell the queue this job is alive (the worker also beats for all its jobs)."""
+        self.beat()
+
+    def finish_in(self, session: Any, result: dict[str, Any] | None = None) -> bool:
+        """Mark the job succeeded inside the caller's transaction. False if this worker no
+        longer owns the job (it was recovered by another worker or cancelled)."""
+        from app.jobs import queue
+
+        ok = queue.mark_succeeded(session, self.job_id, self.worker_id, result)
+        self.finished = True
+        self.result = result
+        return ok
+
+
+Handler = Callable[[JobContext, JobArgs], Awaitable[dict[str, Any] | None]]
+# Called when a job fails for good, inside the transaction that marks it failed:
+# (session, args, error, attempts).
+FailureHook = Callable[[Any, JobArgs, str, int], None]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    handler: Handler
+    # Concurrent jobs per concurrency key inside one worker (e.g. a model's max_concurrency).
+    limit: Callable[[JobArgs], int] | None = None
+    # Whole-handler timeout in seconds (a number, or computed from the job's args).
+    timeout_s: Callable[[JobArgs], float] | None = None
+    on_failure: FailureHook | None = None
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def task(
+    name: str,
+    *,
+    limit: Callable[[JobArgs], int] | None = None,
+    timeout_s: float | Callable[[JobArgs], float] | None = None,
+    on_failure: FailureHook | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` under ``name``: ``async def handler(ctx, args) -> dict | None``."""
+
+    def decorator(handler: Handler) -> Handler:
+        timeout = timeout_s
+        if isinstance(timeout, int | float):
+            fixed = float(timeout)
+            timeout = lambda _args: fixed  # noqa: E731
+        _TASKS[name] = TaskSpec(
+            name=name, handler=handler, limit=limit, timeout_s=timeout, on_failure=on_failure
+        )
+        return handler
+
+    return decorator
+
+
+def get(name: str) -> TaskSpec | None:
+    return _TASKS.get(name)
+
+
+def names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def discover() -> list[str]:
+    """Import every ``app.<package>.tasks`` module that exists; return the task names."""
+    for info in pkgutil.iter_modules(app.__path__):
+        if not info.ispkg:
+            continue
+        module = f"app.{info.name}.tasks"
+        try:
+            import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return names()
