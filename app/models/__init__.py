@@ -35,6 +35,7 @@ from app.models.response import Response
 from app.models.run import Run, RunArm
 from app.models.sdi import SdiDataset, SdiExample
 from app.models.template import VariantTemplate
+from app.models.training import TrainingRun, TrainingStatus
 from app.models.user import User
 
 __all__ = [
@@ -69,6 +70,8 @@ __all__ = [
     "SdiExample",
     "SdiMode",
     "Stance",
+    "TrainingRun",
+    "TrainingStatus",
     "User",
     "VariantKind",
     "VariantTemplate",

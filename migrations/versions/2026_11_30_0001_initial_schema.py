@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:36:08.554513
+Create Date: 2026-11-30 01:38:25.185586
 """
 
 from collections.abc import Sequence
@@ -484,6 +484,70 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "model_config_id", name="uq_run_arms_run_model"),
     )
     op.create_table(
+        "training_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=True),
+        sa.Column("base_model", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("total_steps", sa.Integer(), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("train_loss", sa.Float(), nullable=True),
+        sa.Column("val_loss", sa.Float(), nullable=True),
+        sa.Column("tokens_per_s", sa.Float(), nullable=True),
+        sa.Column("examples_per_s", sa.Float(), nullable=True),
+        sa.Column("eta_s", sa.Float(), nullable=True),
+        sa.Column("n_train", sa.Integer(), nullable=False),
+        sa.Column("n_val", sa.Integer(), nullable=False),
+        sa.Column("loss_history", sa.JSON(), nullable=False),
+        sa.Column("output_dir", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("adapter_path", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("merged_path", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("merged_format", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("model_config_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("finished_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+            name=op.f("ck_training_runs_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_training_runs_created_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"],
+            ["sdi_datasets.id"],
+            name=op.f("fk_training_runs_dataset_id_sdi_datasets"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name=op.f("fk_training_runs_job_id_jobs"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_config_id"],
+            ["model_configs.id"],
+            name=op.f("fk_training_runs_model_config_id_model_configs"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_training_runs")),
+    )
+    with op.batch_alter_table("training_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_training_runs_dataset_id"), ["dataset_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_training_runs_status"), ["status"], unique=False)
+
+    op.create_table(
         "responses",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
@@ -764,6 +828,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_responses_arm_id"))
 
     op.drop_table("responses")
+    with op.batch_alter_table("training_runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_training_runs_status"))
+        batch_op.drop_index(batch_op.f("ix_training_runs_dataset_id"))
+
+    op.drop_table("training_runs")
     op.drop_table("run_arms")
     with op.batch_alter_table("sdi_examples", schema=None) as batch_op:
         batch_op.drop_index("ix_sdi_examples_dataset_split")
