@@ -33,7 +33,7 @@ from app.models.rating import (
 )
 from app.models.response import Response
 from app.models.run import Run, RunArm
-from app.models.sdi import SdiDataset, SdiExample
+from app.models.sdi import SdiDataset, SdiExample, SdiFineTune
 from app.models.template import VariantTemplate
 from app.models.training import TrainingRun, TrainingStatus
 from app.models.user import User
@@ -68,6 +68,7 @@ __all__ = [
     "RunStatus",
     "SdiDataset",
     "SdiExample",
+    "SdiFineTune",
     "SdiMode",
     "Stance",
     "TrainingRun",

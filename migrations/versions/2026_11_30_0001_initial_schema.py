@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:38:25.185586
+Create Date: 2026-11-30 01:38:31.166322
 """
 
 from collections.abc import Sequence
@@ -484,6 +484,66 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "model_config_id", name="uq_run_arms_run_model"),
     )
     op.create_table(
+        "sdi_fine_tunes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=False),
+        sa.Column("base_model_config_id", sa.Integer(), nullable=False),
+        sa.Column("base_model", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("epochs", sa.Integer(), nullable=True),
+        sa.Column("suffix", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("seed", sa.Integer(), nullable=True),
+        sa.Column("result_name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
+        sa.Column("training_file_id", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column(
+            "validation_file_id", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False
+        ),
+        sa.Column("provider_job_id", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column(
+            "fine_tuned_model_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False
+        ),
+        sa.Column("trained_tokens", sa.Integer(), nullable=True),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("result_model_config_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["base_model_config_id"],
+            ["model_configs.id"],
+            name=op.f("fk_sdi_fine_tunes_base_model_config_id_model_configs"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_sdi_fine_tunes_created_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"],
+            ["sdi_datasets.id"],
+            name=op.f("fk_sdi_fine_tunes_dataset_id_sdi_datasets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["result_model_config_id"],
+            ["model_configs.id"],
+            name=op.f("fk_sdi_fine_tunes_result_model_config_id_model_configs"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sdi_fine_tunes")),
+    )
+    with op.batch_alter_table("sdi_fine_tunes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_sdi_fine_tunes_dataset_id"), ["dataset_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_sdi_fine_tunes_provider_job_id"), ["provider_job_id"], unique=False
+        )
+
+    op.create_table(
         "training_runs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
@@ -833,6 +893,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_training_runs_dataset_id"))
 
     op.drop_table("training_runs")
+    with op.batch_alter_table("sdi_fine_tunes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sdi_fine_tunes_provider_job_id"))
+        batch_op.drop_index(batch_op.f("ix_sdi_fine_tunes_dataset_id"))
+
+    op.drop_table("sdi_fine_tunes")
     op.drop_table("run_arms")
     with op.batch_alter_table("sdi_examples", schema=None) as batch_op:
         batch_op.drop_index("ix_sdi_examples_dataset_split")
