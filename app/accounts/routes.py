@@ -1,13 +1,24 @@
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlmodel import Session
 
 from app.accounts import service
-from app.accounts.deps import SESSION_COOKIE, OptionalUser, session_token, sign_token
+from app.accounts.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    OptionalUser,
+    session_token,
+    sign_token,
+)
+from app.accounts.schemas import UserCreate
+from app.accounts.security import MIN_PASSWORD_LENGTH
 from app.config import get_settings
 from app.db import SessionDep
+from app.models import Role, User
 from app.web import redirect, render
 
 router = APIRouter(tags=["accounts"])
@@ -22,10 +33,14 @@ def _safe_next(next_url: str) -> str:
 
 
 @router.get("/login")
-def login_form(request: Request, user: OptionalUser, next: str = "/") -> Response:
+def login_form(request: Request, user: OptionalUser, next: str = "/", email: str = "") -> Response:
     if user is not None:
         return redirect(request, _safe_next(next))
-    return render(request, "accounts/login.html", {"next": _safe_next(next), "error": ""})
+    return render(
+        request,
+        "accounts/login.html",
+        {"next": _safe_next(next), "error": "", "email": email[:254]},
+    )
 
 
 @router.post("/login")
@@ -83,3 +98,180 @@ def logout(request: Request, session: SessionDep) -> Response:
     response = redirect(request, "/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# --- user administration (admins) -----------------------------------------------------------
+
+
+def _users_page(
+    request: Request,
+    session: Session,
+    *,
+    error: str = "",
+    invite_link: str = "",
+    invited: str = "",
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "accounts/users.html",
+        {
+            "users": service.list_users(session),
+            "roles": list(Role),
+            "error": error,
+            "invite_link": invite_link,
+            "invited": invited,
+            "invite_hours": service.INVITE_HOURS,
+            "min_password": MIN_PASSWORD_LENGTH,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/users")
+def users(request: Request, user: AdminUser, session: SessionDep) -> Response:
+    return _users_page(request, session)
+
+
+@router.post("/users")
+def user_create(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    email: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=256)],
+    role: Annotated[str, Form()] = Role.rater.value,
+    display_name: Annotated[str, Form(max_length=120)] = "",
+) -> Response:
+    try:
+        data = UserCreate(email=email, password=password, role=role, display_name=display_name)  # type: ignore[arg-type]
+        service.create_user(session, data)
+    except (ValidationError, service.AccountError) as exc:
+        session.rollback()
+        message = _validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
+        return _users_page(request, session, error=message, status_code=422)
+    return redirect(request, "/users")
+
+
+@router.post("/users/invite")
+def user_invite(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    email: Annotated[str, Form(max_length=254)],
+    role: Annotated[str, Form()] = Role.rater.value,
+    display_name: Annotated[str, Form(max_length=120)] = "",
+) -> Response:
+    if "@" not in email or role not in {r.value for r in Role}:
+        return _users_page(request, session, error="Give an email and a role.", status_code=422)
+    try:
+        invitee, token = service.create_invite(
+            session, email, role=Role(role), display_name=display_name, created_by=user.id
+        )
+    except service.AccountError as exc:
+        session.rollback()
+        return _users_page(request, session, error=str(exc), status_code=422)
+    link = str(request.base_url).rstrip("/") + f"/invite/{token}"
+    # Shown once: only the token's hash is stored.
+    return _users_page(request, session, invite_link=link, invited=invitee.email)
+
+
+def _user_or_404(session: Session, user_id: int) -> User:
+    target = session.get(User, user_id)
+    if target is None:
+        raise HTTPException(404, "No such user.")
+    return target
+
+
+@router.post("/users/{user_id}/deactivate")
+def user_deactivate(
+    user_id: int, request: Request, user: AdminUser, session: SessionDep
+) -> Response:
+    target = _user_or_404(session, user_id)
+    if target.id == user.id:
+        return _users_page(
+            request, session, error="You cannot deactivate yourself.", status_code=422
+        )
+    service.set_active(session, target, False)
+    return redirect(request, "/users")
+
+
+@router.post("/users/{user_id}/reactivate")
+def user_reactivate(
+    user_id: int, request: Request, user: AdminUser, session: SessionDep
+) -> Response:
+    service.set_active(session, _user_or_404(session, user_id), True)
+    return redirect(request, "/users")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+# --- accepting an invite (public: the token is the credential) ------------------------------
+
+
+@router.get("/invite/{token}")
+def invite_form(token: str, request: Request, session: SessionDep) -> Response:
+    invite = service.valid_invite(session, token)
+    if invite is None:
+        return render(
+            request,
+            "accounts/invite.html",
+            {"invalid": True, "token": "", "error": "", "email": ""},
+            status_code=410,
+        )
+    invitee = session.get(User, invite.user_id)
+    return render(
+        request,
+        "accounts/invite.html",
+        {
+            "invalid": False,
+            "token": token,
+            "error": "",
+            "email": invitee.email if invitee else "",
+            "min_password": MIN_PASSWORD_LENGTH,
+        },
+    )
+
+
+@router.post("/invite/{token}")
+def invite_accept(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    password: Annotated[str, Form(max_length=256)],
+    password2: Annotated[str, Form(max_length=256)],
+) -> Response:
+    if password != password2:
+        invite = service.valid_invite(session, token)
+        return render(
+            request,
+            "accounts/invite.html",
+            {
+                "invalid": invite is None,
+                "token": token,
+                "error": "The two passwords differ.",
+                "email": "",
+                "min_password": MIN_PASSWORD_LENGTH,
+            },
+            status_code=422,
+        )
+    try:
+        invitee = service.accept_invite(session, token, password)
+    except service.AccountError as exc:
+        session.rollback()
+        invalid = service.valid_invite(session, token) is None
+        return render(
+            request,
+            "accounts/invite.html",
+            {
+                "invalid": invalid,
+                "token": token,
+                "error": str(exc),
+                "email": "",
+                "min_password": MIN_PASSWORD_LENGTH,
+            },
+            status_code=410 if invalid else 422,
+        )
+    return redirect(request, f"/login?next=/rate&email={quote(invitee.email)}")

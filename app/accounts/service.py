@@ -2,18 +2,19 @@
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from app.accounts.schemas import UserCreate
 from app.accounts.security import (
     DUMMY_HASH,
+    MIN_PASSWORD_LENGTH,
     hash_password,
     hash_token,
     new_token,
     verify_password,
 )
-from app.models import AuthSession, LoginAttempt, Role, User, utcnow
+from app.models import AuthSession, Invite, LoginAttempt, Role, User, utcnow
 
 THROTTLE_WINDOW = timedelta(minutes=15)
 
@@ -118,3 +119,82 @@ def end_all_sessions(session: Session, user_id: int) -> None:
 
 def is_admin(user: User | None) -> bool:
     return user is not None and user.role == Role.admin.value
+
+
+# --- user administration --------------------------------------------------------------------
+
+INVITE_HOURS = 72
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.role), col(User.email))).all())
+
+
+def set_active(session: Session, user: User, active: bool) -> User:
+    """Deactivating a user also ends every session they have."""
+    user.is_active = active
+    session.add(user)
+    if not active and user.id is not None:
+        end_all_sessions(session, user.id)
+    session.flush()
+    return user
+
+
+def create_invite(
+    session: Session,
+    email: str,
+    *,
+    role: Role = Role.rater,
+    display_name: str = "",
+    created_by: int | None = None,
+    hours: int = INVITE_HOURS,
+) -> tuple[User, str]:
+    """A user without a password and a one-time link token (returned raw, stored hashed)."""
+    email = normalise_email(email)
+    user = get_user_by_email(session, email)
+    if user is not None and user.password_hash:
+        raise AccountError(f"{email} already has an account with a password.")
+    if user is None:
+        user = User(email=email, display_name=display_name or email.split("@")[0], role=role.value)
+        session.add(user)
+        session.flush()
+    assert user.id is not None
+    token = new_token()
+    session.add(
+        Invite(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            created_by=created_by,
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    )
+    session.flush()
+    return user, token
+
+
+def valid_invite(session: Session, token: str) -> Invite | None:
+    """The invite for this token if it is unused and not expired."""
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    if invite is None or invite.used_at is not None or invite.expires_at <= utcnow():
+        return None
+    return invite
+
+
+def accept_invite(session: Session, token: str, password: str) -> User:
+    invite = valid_invite(session, token)
+    if invite is None:
+        raise AccountError("This invite link is not valid: it was used already or has expired.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    # Conditional update: two clicks on the same link cannot both use it.
+    used = session.execute(
+        update(Invite)
+        .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
+        .values(used_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if not used:
+        raise AccountError("This invite link was used already.")
+    user = session.get(User, invite.user_id)
+    assert user is not None
+    set_password(session, user, password)
+    return user

@@ -1,12 +1,379 @@
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from typing import Annotated, Any
 
-from app.accounts.deps import CurrentUser
-from app.web import render
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from app.accounts.deps import AdminUser, CurrentUser
+from app.db import SessionDep
+from app.models import Label, RatingRound, User, Verdict
+from app.rating import queue, service
+from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
+from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
+from app.web import is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["rating"])
 
+LABEL_KEYS = [(Label.agree, "A"), (Label.correct, "C"), (Label.evasive, "E")]
+VERDICTS = [
+    (Verdict.true, "says true"),
+    (Verdict.false, "says false"),
+    (Verdict.none, "no verdict"),
+]
+
+
+def _uid(user: User) -> int:
+    assert user.id is not None
+    return user.id
+
+
+def _round_or_404(session: Session, round_id: int) -> RatingRound:
+    round_ = service.get_round(session, round_id)
+    if round_ is None:
+        raise HTTPException(404, "No such rating round.")
+    return round_
+
+
+def _rating_input(
+    label: str | None, helpfulness: str | None, verdict: str | None, note: str, flagged: str | None
+) -> RatingInput:
+    return RatingInput.model_validate(
+        {
+            "label": label,
+            "helpfulness": helpfulness,
+            "verdict": verdict or Verdict.none.value,
+            "note": note,
+            "flagged": bool(flagged),
+        }
+    )
+
+
+def _problem(exc: ValidationError) -> str:
+    fields = sorted({str(err["loc"][0]) for err in exc.errors() if err.get("loc")})
+    return "Please choose " + " and ".join(fields) + "." if fields else "Invalid rating."
+
+
+# --- the rater's page -----------------------------------------------------------------------
+
+
+def _item_context(
+    session: Session, user: User, *, message: str = "", error: str = ""
+) -> dict[str, Any]:
+    """Lease the rater's next reply (first open round with work) and build the page context."""
+    rater_id = _uid(user)
+    ctx: dict[str, Any] = {
+        "message": message,
+        "error": error,
+        "label_keys": LABEL_KEYS,
+        "verdicts": VERDICTS,
+        "view": None,
+        "round": None,
+        "start_round": None,
+    }
+    last_round = None
+    for round_ in service.rounds_for_rater(session):
+        if queue.get_state(session, round_, rater_id) is None:
+            ctx["start_round"] = round_
+            ctx["guidelines"] = render_markdown(round_.guidelines_md)
+            return ctx
+        queue.begin_write(session)
+        response_id = queue.next_for(session, round_, rater_id)
+        last_round = round_
+        if response_id is not None:
+            ctx["round"] = round_
+            ctx["view"] = service.reply_view(session, round_, response_id)
+            break
+    round_ = ctx["round"] or last_round
+    if round_ is not None:
+        ctx["round"] = round_
+        ctx["progress"] = service.rater_progress(session, round_, rater_id)
+        ctx["guidelines"] = render_markdown(round_.guidelines_md)
+    return ctx
+
+
+def _rate_response(request: Request, session: Session, user: User, **kw: str) -> Response:
+    """HTMX gets the next reply swapped in; a plain browser is sent back to /rate."""
+    if is_htmx(request):
+        return render_partial(request, "rating/_item.html", _item_context(session, user, **kw))
+    return redirect(request, "/rate")
+
 
 @router.get("/rate")
-def rate(request: Request, user: CurrentUser) -> Response:
-    return render(request, "error.html", {"title": "Rate", "message": "Nothing to rate yet."})
+def rate(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    return render(request, "rating/rate.html", _item_context(session, user))
+
+
+@router.post("/rate/{round_id}/start")
+def rate_start(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    round_ = _round_or_404(session, round_id)
+    queue.start(session, round_, _uid(user))
+    return _rate_response(request, session, user)
+
+
+@router.post("/rate/{round_id}/replies/{response_id}")
+def rate_submit(
+    round_id: int,
+    response_id: int,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    label: Annotated[str | None, Form()] = None,
+    helpfulness: Annotated[str | None, Form()] = None,
+    verdict: Annotated[str | None, Form()] = None,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    flagged: Annotated[str | None, Form()] = None,
+) -> Response:
+    round_ = _round_or_404(session, round_id)
+    try:
+        data = _rating_input(label, helpfulness, verdict, note, flagged)
+    except ValidationError as exc:
+        # The reply stays leased to this rater, so the page shows it again with the message.
+        ctx = _item_context(session, user, error=_problem(exc))
+        if is_htmx(request):
+            return render_partial(request, "rating/_item.html", ctx)
+        return render(request, "rating/rate.html", ctx, status_code=422)
+    queue.begin_write(session)
+    try:
+        queue.submit(session, round_, _uid(user), response_id, data)
+    except queue.RatingError as exc:
+        session.rollback()
+        return _rate_response(request, session, user, message=str(exc))
+    return _rate_response(request, session, user)
+
+
+@router.post("/rate/{round_id}/replies/{response_id}/skip")
+def rate_skip(
+    round_id: int, response_id: int, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    round_ = _round_or_404(session, round_id)
+    queue.begin_write(session)
+    try:
+        queue.skip(session, round_, _uid(user), response_id)
+    except queue.RatingError as exc:
+        session.rollback()
+        return _rate_response(request, session, user, message=str(exc))
+    return _rate_response(request, session, user)
+
+
+@router.post("/rate/{round_id}/undo")
+def rate_undo(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    round_ = _round_or_404(session, round_id)
+    queue.begin_write(session)
+    undone = queue.undo_last(session, round_, _uid(user))
+    message = "Your last rating was taken back." if undone else "Nothing to undo."
+    return _rate_response(request, session, user, message=message)
+
+
+@router.get("/rate/guidelines")
+def rate_guidelines(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    rounds = service.rounds_for_rater(session)
+    text = rounds[0].guidelines_md if rounds else DEFAULT_GUIDELINES
+    return render(request, "rating/guidelines.html", {"guidelines": render_markdown(text)})
+
+
+@router.get("/rate/mine")
+def my_ratings(request: Request, user: CurrentUser, session: SessionDep, page: int = 1) -> Response:
+    page = max(1, page)
+    ratings = service.my_ratings(session, _uid(user), limit=50, offset=(page - 1) * 50)
+    return render(request, "rating/mine.html", {"ratings": ratings, "page": page})
+
+
+def _own_or_404(session: Session, user: User, rating_id: int) -> Any:
+    rating = service.own_rating(session, _uid(user), rating_id)
+    if rating is None or rating.round_id is None:
+        raise HTTPException(404, "No such rating of yours.")
+    return rating, _round_or_404(session, rating.round_id)
+
+
+@router.get("/rate/mine/{rating_id}")
+def my_rating_edit(
+    rating_id: int, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    rating, round_ = _own_or_404(session, user, rating_id)
+    return render(
+        request,
+        "rating/edit.html",
+        {
+            "rating": rating,
+            "view": service.reply_view(session, round_, rating.response_id),
+            "history": service.revisions(session, rating.id),
+            "label_keys": LABEL_KEYS,
+            "verdicts": VERDICTS,
+            "error": "",
+        },
+    )
+
+
+@router.post("/rate/mine/{rating_id}")
+def my_rating_revise(
+    rating_id: int,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    label: Annotated[str | None, Form()] = None,
+    helpfulness: Annotated[str | None, Form()] = None,
+    verdict: Annotated[str | None, Form()] = None,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    flagged: Annotated[str | None, Form()] = None,
+) -> Response:
+    rating, _round = _own_or_404(session, user, rating_id)
+    try:
+        data = _rating_input(label, helpfulness, verdict, note, flagged)
+    except ValidationError as exc:
+        raise HTTPException(422, _problem(exc)) from exc
+    service.revise(session, rating, _uid(user), data)
+    return redirect(request, f"/rate/mine/{rating_id}")
+
+
+# --- admin: rounds, progress, adjudication --------------------------------------------------
+
+
+@router.get("/rating/rounds")
+def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
+    return render(
+        request,
+        "rating/rounds.html",
+        {
+            "rounds": service.list_rounds(session),
+            "runs": service.runs_without_round(session),
+            "default_guidelines": DEFAULT_GUIDELINES,
+            "error": "",
+        },
+    )
+
+
+@router.post("/rating/rounds")
+def round_create(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)],
+    run_ids: Annotated[list[int], Form()],
+    raters_per_reply: Annotated[int, Form()] = 2,
+    lease_minutes: Annotated[int, Form()] = 10,
+    seed: Annotated[int, Form()] = 0,
+    show_reference: Annotated[str | None, Form()] = None,
+    guidelines_md: Annotated[str, Form(max_length=50_000)] = "",
+) -> Response:
+    try:
+        data = RoundCreate(
+            name=name,
+            run_ids=run_ids,
+            raters_per_reply=raters_per_reply,
+            lease_minutes=lease_minutes,
+            seed=seed,
+            show_reference=bool(show_reference),
+            guidelines_md=guidelines_md.strip() or None,
+        )
+        round_ = service.open_round(session, **data.model_dump(), created_by=_uid(user))
+    except (ValidationError, service.RatingError) as exc:
+        session.rollback()
+        return render(
+            request,
+            "rating/rounds.html",
+            {
+                "rounds": service.list_rounds(session),
+                "runs": service.runs_without_round(session),
+                "default_guidelines": DEFAULT_GUIDELINES,
+                "error": str(exc),
+            },
+            status_code=422,
+        )
+    return redirect(request, f"/rating/rounds/{round_.id}")
+
+
+@router.get("/rating/rounds/{round_id}")
+def round_detail(round_id: int, request: Request, user: AdminUser, session: SessionDep) -> Response:
+    round_ = _round_or_404(session, round_id)
+    return render(
+        request,
+        "rating/round.html",
+        {
+            "round": round_,
+            "runs": service.run_progress(session, round_),
+            "raters": service.rater_rows(session, round_),
+            "guidelines": render_markdown(round_.guidelines_md),
+        },
+    )
+
+
+@router.post("/rating/rounds/{round_id}")
+def round_update(
+    round_id: int,
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    guidelines_md: Annotated[str | None, Form(max_length=50_000)] = None,
+    is_open: Annotated[str | None, Form()] = None,
+    show_reference: Annotated[str | None, Form()] = None,
+) -> Response:
+    round_ = _round_or_404(session, round_id)
+    service.update_round(
+        session,
+        round_,
+        guidelines_md=guidelines_md,
+        is_open=None if is_open is None else is_open == "1",
+        show_reference=None if show_reference is None else show_reference == "1",
+    )
+    return redirect(request, f"/rating/rounds/{round_id}")
+
+
+@router.post("/rating/rounds/{round_id}/sync")
+def round_sync(round_id: int, request: Request, user: AdminUser, session: SessionDep) -> Response:
+    round_ = _round_or_404(session, round_id)
+    queue.sync_round(session, round_)
+    return redirect(request, f"/rating/rounds/{round_id}")
+
+
+@router.get("/rating/rounds/{round_id}/adjudicate")
+def adjudication_page(
+    round_id: int, request: Request, user: AdminUser, session: SessionDep, page: int = 1
+) -> Response:
+    round_ = _round_or_404(session, round_id)
+    page = max(1, page)
+    items, total = service.disagreements(session, round_, limit=20, offset=(page - 1) * 20)
+    return render(
+        request,
+        "rating/adjudicate.html",
+        {
+            "round": round_,
+            "items": items,
+            "total": total,
+            "page": page,
+            "pages": (total + 19) // 20,
+            "label_keys": LABEL_KEYS,
+            "verdicts": VERDICTS,
+        },
+    )
+
+
+@router.post("/rating/rounds/{round_id}/adjudicate/{response_id}")
+def adjudicate(
+    round_id: int,
+    response_id: int,
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    label: Annotated[str, Form()],
+    helpfulness: Annotated[str, Form()] = "",
+    verdict: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+    page: Annotated[int, Form()] = 1,
+) -> Response:
+    _round_or_404(session, round_id)
+    try:
+        data = AdjudicationInput.model_validate(
+            {
+                "label": label,
+                "helpfulness": helpfulness or None,
+                "verdict": verdict or None,
+                "note": note,
+            }
+        )
+        service.adjudicate(session, response_id, _uid(user), data)
+    except ValidationError as exc:
+        raise HTTPException(422, _problem(exc)) from exc
+    except service.RatingError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return redirect(request, f"/rating/rounds/{round_id}/adjudicate?page={page}#r{response_id}")

@@ -1,0 +1,425 @@
+"""Rating rounds, what a rater sees, progress and adjudication. Services flush; callers commit.
+
+The queue itself (leases, submit, skip, undo) lives in app/rating/queue.py.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, distinct, func, or_
+from sqlmodel import Session, col, select
+
+from app.models import (
+    Adjudication,
+    PromptVariant,
+    Question,
+    RaterState,
+    Rating,
+    RatingItem,
+    RatingRevision,
+    RatingRound,
+    RatingRoundRun,
+    Response,
+    Run,
+    User,
+    utcnow,
+)
+from app.rating import queue
+from app.rating.guidelines import DEFAULT_GUIDELINES
+from app.rating.queue import RatingError
+from app.rating.schemas import AdjudicationInput, RatingInput
+
+__all__ = ["DEFAULT_GUIDELINES", "RatingError", "open_round"]
+
+
+def open_round(
+    session: Session,
+    *,
+    run_ids: list[int],
+    name: str,
+    raters_per_reply: int = 2,
+    lease_minutes: int = 10,
+    guidelines_md: str | None = None,
+    show_reference: bool = True,
+    seed: int = 0,
+    created_by: int | None = None,
+) -> RatingRound:
+    """Open rating on one or more runs (their done replies mixed in one blind queue)."""
+    run_ids = sorted(set(run_ids))
+    if not run_ids:
+        raise RatingError("Choose at least one run.")
+    if raters_per_reply < 1 or lease_minutes < 1:
+        raise RatingError("Raters per reply and lease minutes must be at least 1.")
+    found = session.exec(select(Run.id).where(col(Run.id).in_(run_ids))).all()
+    if len(found) != len(run_ids):
+        raise RatingError("Unknown run.")
+    taken = session.exec(
+        select(RatingRoundRun.run_id).where(col(RatingRoundRun.run_id).in_(run_ids))
+    ).all()
+    if taken:
+        raise RatingError(f"Run(s) {', '.join(map(str, taken))} are already in a rating round.")
+    round_ = RatingRound(
+        name=name.strip() or "Rating",
+        raters_per_reply=raters_per_reply,
+        lease_minutes=lease_minutes,
+        guidelines_md=DEFAULT_GUIDELINES if guidelines_md is None else guidelines_md,
+        show_reference=show_reference,
+        seed=seed,
+        created_by=created_by,
+    )
+    session.add(round_)
+    session.flush()
+    for run_id in run_ids:
+        session.add(RatingRoundRun(round_id=round_.id, run_id=run_id))
+    session.flush()
+    queue.sync_round(session, round_)
+    return round_
+
+
+def list_rounds(session: Session) -> list[RatingRound]:
+    return list(session.exec(select(RatingRound).order_by(col(RatingRound.id).desc())).all())
+
+
+def get_round(session: Session, round_id: int) -> RatingRound | None:
+    return session.get(RatingRound, round_id)
+
+
+def round_run_ids(session: Session, round_id: int) -> list[int]:
+    return list(
+        session.exec(select(RatingRoundRun.run_id).where(RatingRoundRun.round_id == round_id)).all()
+    )
+
+
+def runs_without_round(session: Session) -> list[tuple[Run, int]]:
+    """Runs that can be opened for rating, with their count of done replies."""
+    in_round = select(RatingRoundRun.run_id)
+    runs = session.exec(
+        select(Run).where(col(Run.id).not_in(in_round)).order_by(col(Run.id).desc())
+    ).all()
+    counts = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Response.run_id, func.count())
+            .where(Response.status == "done", col(Response.run_id).not_in(in_round))
+            .group_by(col(Response.run_id))
+        ).all()
+    )
+    return [(run, int(counts.get(run.id, 0))) for run in runs]
+
+
+def update_round(
+    session: Session,
+    round_: RatingRound,
+    *,
+    guidelines_md: str | None = None,
+    is_open: bool | None = None,
+    show_reference: bool | None = None,
+) -> RatingRound:
+    if guidelines_md is not None:
+        round_.guidelines_md = guidelines_md
+    if is_open is not None:
+        round_.is_open = is_open
+    if show_reference is not None:
+        round_.show_reference = show_reference
+    session.add(round_)
+    session.flush()
+    return round_
+
+
+def rounds_for_rater(session: Session) -> list[RatingRound]:
+    return list(
+        session.exec(
+            select(RatingRound)
+            .where(RatingRound.is_open == True)  # noqa: E712
+            .order_by(col(RatingRound.id))
+        ).all()
+    )
+
+
+# --- what the rater sees --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "assistant"
+    text: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    statement: str
+    truth: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    """A reply as the rater sees it: no model, arm, run, variant kind or others' labels."""
+
+    response_id: int
+    turns: list[Turn]
+    reply: str
+    verdict: str
+    reference: Reference | None
+
+
+def reply_view(session: Session, round_: RatingRound, response_id: int) -> ReplyView:
+    row = session.exec(
+        select(Response, PromptVariant, Question)
+        .join(PromptVariant, col(PromptVariant.id) == col(Response.prompt_variant_id))
+        .join(Question, col(Question.id) == col(PromptVariant.question_id))
+        .where(Response.id == response_id)
+    ).first()
+    if row is None:
+        raise RatingError("Unknown reply.")
+    response, variant, question = row
+    # Only the user's turns and the model's answers: a system prompt could reveal the arm.
+    turns = [
+        Turn(role=m["role"], text=str(m.get("content", "")))
+        for m in variant.messages
+        if m.get("role") in ("user", "assistant")
+    ]
+    if variant.followup:
+        if response.first_text:
+            turns.append(Turn(role="assistant", text=response.first_text))
+        turns.append(Turn(role="user", text=variant.followup))
+    reference = (
+        Reference(question.statement, question.truth, question.explanation)
+        if round_.show_reference
+        else None
+    )
+    return ReplyView(response_id, turns, response.text, response.verdict, reference)
+
+
+@dataclass(frozen=True)
+class RaterProgress:
+    done: int
+    remaining: int
+
+    @property
+    def total(self) -> int:
+        return self.done + self.remaining
+
+
+def rater_progress(session: Session, round_: RatingRound, rater_id: int) -> RaterProgress:
+    """Done by this rater, and an upper bound of what is left for them (O(1) counters)."""
+    state = session.exec(
+        select(RaterState)
+        .where(RaterState.round_id == round_.id, RaterState.rater_id == rater_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    session.refresh(round_)
+    done = state.done if state else 0
+    skipped = state.skipped if state else 0
+    open_slots = round_.item_count * round_.raters_per_reply - round_.rating_count
+    remaining = max(0, min(round_.item_count - done - skipped, open_slots))
+    return RaterProgress(done=done, remaining=remaining)
+
+
+# --- revising one's own ratings -------------------------------------------------------------
+
+
+def my_ratings(
+    session: Session, rater_id: int, *, limit: int = 50, offset: int = 0
+) -> list[Rating]:
+    return list(
+        session.exec(
+            select(Rating)
+            .where(Rating.rater_id == rater_id)
+            .order_by(col(Rating.created_at).desc(), col(Rating.id).desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    )
+
+
+def own_rating(session: Session, rater_id: int, rating_id: int) -> Rating | None:
+    rating = session.get(Rating, rating_id)
+    return rating if rating is not None and rating.rater_id == rater_id else None
+
+
+def revise(session: Session, rating: Rating, changed_by: int, data: RatingInput) -> Rating:
+    """Change a rating, keeping its previous values in rating_revisions."""
+    before = {
+        "label": rating.label,
+        "helpfulness": rating.helpfulness,
+        "verdict": rating.verdict,
+        "note": rating.note,
+        "flagged": rating.flagged,
+        "updated_at": rating.updated_at.isoformat(),
+    }
+    session.add(RatingRevision(rating_id=rating.id, changed_by=changed_by, before=before))
+    rating.label = data.label.value
+    rating.helpfulness = data.helpfulness
+    rating.verdict = data.verdict.value
+    rating.note = data.note.strip()
+    rating.flagged = data.flagged
+    rating.updated_at = utcnow()
+    session.add(rating)
+    session.flush()
+    return rating
+
+
+def revisions(session: Session, rating_id: int) -> list[RatingRevision]:
+    return list(
+        session.exec(
+            select(RatingRevision)
+            .where(RatingRevision.rating_id == rating_id)
+            .order_by(col(RatingRevision.changed_at), col(RatingRevision.id))
+        ).all()
+    )
+
+
+# --- admin views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    run_id: int
+    run_name: str
+    replies: int
+    ratings: int
+    complete: int
+    target: int
+
+
+@dataclass(frozen=True)
+class RaterRow:
+    rater_id: int
+    name: str
+    done: int
+    skipped: int
+    in_progress: int
+    last_hour: int
+    per_hour: float
+
+
+def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
+    k = round_.raters_per_reply
+    rows = session.execute(
+        select(
+            Run.id,
+            Run.name,
+            func.count(col(RatingItem.response_id)),
+            func.coalesce(func.sum(RatingItem.ratings), 0),
+            func.coalesce(func.sum(case((col(RatingItem.ratings) >= k, 1), else_=0)), 0),
+        )
+        .join(RatingRoundRun, col(RatingRoundRun.run_id) == col(Run.id))
+        .outerjoin(Response, col(Response.run_id) == col(Run.id))
+        .outerjoin(RatingItem, col(RatingItem.response_id) == col(Response.id))
+        .where(RatingRoundRun.round_id == round_.id)
+        .group_by(col(Run.id), col(Run.name))
+        .order_by(col(Run.id))
+    ).all()
+    return [
+        RunProgress(int(i), str(n), int(c), int(r), int(done), int(c) * k)
+        for i, n, c, r, done in rows
+    ]
+
+
+def rater_rows(session: Session, round_: RatingRound) -> list[RaterRow]:
+    now = utcnow()
+    leases = queue.open_leases(session, round_, now)
+    states = session.exec(
+        select(RaterState, User)
+        .join(User, col(User.id) == col(RaterState.rater_id))
+        .where(RaterState.round_id == round_.id)
+        .order_by(col(User.email))
+    ).all()
+    hour_ago = now - timedelta(hours=1)
+    recent = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Rating.rater_id, func.count())
+            .where(Rating.round_id == round_.id, col(Rating.created_at) >= hour_ago)
+            .group_by(col(Rating.rater_id))
+        ).all()
+    )
+    rows = []
+    for state, user in states:
+        assert user.id is not None
+        hours = _hours(state.started_at, state.last_rated_at)
+        rows.append(
+            RaterRow(
+                rater_id=user.id,
+                name=user.display_name or user.email,
+                done=state.done,
+                skipped=state.skipped,
+                in_progress=leases.get(user.id, 0),
+                last_hour=int(recent.get(user.id, 0)),
+                per_hour=round(state.done / hours, 1) if hours else 0.0,
+            )
+        )
+    return rows
+
+
+def _hours(start: datetime, end: datetime | None) -> float:
+    if end is None:
+        return 0.0
+    return max((end - start).total_seconds() / 3600, 1 / 60)
+
+
+@dataclass
+class Disagreement:
+    response_id: int
+    view: ReplyView
+    ratings: list[tuple[Rating, str]] = field(default_factory=list)
+    adjudication: Adjudication | None = None
+
+
+def disagreements(
+    session: Session, round_: RatingRound, *, limit: int = 20, offset: int = 0
+) -> tuple[list[Disagreement], int]:
+    """Replies whose raters disagree on the label, or on helpfulness by 2 or more."""
+    grouped = (
+        select(Rating.response_id)
+        .where(Rating.round_id == round_.id)
+        .group_by(col(Rating.response_id))
+        .having(
+            or_(
+                func.count(distinct(Rating.label)) > 1,
+                func.max(Rating.helpfulness) - func.min(Rating.helpfulness) >= 2,
+            )
+        )
+    )
+    total = int(session.exec(select(func.count()).select_from(grouped.subquery())).one())
+    ids = list(
+        session.exec(grouped.order_by(col(Rating.response_id)).limit(limit).offset(offset)).all()
+    )
+    found = []
+    for response_id in ids:
+        ratings = session.exec(
+            select(Rating, User)
+            .join(User, col(User.id) == col(Rating.rater_id))
+            .where(Rating.response_id == response_id)
+            .order_by(col(Rating.id))
+        ).all()
+        found.append(
+            Disagreement(
+                response_id=response_id,
+                view=reply_view(session, round_, response_id),
+                ratings=[(r, u.display_name or u.email) for r, u in ratings],
+                adjudication=session.exec(
+                    select(Adjudication).where(Adjudication.response_id == response_id)
+                ).first(),
+            )
+        )
+    return found, total
+
+
+def adjudicate(
+    session: Session, response_id: int, admin_id: int, data: AdjudicationInput
+) -> Adjudication:
+    """The admin's final label for a reply, stored apart from the raters' ratings."""
+    if session.get(Response, response_id) is None:
+        raise RatingError("Unknown reply.")
+    row = session.exec(select(Adjudication).where(Adjudication.response_id == response_id)).first()
+    if row is None:
+        row = Adjudication(response_id=response_id, admin_id=admin_id, label=data.label.value)
+    row.admin_id = admin_id
+    row.label = data.label.value
+    row.helpfulness = data.helpfulness
+    row.verdict = data.verdict.value if data.verdict else None
+    row.note = data.note.strip()
+    row.created_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,77 @@
+"""Rating test helpers: a round over finished runs, and a rater's walk through the queue."""
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.db import write_transaction
+from app.models import Label, Rating, RatingItem, RatingRound, Run, Verdict
+from app.rating import queue, service
+from app.rating.schemas import RatingInput
+from tests import factories
+
+# Distinctive names, so that a page leaking them is caught by a plain text search.
+ARMS = ("armbaselinezeta", "armsdiomega")
+
+
+def make_round(
+    session: Session, *, runs: int = 1, k: int = 2, questions: int = 3, **kw: Any
+) -> tuple[RatingRound, list[Run]]:
+    """A round over `runs` finished runs: questions x 2 kinds x 2 arms replies each."""
+    made = [
+        factories.make_run(session, factories.make_question_set(session, n=questions), arms=ARMS)
+        for _ in range(runs)
+    ]
+    round_ = service.open_round(
+        session,
+        run_ids=[r.id for r in made if r.id is not None],
+        name="test round",
+        raters_per_reply=k,
+        **kw,
+    )
+    return round_, made
+
+
+def rating_input(label: str = "correct", helpfulness: int = 4) -> RatingInput:
+    return RatingInput(label=Label(label), helpfulness=helpfulness, verdict=Verdict.false)
+
+
+def walk(session: Session, round_: RatingRound, rater_id: int, limit: int = 10_000) -> list[int]:
+    """Rate everything the queue hands this rater; returns the replies in order."""
+    seen = []
+    for _ in range(limit):
+        rid = queue.next_for(session, round_, rater_id)
+        if rid is None:
+            break
+        queue.submit(session, round_, rater_id, rid, rating_input())
+        seen.append(rid)
+    return seen
+
+
+def rate_in_thread(engine: Engine, round_id: int, rater_id: int) -> list[int]:
+    """One rater in its own connection: each lease and each rating its own transaction."""
+    done = []
+    while True:
+        with write_transaction(engine) as s:
+            round_ = s.get(RatingRound, round_id)
+            assert round_ is not None
+            rid = queue.next_for(s, round_, rater_id)
+        if rid is None:
+            return done
+        with write_transaction(engine) as s:
+            round_ = s.get(RatingRound, round_id)
+            assert round_ is not None
+            queue.submit(s, round_, rater_id, rid, rating_input())
+        done.append(rid)
+
+
+def ratings_per_reply(session: Session, round_id: int) -> dict[int, int]:
+    rows = session.exec(
+        select(RatingItem.response_id, func.count(Rating.id))  # type: ignore[arg-type]
+        .outerjoin(Rating, Rating.response_id == RatingItem.response_id)
+        .where(RatingItem.round_id == round_id)
+        .group_by(RatingItem.response_id)
+    ).all()
+    return {int(r): int(n) for r, n in rows}
