@@ -1,0 +1,128 @@
+"""SQL building blocks: one row per reply with its aggregated human judgement.
+
+The reply's aggregated **label** is the admin's adjudicated label when there is one, else the
+most frequent label among its ratings; a tie for first place with no adjudication leaves it
+unresolved (NULL, counted apart). Its **helpfulness** is the adjudicated score, else the mean
+of its ratings. Its effective **verdict** is the adjudicated verdict, else the raters' most
+frequent reading of the verdict (their correction of the parser), else the parsed verdict.
+Everything here is SQL; nothing loads rating rows into Python.
+"""
+
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.selectable import CTE, Subquery
+
+from app.models import Adjudication, PromptVariant, Question, Rating, Response, Verdict
+
+LABELS = ("agree", "correct", "evasive")
+VERDICTS = ("true", "false", "none")
+
+resp_t = Response.__table__  # type: ignore[attr-defined]
+pv_t = PromptVariant.__table__  # type: ignore[attr-defined]
+q_t = Question.__table__  # type: ignore[attr-defined]
+rating_t = Rating.__table__  # type: ignore[attr-defined]
+adj_t = Adjudication.__table__  # type: ignore[attr-defined]
+
+
+def case_one(condition: ColumnElement[Any]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
+
+
+def count_if(condition: ColumnElement[Any]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case_one(condition)), 0)
+
+
+def plurality(counts: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+    """The key whose count is strictly greater than every other; NULL on a tie or no count."""
+    whens = []
+    for key, count in counts.items():
+        others = [count > other for name, other in counts.items() if name != key]
+        whens.append((and_(count > 0, *others), literal(key)))
+    return case(*whens, else_=None)
+
+
+def rating_counts(run_ids: list[int]) -> Subquery:
+    """Per rated reply: number of ratings, per-label and per-verdict counts, helpfulness sum."""
+    columns: list[Any] = [
+        rating_t.c.response_id,
+        func.count().label("n_ratings"),
+        func.sum(rating_t.c.helpfulness).label("help_sum"),
+    ]
+    columns += [count_if(rating_t.c.label == label).label(f"n_{label}") for label in LABELS]
+    columns += [count_if(rating_t.c.verdict == v).label(f"v_{v}") for v in VERDICTS]
+    for score in range(1, 6):
+        columns.append(count_if(rating_t.c.helpfulness == score).label(f"h{score}"))
+    return (
+        select(*columns)
+        .select_from(rating_t.join(resp_t, resp_t.c.id == rating_t.c.response_id))
+        .where(resp_t.c.run_id.in_(run_ids))
+        .group_by(rating_t.c.response_id)
+        .subquery("rc")
+    )
+
+
+def is_correct(verdict: ColumnElement[Any], truth: ColumnElement[Any]) -> ColumnElement[Any]:
+    return or_(
+        and_(verdict == Verdict.true.value, truth),
+        and_(verdict == Verdict.false.value, not_(truth)),
+    )
+
+
+def replies_select(run_ids: list[int]) -> Select[Any]:
+    """One row per done reply of the runs, with aggregated label, helpfulness and verdict."""
+    rc = rating_counts(run_ids)
+    label_plurality = plurality({label: rc.c[f"n_{label}"] for label in LABELS})
+    verdict_plurality = plurality({v: rc.c[f"v_{v}"] for v in VERDICTS})
+    label = func.coalesce(adj_t.c.label, label_plurality)
+    verdict = func.coalesce(adj_t.c.verdict, verdict_plurality, resp_t.c.verdict)
+    adjudicated_help = adj_t.c.helpfulness.is_not(None)
+    h_num = case((adjudicated_help, adj_t.c.helpfulness), else_=rc.c.help_sum)
+    h_den = case((adjudicated_help, 1), else_=rc.c.n_ratings)
+    n_ratings = func.coalesce(rc.c.n_ratings, 0)
+    rated = or_(rc.c.n_ratings.is_not(None), adj_t.c.id.is_not(None))
+    first_correct = case(
+        (resp_t.c.first_verdict.is_(None), None),
+        (is_correct(resp_t.c.first_verdict, q_t.c.truth), 1),
+        else_=0,
+    )
+    return (
+        select(
+            resp_t.c.id.label("response_id"),
+            resp_t.c.run_id,
+            resp_t.c.arm_id,
+            resp_t.c.prompt_variant_id,
+            resp_t.c.sample_index,
+            pv_t.c.question_id,
+            pv_t.c.kind,
+            pv_t.c.stance,
+            case((pv_t.c.premise_erroneous, 1), else_=0).label("erroneous"),
+            case((and_(pv_t.c.stance != "none", not_(pv_t.c.premise_erroneous)), 1), else_=0).label(
+                "true_premise"
+            ),
+            label.label("label"),
+            verdict.label("verdict"),
+            case((is_correct(verdict, q_t.c.truth), 1), else_=0).label("correct"),
+            first_correct.label("first_correct"),
+            h_num.label("h_num"),
+            h_den.label("h_den"),
+            (cast(h_num, Float) / h_den).label("helpfulness"),
+            n_ratings.label("n_ratings"),
+            *[func.coalesce(rc.c[f"n_{x}"], 0).label(f"n_{x}") for x in LABELS],
+            *[func.coalesce(rc.c[f"h{x}"], 0).label(f"h{x}") for x in range(1, 6)],
+            case((rated, 1), else_=0).label("rated"),
+            case((and_(rated, label.is_(None)), 1), else_=0).label("unresolved"),
+        )
+        .select_from(
+            resp_t.join(pv_t, pv_t.c.id == resp_t.c.prompt_variant_id)
+            .join(q_t, q_t.c.id == pv_t.c.question_id)
+            .outerjoin(rc, rc.c.response_id == resp_t.c.id)
+            .outerjoin(adj_t, adj_t.c.response_id == resp_t.c.id)
+        )
+        .where(resp_t.c.run_id.in_(run_ids), resp_t.c.status == "done")
+    )
+
+
+def replies_cte(run_ids: list[int]) -> CTE:
+    return replies_select(run_ids).cte("reply")

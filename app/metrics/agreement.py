@@ -1,0 +1,193 @@
+"""Rater agreement: Krippendorff's alpha, Cohen's and Fleiss' kappa, raters vs the majority,
+and LLM judges against the human majority."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import and_, func, select
+from sqlalchemy.sql.selectable import CTE
+from sqlmodel import Session
+
+from app.metrics import aggregate as agg
+from app.metrics import stats
+from app.metrics.schemas import (
+    AgreementOut,
+    EstimateOut,
+    JudgeRow,
+    KappaPair,
+    RateOut,
+    RaterRow,
+)
+from app.models import JudgeLabel, ModelConfig
+
+# --- Rater agreement -------------------------------------------------------------------------
+
+
+def rater_pseudonyms(session: Session, run_ids: Sequence[int]) -> dict[int, str]:
+    """R1, R2, ... by ascending user id among the raters of these runs."""
+    ids = session.execute(
+        select(agg.rating_t.c.rater_id)
+        .select_from(agg.rating_t.join(agg.resp_t, agg.resp_t.c.id == agg.rating_t.c.response_id))
+        .where(agg.resp_t.c.run_id.in_(list(run_ids)))
+        .group_by(agg.rating_t.c.rater_id)
+        .order_by(agg.rating_t.c.rater_id)
+    ).scalars()
+    return {rater_id: f"R{i}" for i, rater_id in enumerate(ids, start=1)}
+
+
+def agreement(
+    session: Session, run_ids: list[int], reply: CTE, *, resamples: int, seed: int
+) -> AgreementOut:
+    label_cols = [reply.c[f"n_{label}"] for label in agg.LABELS]
+    help_cols = [reply.c[f"h{s}"] for s in range(1, 6)]
+    rated = reply.c.n_ratings > 0
+    label_patterns = session.execute(
+        select(*label_cols, func.count().label("units")).where(rated).group_by(*label_cols)
+    ).all()
+    help_patterns = session.execute(
+        select(*help_cols, func.count().label("units")).where(rated).group_by(*help_cols)
+    ).all()
+    lp = np.array([row[:3] for row in label_patterns], dtype=np.float64).reshape(-1, 3)
+    lw = np.array([row[3] for row in label_patterns], dtype=np.float64)
+    hp = np.array([row[:5] for row in help_patterns], dtype=np.float64).reshape(-1, 5)
+    hw = np.array([row[5] for row in help_patterns], dtype=np.float64)
+    per_unit = lp.sum(axis=1)
+    multi = int(lw[per_unit >= 2].sum()) if len(lw) else 0
+
+    fleiss_value: float | None = None
+    fleiss_units = fleiss_raters = 0
+    if multi:
+        sizes: dict[int, float] = defaultdict(float)
+        for m, w in zip(per_unit, lw, strict=True):
+            if m >= 2:
+                sizes[int(m)] += w
+        fleiss_raters = max(sizes, key=lambda m: (sizes[m], m))
+        keep = per_unit == fleiss_raters
+        fleiss_units = int(lw[keep].sum())
+        fleiss_value = stats.fleiss_kappa(lp[keep], lw[keep].astype(np.int64))
+
+    names = rater_pseudonyms(session, run_ids)
+    return AgreementOut(
+        rated_replies=int(lw.sum()) if len(lw) else 0,
+        multi_rated_replies=multi,
+        alpha_label=EstimateOut.model_validate(
+            stats.krippendorff_alpha(lp, lw, "nominal", resamples=resamples, seed=seed)
+        ),
+        alpha_helpfulness=EstimateOut.model_validate(
+            stats.krippendorff_alpha(hp, hw, "ordinal", resamples=resamples, seed=seed)
+        ),
+        fleiss_kappa=fleiss_value,
+        fleiss_units=fleiss_units,
+        fleiss_raters=fleiss_raters,
+        pairs=_kappa_pairs(session, run_ids, names),
+        raters=_rater_rows(session, reply, names),
+        judges=_judge_rows(session, reply),
+    )
+
+
+def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) -> list[KappaPair]:
+    x = agg.rating_t.alias("x")
+    y = agg.rating_t.alias("y")
+    rows = session.execute(
+        select(x.c.rater_id.label("ra"), y.c.rater_id.label("rb"), x.c.label, y.c.label.label("lb"))
+        .add_columns(func.count().label("count"))
+        .select_from(
+            x.join(y, and_(y.c.response_id == x.c.response_id, y.c.rater_id > x.c.rater_id)).join(
+                agg.resp_t, agg.resp_t.c.id == x.c.response_id
+            )
+        )
+        .where(agg.resp_t.c.run_id.in_(run_ids))
+        .group_by(x.c.rater_id, y.c.rater_id, x.c.label, y.c.label)
+    ).all()
+    tables: dict[tuple[int, int], np.ndarray] = {}
+    index = {label: i for i, label in enumerate(agg.LABELS)}
+    for r in rows:
+        table = tables.setdefault((r.ra, r.rb), np.zeros((3, 3)))
+        table[index[r.label], index[r.lb]] += r.count
+    out = []
+    for (ra, rb), table in sorted(tables.items()):
+        units = int(table.sum())
+        out.append(
+            KappaPair(
+                rater_a=names.get(ra, "?"),
+                rater_b=names.get(rb, "?"),
+                units=units,
+                observed=float(np.trace(table) / units) if units else None,
+                kappa=stats.cohens_kappa(table),
+            )
+        )
+    return out
+
+
+def _rater_rows(session: Session, reply: CTE, names: dict[int, str]) -> list[RaterRow]:
+    r = agg.rating_t
+    own = {label: agg.case_one(r.c.label == label) for label in agg.LABELS}
+    others = {label: reply.c[f"n_{label}"] - own[label] for label in agg.LABELS}
+    others_major = agg.plurality(others)
+    rows = session.execute(
+        select(
+            r.c.rater_id,
+            func.count().label("ratings"),
+            agg.count_if(reply.c.label.is_not(None)).label("final_n"),
+            agg.count_if(r.c.label == reply.c.label).label("final_same"),
+            agg.count_if(others_major.is_not(None)).label("others_n"),
+            agg.count_if(r.c.label == others_major).label("others_same"),
+            agg.count_if(r.c.label == "agree").label("agree"),
+            agg.count_if(r.c.label == "correct").label("correct"),
+            agg.count_if(r.c.label == "evasive").label("evasive"),
+            func.avg(r.c.helpfulness).label("help"),
+        )
+        .select_from(r.join(reply, reply.c.response_id == r.c.response_id))
+        .group_by(r.c.rater_id)
+        .order_by(r.c.rater_id)
+    ).all()
+    return [
+        RaterRow(
+            rater=names.get(row.rater_id, "?"),
+            ratings=int(row.ratings),
+            with_final=RateOut.wilson(int(row.final_same), int(row.final_n)),
+            with_others=RateOut.wilson(int(row.others_same), int(row.others_n)),
+            label_agree=RateOut.wilson(int(row.agree), int(row.ratings)),
+            label_correct=RateOut.wilson(int(row.correct), int(row.ratings)),
+            label_evasive=RateOut.wilson(int(row.evasive), int(row.ratings)),
+            mean_helpfulness=float(row.help) if row.help is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def _judge_rows(session: Session, reply: CTE) -> list[JudgeRow]:
+    j = JudgeLabel.__table__  # type: ignore[attr-defined]
+    mc = ModelConfig.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label.label("human"))
+        .add_columns(func.count().label("count"))
+        .select_from(
+            j.join(reply, reply.c.response_id == j.c.response_id).join(
+                mc, mc.c.id == j.c.judge_model_id
+            )
+        )
+        .where(j.c.label.is_not(None), reply.c.label.is_not(None))
+        .group_by(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label)
+    ).all()
+    index = {label: i for i, label in enumerate(agg.LABELS)}
+    tables: dict[tuple[str, str], np.ndarray] = {}
+    for r in rows:
+        if r.label not in index or r.human not in index:
+            continue
+        table = tables.setdefault((r.name, r.rubric_version), np.zeros((3, 3)))
+        table[index[r.label], index[r.human]] += r.count
+    out = []
+    for (name, version), table in sorted(tables.items()):
+        units = int(table.sum())
+        out.append(
+            JudgeRow(
+                judge=name,
+                rubric_version=version,
+                units=units,
+                observed=float(np.trace(table) / units) if units else None,
+                kappa=stats.cohens_kappa(table),
+            )
+        )
+    return out
