@@ -44,7 +44,7 @@ class SdiExample(SQLModel, table=True):
     stance: str = Field(default="", max_length=16)
     truth: bool | None = None
     origin: str = Field(default="generated", max_length=40)
-    split: str = Field(default="train", max_length=8)
+    split: str = Field(default="train", max_length=16)  # train | validation
     messages: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     norm_hash: str = Field(default="", max_length=64)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:38:31.166322
+Create Date: 2026-11-30 01:42:50.352923
 """
 
 from collections.abc import Sequence
@@ -439,7 +439,7 @@ def upgrade() -> None:
         sa.Column("stance", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("truth", sa.Boolean(), nullable=True),
         sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("split", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("split", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("messages", sa.JSON(), nullable=False),
         sa.Column("norm_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.ForeignKeyConstraint(
