@@ -30,7 +30,13 @@ from app.sdi import banks, preprocessing
 from app.sdi.generation import PromptOption, bank_options
 from app.sdi.integration import GeneralDataError, parse_general_jsonl
 from app.sdi.openai_format import rough_token_count
-from app.sdi.pipeline import LeakageError, PipelineInputs, check_leakage, run_pipeline
+from app.sdi.pipeline import (
+    LeakageError,
+    PipelineInputs,
+    PipelineResult,
+    check_leakage,
+    run_pipeline,
+)
 from app.sdi.schemas import BuildConfig
 from app.sdi.text import conversation_hash, normalise
 from app.sdi.types import Draft, Message, QuestionData, Writer
@@ -299,9 +305,10 @@ def _example_rows(dataset_id: int, drafts: list[Draft]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_build(session: Session, dataset: SdiDataset, general: list[Draft] | None = None) -> None:
-    """Run the pipeline for a stored dataset row and store its examples and stats."""
-    assert dataset.id is not None
+def compute_build(
+    session: Session, dataset: SdiDataset, general: list[Draft] | None = None
+) -> PipelineResult:
+    """Run the pipeline for a stored dataset row (reads only; may call a teacher model)."""
     cfg = BuildConfig.model_validate(
         {k: v for k, v in dataset.config.items() if k != "general_data"}
     )
@@ -312,7 +319,11 @@ def run_build(session: Session, dataset: SdiDataset, general: list[Draft] | None
         inputs.teacher = model_writer(session, cfg.teacher_model_id)
     if cfg.paraphrase_model_id is not None:
         inputs.paraphraser = model_writer(session, cfg.paraphrase_model_id)
-    result = run_pipeline(cfg, inputs)
+    return run_pipeline(cfg, inputs)
+
+
+def store_build(session: Session, dataset: SdiDataset, result: PipelineResult) -> None:
+    assert dataset.id is not None
     rows = _example_rows(dataset.id, result.drafts)
     for start in range(0, len(rows), 500):
         session.execute(insert(SdiExample), rows[start : start + 500])
@@ -332,7 +343,7 @@ def build_dataset(
     """Build an SDI dataset now (raises SdiError, LeakageError or GeneralDataError)."""
     stored, general = prepare(session, cfg, general_jsonl)
     dataset = _new_dataset(session, cfg, stored, created_by, status="building")
-    run_build(session, dataset, general)
+    store_build(session, dataset, compute_build(session, dataset, general))
     return dataset
 
 
