@@ -73,6 +73,7 @@ def _register_domain_commands() -> None:
     from importlib import import_module
 
     for domain in (
+        "accounts",
         "questions",
         "model_configs",
         "runs",

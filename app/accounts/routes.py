@@ -63,6 +63,7 @@ def login(
             status_code=429,
         )
     user = service.authenticate(session, email, password)
+    service.begin_write(session)
     if user is None:
         for key in keys:
             service.record_failed_login(session, key)

@@ -19,10 +19,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, update
+from sqlalchemy import delete, exists, func, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from app.accounts.service import begin_write
 from app.models import (
     RaterState,
     Rating,
@@ -39,6 +40,7 @@ from app.rating.schemas import RatingInput
 SHUFFLE_SPACE = 2**31
 WINDOW = 8
 RECLAIM_BATCH = 200
+__all__ = ["RatingError", "begin_write", "next_for", "skip", "submit", "undo_last"]
 SYNC_EVERY = timedelta(seconds=30)
 
 
@@ -63,18 +65,6 @@ def rater_rank(seed: int, rater_id: int, response_id: int) -> int:
     return _hash("rank", seed, rater_id, response_id)
 
 
-def begin_write(session: Session) -> None:
-    """On SQLite, end the current (read) transaction and start the next with BEGIN IMMEDIATE.
-
-    A deferred SQLite transaction that read and then writes fails at once with "database is
-    locked" when another writer got in between; taking the write lock first makes it wait.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.commit()
-    session.connection(execution_options={"sqlite_immediate": True})
-
-
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
@@ -83,7 +73,8 @@ def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool
     """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted."""
     module = postgresql if _dialect(session) == "postgresql" else sqlite
     stmt = module.insert(table).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount == 1)
+    # rowcount is not reliable for INSERT on every driver; RETURNING is.
+    return session.execute(stmt.returning(literal_column("1"))).first() is not None
 
 
 # --- the queue's rows -----------------------------------------------------------------------

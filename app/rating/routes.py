@@ -107,6 +107,7 @@ def rate(request: Request, user: CurrentUser, session: SessionDep) -> Response:
 @router.post("/rate/{round_id}/start")
 def rate_start(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
+    queue.begin_write(session)
     queue.start(session, round_, _uid(user))
     return _rate_response(request, session, user)
 
@@ -222,6 +223,7 @@ def my_rating_revise(
         data = _rating_input(label, helpfulness, verdict, note, flagged)
     except ValidationError as exc:
         raise HTTPException(422, _problem(exc)) from exc
+    queue.begin_write(session)
     service.revise(session, rating, _uid(user), data)
     return redirect(request, f"/rate/mine/{rating_id}")
 
