@@ -31,6 +31,9 @@ from tests import factories  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 
+# Shared fixtures from test packages (e.g. `loopback_server`).
+pytest_plugins = ["tests.loopback.fixtures"]
+
 
 def _reset_postgres(engine: Engine) -> None:
     with engine.begin() as conn:
