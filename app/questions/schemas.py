@@ -1,0 +1,107 @@
+"""What an upload parses into, and what the JSON API returns."""
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+REQUIRED_COLUMNS = ("statement", "truth")
+OPTIONAL_COLUMNS = ("id", "category", "explanation", "negation")
+KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem: ``row`` is the 1-based data row (None for the file as a whole)."""
+
+    row: int | None
+    column: str
+    message: str
+    line: int | None = None  # line in the file where the row ends, when it differs from row
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return self.message
+        where = f"row {self.row}"
+        if self.line is not None and self.line != self.row:
+            where += f" (line {self.line})"
+        column = f", column {self.column}" if self.column else ""
+        return f"{where}{column}: {self.message}"
+
+
+@dataclass
+class ParsedRow:
+    position: int  # 1-based data row
+    statement: str
+    truth: bool
+    source_id: str = ""
+    category: str = ""
+    explanation: str = ""
+    negation: str = ""
+    norm_hash: str = ""
+    normalised: str = ""  # the text norm_hash is taken of; not stored
+    # Filled by duplicate detection: the earlier row this one repeats.
+    duplicate_of: int | None = None  # position of the earlier row
+    similarity: float | None = None
+    conflict: bool = False
+
+
+@dataclass
+class ParsedUpload:
+    filename: str
+    format: str = ""  # "csv" or "jsonl"
+    delimiter: str = ""
+    rows: list[ParsedRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.rows)
+
+    @property
+    def duplicates(self) -> list[ParsedRow]:
+        return [r for r in self.rows if r.duplicate_of is not None]
+
+    @property
+    def conflicts(self) -> list[ParsedRow]:
+        return [r for r in self.rows if r.conflict]
+
+    @property
+    def true_count(self) -> int:
+        return sum(1 for r in self.rows if r.truth)
+
+
+class QuestionSetPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    source_filename: str
+    questions: int
+    true_count: int
+    false_count: int
+    duplicates: int
+    conflicts: int
+    runs: int
+
+
+class QuestionPublic(BaseModel):
+    id: int
+    position: int
+    source_id: str
+    statement: str
+    negation: str
+    truth: bool
+    category: str
+    explanation: str
+    duplicate_of_id: int | None
+    duplicate_similarity: float | None
+    duplicate_conflict: bool
+
+
+class QuestionPage(BaseModel):
+    set_id: int
+    total: int
+    offset: int
+    limit: int
+    questions: list[QuestionPublic]

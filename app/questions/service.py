@@ -1,0 +1,314 @@
+"""Question sets: parse an upload, import it all-or-nothing, list and page through sets."""
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import case, delete, func, insert, update
+from sqlmodel import Session, col, select
+
+from app.config import get_settings
+from app.models import Question, QuestionSet, Run, SdiDataset
+from app.questions.dedupe import flag_duplicates
+from app.questions.parse import UploadTooLarge, decode, parse_text, read_limited
+from app.questions.schemas import ParsedUpload, RowError
+
+NAME_MAX = 120
+PENDING_MAX_AGE_S = 24 * 3600
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+class QuestionSetError(ValueError):
+    """A question set cannot be saved or deleted; the message says why."""
+
+
+def parse_upload(
+    data: bytes | IO[bytes],
+    filename: str,
+    *,
+    max_bytes: int | None = None,
+    threshold: float | None = None,
+) -> ParsedUpload:
+    """Read, validate and flag duplicates in an upload. Nothing is saved."""
+    settings = get_settings()
+    limit = settings.max_upload_bytes if max_bytes is None else max_bytes
+    upload = ParsedUpload(filename=filename)
+    try:
+        raw = read_limited(data, limit)
+        upload.size_bytes = len(raw)
+        text = decode(raw)
+    except (UploadTooLarge, ValueError) as exc:
+        upload.errors.append(RowError(None, "", str(exc)))
+        return upload
+    parse_text(filename, text, upload)
+    if upload.rows:
+        near = settings.near_duplicate_threshold if threshold is None else threshold
+        flag_duplicates(upload.rows, near)
+    return upload
+
+
+def validate_name(session: Session, name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise QuestionSetError("Give the question set a name.")
+    if len(name) > NAME_MAX:
+        raise QuestionSetError(f"The name is longer than {NAME_MAX} characters.")
+    if session.exec(select(QuestionSet.id).where(QuestionSet.name == name)).first() is not None:
+        raise QuestionSetError(f"A question set named {name!r} already exists; choose another.")
+    return name
+
+
+def import_question_set(
+    session: Session,
+    name: str,
+    parsed: ParsedUpload,
+    *,
+    description: str = "",
+    created_by: int | None = None,
+) -> QuestionSet:
+    """Save every row of a clean upload as a new set, or nothing (raises QuestionSetError)."""
+    if parsed.errors:
+        raise QuestionSetError(
+            f"The file has {len(parsed.errors)} problem(s); nothing was saved. "
+            f"First: {parsed.errors[0]}"
+        )
+    if not parsed.rows:
+        raise QuestionSetError("The file has no rows; nothing was saved.")
+    qs = QuestionSet(
+        name=validate_name(session, name),
+        description=description.strip(),
+        source_filename=parsed.filename[:255],
+        created_by=created_by,
+    )
+    session.add(qs)
+    session.flush()
+    assert qs.id is not None
+    session.execute(
+        insert(Question.__table__),  # type: ignore[arg-type]
+        [
+            {
+                "question_set_id": qs.id,
+                "position": r.position,
+                "source_id": r.source_id,
+                "statement": r.statement,
+                "negation": r.negation,
+                "truth": r.truth,
+                "category": r.category,
+                "explanation": r.explanation,
+                "norm_hash": r.norm_hash,
+                "duplicate_similarity": r.similarity,
+                "duplicate_conflict": r.conflict,
+            }
+            for r in parsed.rows
+        ],
+    )
+    duplicates = parsed.duplicates
+    if duplicates:
+        ids = dict(
+            session.execute(
+                select(Question.position, Question.id).where(Question.question_set_id == qs.id)
+            ).all()
+        )
+        session.execute(
+            update(Question),
+            [{"id": ids[r.position], "duplicate_of_id": ids[r.duplicate_of]} for r in duplicates],
+        )
+    session.flush()
+    return qs
+
+
+@dataclass
+class SetSummary:
+    set: QuestionSet
+    questions: int
+    true_count: int
+    duplicates: int
+    conflicts: int
+    runs: int
+
+    @property
+    def false_count(self) -> int:
+        return self.questions - self.true_count
+
+    @property
+    def true_share(self) -> float | None:
+        return self.true_count / self.questions if self.questions else None
+
+    def public(self) -> dict[str, Any]:
+        assert self.set.id is not None
+        return {
+            "id": self.set.id,
+            "name": self.set.name,
+            "description": self.set.description,
+            "source_filename": self.set.source_filename,
+            "questions": self.questions,
+            "true_count": self.true_count,
+            "false_count": self.false_count,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "runs": self.runs,
+        }
+
+
+def _counts() -> Any:
+    return (
+        select(
+            Question.question_set_id,
+            func.count(col(Question.id)).label("n"),
+            func.sum(case((col(Question.truth), 1), else_=0)).label("n_true"),
+            func.sum(case((col(Question.duplicate_of_id).is_not(None), 1), else_=0)).label("n_dup"),
+            func.sum(case((col(Question.duplicate_conflict), 1), else_=0)).label("n_conflict"),
+        )
+        .group_by(col(Question.question_set_id))
+        .subquery()
+    )
+
+
+def list_sets(session: Session) -> list[SetSummary]:
+    counts = _counts()
+    runs = (
+        select(Run.question_set_id, func.count(col(Run.id)).label("n_runs"))
+        .group_by(col(Run.question_set_id))
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            QuestionSet,
+            counts.c.n,
+            counts.c.n_true,
+            counts.c.n_dup,
+            counts.c.n_conflict,
+            runs.c.n_runs,
+        )
+        .outerjoin(counts, counts.c.question_set_id == QuestionSet.id)
+        .outerjoin(runs, runs.c.question_set_id == QuestionSet.id)
+        .order_by(col(QuestionSet.created_at).desc(), col(QuestionSet.id).desc())
+    ).all()
+    return [
+        SetSummary(qs, int(n or 0), int(t or 0), int(d or 0), int(c or 0), int(r or 0))
+        for qs, n, t, d, c, r in rows
+    ]
+
+
+def get_summary(session: Session, set_id: int) -> SetSummary | None:
+    return next((s for s in list_sets(session) if s.set.id == set_id), None)
+
+
+@dataclass
+class CategoryBalance:
+    category: str
+    questions: int
+    true_count: int
+
+    @property
+    def false_count(self) -> int:
+        return self.questions - self.true_count
+
+    @property
+    def true_share(self) -> float:
+        return self.true_count / self.questions if self.questions else 0.0
+
+
+def category_balance(session: Session, set_id: int) -> list[CategoryBalance]:
+    rows = session.execute(
+        select(
+            Question.category,
+            func.count(col(Question.id)),
+            func.sum(case((col(Question.truth), 1), else_=0)),
+        )
+        .where(Question.question_set_id == set_id)
+        .group_by(col(Question.category))
+        .order_by(col(Question.category))
+    ).all()
+    return [CategoryBalance(c or "", int(n), int(t or 0)) for c, n, t in rows]
+
+
+def question_page(
+    session: Session, set_id: int, *, offset: int = 0, limit: int = 50, flagged: bool = False
+) -> tuple[int, list[Question]]:
+    query = select(Question).where(Question.question_set_id == set_id)
+    if flagged:
+        query = query.where(col(Question.duplicate_of_id).is_not(None))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    questions = session.exec(
+        query.order_by(col(Question.position)).offset(offset).limit(limit)
+    ).all()
+    return int(total), list(questions)
+
+
+def positions_by_id(session: Session, ids: set[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Question.id, Question.position).where(col(Question.id).in_(ids))
+    ).all()
+    return {int(i): int(p) for i, p in rows}
+
+
+def delete_set(session: Session, set_id: int) -> None:
+    qs = session.get(QuestionSet, set_id)
+    if qs is None:
+        raise QuestionSetError("No such question set.")
+    used = session.exec(select(func.count()).where(Run.question_set_id == set_id)).one()
+    if used:
+        raise QuestionSetError(
+            f"The set {qs.name!r} is used by {used} run(s); delete those runs first."
+        )
+    datasets = session.exec(select(func.count()).where(SdiDataset.question_set_id == set_id)).one()
+    if datasets:
+        raise QuestionSetError(
+            f"The set {qs.name!r} is used by {datasets} SDI dataset(s); delete those first."
+        )
+    # Clear self-references first so the bulk delete never trips the foreign key.
+    session.execute(
+        update(Question).where(col(Question.question_set_id) == set_id).values(duplicate_of_id=None)
+    )
+    session.execute(delete(Question).where(col(Question.question_set_id) == set_id))
+    session.delete(qs)
+    session.flush()
+
+
+# Pending uploads: kept on the server between preview and confirm, so the client is never
+# trusted with the file's content.
+
+
+def _pending_dir() -> Path:
+    path = get_settings().data_dir / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_pending(raw: bytes, filename: str) -> str:
+    directory = _pending_dir()
+    now = time.time()
+    for old in directory.glob("*"):
+        if now - old.stat().st_mtime > PENDING_MAX_AGE_S:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    (directory / f"{token}.data").write_bytes(raw)
+    (directory / f"{token}.name").write_text(Path(filename).name[:255], encoding="utf-8")
+    return token
+
+
+def load_pending(token: str) -> tuple[bytes, str]:
+    if not _TOKEN.match(token):
+        raise QuestionSetError("This upload has expired or does not exist; upload the file again.")
+    directory = _pending_dir()
+    try:
+        return (
+            (directory / f"{token}.data").read_bytes(),
+            (directory / f"{token}.name").read_text(encoding="utf-8"),
+        )
+    except FileNotFoundError as exc:
+        raise QuestionSetError(
+            "This upload has expired or does not exist; upload the file again."
+        ) from exc
+
+
+def discard_pending(token: str) -> None:
+    if _TOKEN.match(token):
+        for suffix in (".data", ".name"):
+            (_pending_dir() / f"{token}{suffix}").unlink(missing_ok=True)
