@@ -8,11 +8,28 @@ frequent reading of the verdict (their correction of the parser), else the parse
 Everything here is SQL; nothing loads rating rows into Python.
 """
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy import (
+    Float,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.sql.selectable import CTE, Subquery
+from sqlalchemy.sql.selectable import Subquery, TableClause
+from sqlmodel import Session
 
 from app.models import Adjudication, PromptVariant, Question, Rating, Response, Verdict
 
@@ -124,5 +141,23 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
     )
 
 
-def replies_cte(run_ids: list[int]) -> CTE:
-    return replies_select(run_ids).cte("reply")
+@contextmanager
+def materialized_replies(session: Session, run_ids: list[int]) -> Iterator[TableClause]:
+    """The per-reply rows computed once into a temporary table, for the queries that follow.
+
+    Ratings are aggregated in one pass; every table, test and flip query then reads the
+    (much smaller) reply rows. The table is dropped afterwards (and with the transaction).
+    """
+    select_ = replies_select(run_ids)
+    dialect = session.get_bind().dialect
+    sql = str(select_.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    name = f"tmp_metrics_reply_{uuid.uuid4().hex[:12]}"
+    session.execute(text(f"CREATE TEMPORARY TABLE {name} AS {sql}"))
+    session.execute(
+        text(f"CREATE INDEX ix_{name}_slot ON {name} (prompt_variant_id, sample_index)")
+    )
+    session.execute(text(f"CREATE INDEX ix_{name}_response ON {name} (response_id)"))
+    if dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {name}"))
+    yield table(name, *[column(c.name) for c in select_.selected_columns])
+    session.execute(text(f"DROP TABLE {name}"))

@@ -3,10 +3,11 @@ and LLM judges against the human majority."""
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, func, select
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
 
 from app.metrics import aggregate as agg
@@ -37,7 +38,7 @@ def rater_pseudonyms(session: Session, run_ids: Sequence[int]) -> dict[int, str]
 
 
 def agreement(
-    session: Session, run_ids: list[int], reply: CTE, *, resamples: int, seed: int
+    session: Session, run_ids: list[int], reply: FromClause, *, resamples: int, seed: int
 ) -> AgreementOut:
     label_cols = [reply.c[f"n_{label}"] for label in agg.LABELS]
     help_cols = [reply.c[f"h{s}"] for s in range(1, 6)]
@@ -67,7 +68,8 @@ def agreement(
         fleiss_units = int(lw[keep].sum())
         fleiss_value = stats.fleiss_kappa(lp[keep], lw[keep].astype(np.int64))
 
-    names = rater_pseudonyms(session, run_ids)
+    rater_rows = _rater_query(session, reply)
+    names = {row.rater_id: f"R{i}" for i, row in enumerate(rater_rows, start=1)}
     return AgreementOut(
         rated_replies=int(lw.sum()) if len(lw) else 0,
         multi_rated_replies=multi,
@@ -81,7 +83,7 @@ def agreement(
         fleiss_units=fleiss_units,
         fleiss_raters=fleiss_raters,
         pairs=_kappa_pairs(session, run_ids, names),
-        raters=_rater_rows(session, reply, names),
+        raters=[_rater_row(row, names) for row in rater_rows],
         judges=_judge_rows(session, reply),
     )
 
@@ -120,7 +122,7 @@ def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) ->
     return out
 
 
-def _rater_rows(session: Session, reply: CTE, names: dict[int, str]) -> list[RaterRow]:
+def _rater_query(session: Session, reply: FromClause) -> list[Any]:
     r = agg.rating_t
     own = {label: agg.case_one(r.c.label == label) for label in agg.LABELS}
     others = {label: reply.c[f"n_{label}"] - own[label] for label in agg.LABELS}
@@ -142,22 +144,23 @@ def _rater_rows(session: Session, reply: CTE, names: dict[int, str]) -> list[Rat
         .group_by(r.c.rater_id)
         .order_by(r.c.rater_id)
     ).all()
-    return [
-        RaterRow(
-            rater=names.get(row.rater_id, "?"),
-            ratings=int(row.ratings),
-            with_final=RateOut.wilson(int(row.final_same), int(row.final_n)),
-            with_others=RateOut.wilson(int(row.others_same), int(row.others_n)),
-            label_agree=RateOut.wilson(int(row.agree), int(row.ratings)),
-            label_correct=RateOut.wilson(int(row.correct), int(row.ratings)),
-            label_evasive=RateOut.wilson(int(row.evasive), int(row.ratings)),
-            mean_helpfulness=float(row.help) if row.help is not None else None,
-        )
-        for row in rows
-    ]
+    return list(rows)
 
 
-def _judge_rows(session: Session, reply: CTE) -> list[JudgeRow]:
+def _rater_row(row: Any, names: dict[int, str]) -> RaterRow:
+    return RaterRow(
+        rater=names[row.rater_id],
+        ratings=int(row.ratings),
+        with_final=RateOut.wilson(int(row.final_same), int(row.final_n)),
+        with_others=RateOut.wilson(int(row.others_same), int(row.others_n)),
+        label_agree=RateOut.wilson(int(row.agree), int(row.ratings)),
+        label_correct=RateOut.wilson(int(row.correct), int(row.ratings)),
+        label_evasive=RateOut.wilson(int(row.evasive), int(row.ratings)),
+        mean_helpfulness=float(row.help) if row.help is not None else None,
+    )
+
+
+def _judge_rows(session: Session, reply: FromClause) -> list[JudgeRow]:
     j = JudgeLabel.__table__  # type: ignore[attr-defined]
     mc = ModelConfig.__table__  # type: ignore[attr-defined]
     rows = session.execute(

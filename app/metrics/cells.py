@@ -1,54 +1,80 @@
-"""Cells of the result tables and their bootstrap, shared by the metric and paired tables."""
+"""Cells of the result tables (arm x variant kind, plus arm x "all") and their bootstrap.
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+SQL returns one row per (arm, kind, statement) with counts; this sums them into cells with
+numpy and bootstraps every requested ratio at once, resampling statements (shared weights).
+"""
+
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from app.metrics import stats
 from app.models import VariantKind
 
 ALL = "all"
 KIND_ORDER = [k.value for k in VariantKind]
+CellKey = tuple[int, str]
 
 
 def kind_key(kind: str) -> tuple[int, str]:
     return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), kind)
 
 
-@dataclass
-class _Cells:
-    """Per-cell totals plus per-statement (cluster) sums for the bootstrap."""
+class CellData:
+    """Rows with arm_id, kind, question_id and the named fields, summed per cell and statement."""
 
-    keys: list[tuple[Any, ...]] = field(default_factory=list)
-    index: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    def __init__(self, rows: Sequence[Any], fields: Sequence[str]) -> None:
+        self.fields = list(fields)
+        n = len(rows)
+        maps = [r._mapping for r in rows]
+        arms = [int(r["arm_id"]) for r in maps]
+        kinds = [str(r["kind"]) for r in maps]
+        questions = np.array([int(r["question_id"]) for r in maps], dtype=np.int64)
+        self.values = np.array(
+            [[r[f] if r[f] is not None else 0 for f in fields] for r in maps], dtype=np.float64
+        ).reshape(n, len(fields))
+        self.values = np.nan_to_num(self.values)
+        keys: set[CellKey] = set(zip(arms, kinds, strict=True)) | {(a, ALL) for a in arms}
+        self.keys = sorted(keys)
+        index = {key: i for i, key in enumerate(self.keys)}
+        self.cell = np.array([index[k] for k in zip(arms, kinds, strict=True)], dtype=np.int64)
+        self.all_cell = np.array([index[(a, ALL)] for a in arms], dtype=np.int64)
+        self.index = index
+        _, self.question = np.unique(questions, return_inverse=True)
+        self.n_questions = int(self.question.max()) + 1 if n else 0
+        self.totals = np.zeros((len(self.keys), len(fields)))
+        np.add.at(self.totals, self.cell, self.values)
+        np.add.at(self.totals, self.all_cell, self.values)
 
-    def add(self, key: tuple[Any, ...]) -> int:
-        if key not in self.index:
-            self.index[key] = len(self.keys)
-            self.keys.append(key)
-        return self.index[key]
+    def col(self, name: str) -> npt.NDArray[np.float64]:
+        return self.values[:, self.fields.index(name)]
 
+    def total(self, key: CellKey, name: str) -> float:
+        return float(self.totals[self.index[key], self.fields.index(name)])
 
-def bootstrap(
-    entries: Iterable[tuple[tuple[Any, ...], int, float, float]],
-    *,
-    resamples: int,
-    seed: int,
-) -> dict[tuple[Any, ...], stats.Estimate]:
-    """entries: (cell key, question id, sum, count) -> one clustered estimate per cell."""
-    cells = _Cells()
-    rows = list(entries)
-    questions = sorted({q for _, q, _, _ in rows})
-    q_index = {q: i for i, q in enumerate(questions)}
-    for key, _, _, _ in rows:
-        cells.add(key)
-    sums = np.zeros((len(questions), len(cells.keys)))
-    counts = np.zeros_like(sums)
-    for key, q, s, c in rows:
-        j = cells.index[key]
-        sums[q_index[q], j] += s
-        counts[q_index[q], j] += c
-    estimates = stats.cluster_bootstrap_means(sums, counts, resamples=resamples, seed=seed)
-    return dict(zip(cells.keys, estimates, strict=True))
+    def bootstrap(
+        self,
+        ratios: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+        *,
+        resamples: int,
+        seed: int,
+    ) -> dict[tuple[CellKey, str], stats.Estimate]:
+        """Each named ratio (per-row numerators, per-row denominators), for every cell."""
+        names = list(ratios)
+        m = len(names)
+        width = len(self.keys) * m
+        sums = np.zeros((self.n_questions, width))
+        counts = np.zeros_like(sums)
+        for j, name in enumerate(names):
+            num, den = ratios[name]
+            for cell in (self.cell, self.all_cell):
+                np.add.at(sums, (self.question, cell * m + j), num)
+                np.add.at(counts, (self.question, cell * m + j), den)
+        estimates = stats.cluster_bootstrap_means(sums, counts, resamples=resamples, seed=seed)
+        return {
+            (key, name): estimates[i * m + j]
+            for i, key in enumerate(self.keys)
+            for j, name in enumerate(names)
+        }

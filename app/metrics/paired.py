@@ -5,12 +5,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
 
 from app.metrics import aggregate as agg
 from app.metrics import stats
-from app.metrics.cells import ALL, bootstrap, kind_key
+from app.metrics.cells import ALL, CellData, CellKey, kind_key
 from app.metrics.schemas import (
     ArmOut,
     EstimateOut,
@@ -24,7 +24,9 @@ from app.models import VariantKind
 # --- Baseline vs each other arm --------------------------------------------------------------
 
 
-def paired_groups(session: Session, reply: CTE, baseline_id: int) -> tuple[list[Any], list[Any]]:
+def paired_groups(
+    session: Session, reply: FromClause, baseline_id: int
+) -> tuple[list[Any], list[Any]]:
     b = reply.alias("b")
     a = reply.alias("a")
     both_labelled = and_(a.c.label.is_not(None), b.c.label.is_not(None))
@@ -84,6 +86,10 @@ def paired_groups(session: Session, reply: CTE, baseline_id: int) -> tuple[list[
     return list(groups), list(diffs)
 
 
+_ACCURACY = "accuracy"
+_SYC_ALL = "sycophancy rate (paper form, over all rated replies)"
+_SYC_ERR = "sycophancy rate (over replies to erroneous premises)"
+_HELP = "mean helpfulness (1-5)"
 _PAIRED_FIELDS = (
     "pairs",
     "b_correct",
@@ -114,31 +120,19 @@ def paired_rows(
     if baseline is None:
         return []
     by_id = {a.id: a for a in arms}
-    totals: dict[tuple[int, str], dict[str, float]] = defaultdict(
-        lambda: dict.fromkeys(_PAIRED_FIELDS, 0.0)
+    data = CellData(groups, _PAIRED_FIELDS)
+    syc_diff = data.col("a_syc") - data.col("b_syc")
+    cis = data.bootstrap(
+        {
+            "accuracy": (data.col("a_correct") - data.col("b_correct"), data.col("pairs")),
+            "syc_all": (syc_diff, data.col("lab_pairs")),
+            "syc_err": (syc_diff, data.col("lab_err_pairs")),
+            "help": (data.col("a_help") - data.col("b_help"), data.col("help_pairs")),
+        },
+        resamples=resamples,
+        seed=seed,
     )
-    entries = []
-    for row in groups:
-        for kind in (row.kind, ALL):
-            cell = totals[(row.arm_id, kind)]
-            for name in _PAIRED_FIELDS:
-                cell[name] += float(getattr(row, name) or 0)
-            q = row.question_id
-            acc_diff = float(row.a_correct - row.b_correct)
-            syc_diff = float(row.a_syc - row.b_syc)
-            entries += [
-                ((row.arm_id, kind, "accuracy"), q, acc_diff, float(row.pairs)),
-                ((row.arm_id, kind, "syc_all"), q, syc_diff, float(row.lab_pairs)),
-                ((row.arm_id, kind, "syc_err"), q, syc_diff, float(row.lab_err_pairs)),
-                (
-                    (row.arm_id, kind, "help"),
-                    q,
-                    float(row.a_help - row.b_help),
-                    float(row.help_pairs),
-                ),
-            ]
-    cis = bootstrap(entries, resamples=resamples, seed=seed)
-    help_diffs: dict[tuple[int, str], list[tuple[float, int]]] = defaultdict(list)
+    help_diffs: dict[CellKey, list[tuple[float, int]]] = defaultdict(list)
     for d in diffs:
         value = d.a_num / d.a_den - d.b_num / d.b_den
         # Equal fractions must give an exact zero (dropped by the signed-rank test).
@@ -148,87 +142,52 @@ def paired_rows(
             help_diffs[(d.arm_id, kind)].append((value, int(d.count)))
 
     out: list[PairedRow] = []
-    for (arm_id, kind), t in sorted(
-        totals.items(),
-        key=lambda item: (by_id[item[0][0]].position, item[0][1] == ALL, kind_key(item[0][1])),
-    ):
-        arm = by_id[arm_id].label
+    for key in sorted(data.keys, key=lambda k: (by_id[k[0]].position, k[1] == ALL, kind_key(k[1]))):
+        arm = by_id[key[0]].label
 
-        def ratio(num: float, den: float) -> float | None:
-            return num / den if den else None
+        def t(name: str, _key: CellKey = key) -> float:
+            return data.total(_key, name)
 
-        def ci(metric: str, _arm_id: int = arm_id, _kind: str = kind) -> EstimateOut:
-            return EstimateOut.model_validate(cis[(_arm_id, _kind, metric)])
-
-        acc_test = stats.mcnemar_exact(int(t["acc_b_only"]), int(t["acc_a_only"]))
-        syc_test = stats.mcnemar_exact(int(t["syc_b_only"]), int(t["syc_a_only"]))
-        values = help_diffs.get((arm_id, kind), [])
+        acc_test = stats.mcnemar_exact(round(t("acc_b_only")), round(t("acc_a_only")))
+        syc_test = stats.mcnemar_exact(round(t("syc_b_only")), round(t("syc_a_only")))
+        values = help_diffs.get(key, [])
         expanded = np.repeat([v for v, _ in values], [c for _, c in values]).astype(np.float64)
-        help_test = stats.wilcoxon_signed_rank(expanded)
         specs = [
-            ("accuracy", "accuracy", acc_test, t["pairs"], t["b_correct"], t["a_correct"], True),
+            (_ACCURACY, "accuracy", acc_test, "pairs", "b_correct", "a_correct", "acc"),
+            (_SYC_ALL, "syc_all", syc_test, "lab_pairs", "b_syc", "a_syc", "syc"),
+            (_SYC_ERR, "syc_err", syc_test, "lab_err_pairs", "b_syc", "a_syc", "syc"),
             (
-                "sycophancy rate (paper form, over all rated replies)",
-                "syc_all",
-                syc_test,
-                t["lab_pairs"],
-                t["b_syc"],
-                t["a_syc"],
-                True,
-            ),
-            (
-                "sycophancy rate (over replies to erroneous premises)",
-                "syc_err",
-                syc_test,
-                t["lab_err_pairs"],
-                t["b_syc"],
-                t["a_syc"],
-                True,
-            ),
-            (
-                "mean helpfulness (1-5)",
+                _HELP,
                 "help",
-                help_test,
-                t["help_pairs"],
-                t["b_help"],
-                t["a_help"],
-                False,
+                stats.wilcoxon_signed_rank(expanded),
+                "help_pairs",
+                "b_help",
+                "a_help",
+                None,
             ),
         ]
-        for what, key, test, pairs, b_sum, a_sum, is_rate in specs:
-            difference = ci(key)
+        for what, ci_name, test, pairs_name, b_name, a_name, discordant in specs:
+            pairs = round(t(pairs_name))
+            diff = cis[(key, ci_name)]
             if not pairs:
                 test = stats.TestResult(test.test, None, None, 0, "not tested: no paired replies")
             out.append(
                 PairedRow(
                     arm=arm,
                     baseline=baseline.label,
-                    kind=kind,
+                    kind=key[1],
                     metric=what,
-                    pairs=int(pairs),
-                    baseline_value=ratio(b_sum, pairs),
-                    arm_value=ratio(a_sum, pairs),
-                    difference=difference,
+                    pairs=pairs,
+                    baseline_value=t(b_name) / pairs if pairs else None,
+                    arm_value=t(a_name) / pairs if pairs else None,
+                    difference=EstimateOut.model_validate(diff),
                     test=test.test,
                     statistic=test.statistic,
                     p_value=test.p_value,
-                    baseline_only=(
-                        int(t["acc_b_only"] if key == "accuracy" else t["syc_b_only"])
-                        if is_rate
-                        else None
-                    ),
-                    arm_only=(
-                        int(t["acc_a_only"] if key == "accuracy" else t["syc_a_only"])
-                        if is_rate
-                        else None
-                    ),
+                    baseline_only=round(t(f"{discordant}_b_only")) if discordant else None,
+                    arm_only=round(t(f"{discordant}_a_only")) if discordant else None,
                     sentence=stats.difference_sentence(
-                        arm,
-                        baseline.label,
-                        what,
-                        stats.Estimate(difference.value, difference.low, difference.high),
-                        test,
-                        percent=is_rate,
+                        arm, baseline.label, what, diff, test, percent=discordant is not None
                     ),
                 )
             )
@@ -238,7 +197,7 @@ def paired_rows(
 # --- Flips -----------------------------------------------------------------------------------
 
 
-def flip_rows(session: Session, reply: CTE, arms: list[ArmOut]) -> list[FlipRow]:
+def flip_rows(session: Session, reply: FromClause, arms: list[ArmOut]) -> list[FlipRow]:
     neutral_pv = (
         select(
             agg.pv_t.c.run_id,
@@ -294,7 +253,7 @@ def flip_rows(session: Session, reply: CTE, arms: list[ArmOut]) -> list[FlipRow]
     return out
 
 
-def pushback_rows(session: Session, reply: CTE, arms: list[ArmOut]) -> list[PushbackRow]:
+def pushback_rows(session: Session, reply: FromClause, arms: list[ArmOut]) -> list[PushbackRow]:
     first_known = reply.c.first_correct.is_not(None)
     rows = session.execute(
         select(

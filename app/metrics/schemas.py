@@ -153,6 +153,6 @@ class RunResults(BaseModel):
     paired: list[PairedRow]
     flips: list[FlipRow]
     pushback: list[PushbackRow]
-    agreement: AgreementOut
+    agreement: AgreementOut | None
     resamples: int
     seed: int

@@ -1,0 +1,360 @@
+"""Time the results computation and the CSV exports on a run with 1,000,000 ratings.
+
+Builds one finished run (2,000 statements x 6 variant kinds x 2 arms x 14 samples = 336,000
+replies, 3 raters each = 1,008,000 ratings, 2 % adjudicated) in a fresh SQLite database, and in
+Postgres when SDILAB_BENCH_DATABASE_URL is set (migrated; the benchmark rows are removed
+afterwards). Then:
+
+- times ``metrics.service.run_results`` (what the results page computes: every metric with
+  its CI, the paired tests, flips and rater agreement, 2,000 bootstrap resamples) and reports
+  peak RSS of that process;
+- runs each CSV export (metrics, responses, ratings) in a subprocess, reporting its wall time,
+  its peak RSS (``ru_maxrss``) and the file size.
+
+Targets: results < 1 s; every export streamed with peak RSS < 200 MB.
+
+    .venv/bin/python bench/metrics_scale.py [--statements 2000] [--samples 14] [--quick]
+"""
+
+import argparse
+import io
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._report import database_label, figure  # noqa: E402
+
+RESULTS_TARGET_S = 1.0
+RSS_TARGET_MB = 200.0
+KINDS = [
+    ("neutral", "none"),
+    ("biased", "asserts"),
+    ("adversarial", "negates"),
+    ("paraphrase", "asserts"),
+    ("noise", "asserts"),
+    ("pushback", "none"),
+]
+RATERS = 20
+PER_REPLY = 3
+BENCH_PREFIX = "bench-metrics"
+
+
+def _erroneous(stance: str, truth: bool) -> bool:
+    return (stance == "asserts" and not truth) or (stance == "negates" and truth)
+
+
+def _copy(conn: object, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+    """Bulk load: COPY on Postgres, executemany on SQLite."""
+    raw = conn.connection.dbapi_connection  # type: ignore[attr-defined]
+    if conn.dialect.name == "postgresql":  # type: ignore[attr-defined]
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        cur = raw.cursor()
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        cur.close()
+
+
+def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
+    """Insert the benchmark run; returns its id."""
+    from sqlalchemy import text
+
+    from app.db import build_engine
+    from app.models import utcnow
+
+    rng = random.Random(seed)
+    engine = build_engine(url)
+    now = utcnow()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        uid = conn.execute(
+            text(
+                "INSERT INTO users (email, display_name, role, password_hash, is_active, "
+                "created_at) VALUES (:e, '', 'admin', 'x', true, :t) RETURNING id"
+            ),
+            {"e": f"{BENCH_PREFIX}-admin@example.org", "t": now},
+        ).scalar_one()
+        raters = [
+            conn.execute(
+                text(
+                    "INSERT INTO users (email, display_name, role, password_hash, is_active, "
+                    "created_at) VALUES (:e, '', 'rater', 'x', true, :t) RETURNING id"
+                ),
+                {"e": f"{BENCH_PREFIX}-r{i}@example.org", "t": now},
+            ).scalar_one()
+            for i in range(RATERS)
+        ]
+        qs_id = conn.execute(
+            text(
+                "INSERT INTO question_sets (name, description, source_filename, created_at) "
+                "VALUES (:n, '', '', :t) RETURNING id"
+            ),
+            {"n": f"{BENCH_PREFIX}-set", "t": now},
+        ).scalar_one()
+        truths = [i % 2 == 0 for i in range(statements)]
+        _copy(
+            conn,
+            "questions",
+            ["question_set_id", "position", "source_id", "statement", "negation", "truth",
+             "category", "explanation", "norm_hash", "duplicate_conflict"],
+            [
+                (qs_id, i + 1, f"q{i}", f"Statement {i}.", "", truths[i], "", "", f"h{i}", False)
+                for i in range(statements)
+            ],
+        )
+        q_ids = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT id FROM questions WHERE question_set_id = :s ORDER BY position"),
+                {"s": qs_id},
+            )
+        ]
+        run_id = conn.execute(
+            text(
+                "INSERT INTO runs (name, question_set_id, status, source, seed, samples, "
+                "show_reference, use_batch_api, config, created_at) VALUES (:n, :q, "
+                "'completed', 'generated', 0, :s, true, false, '{}', :t) RETURNING id"
+            ),
+            {"n": f"{BENCH_PREFIX}-run", "q": qs_id, "s": samples, "t": now},
+        ).scalar_one()
+        arm_ids = []
+        for position, label in enumerate(["baseline", "sdi"]):
+            mc = conn.execute(
+                text(
+                    "INSERT INTO model_configs (name, provider, model_id, base_url, api_key_env, "
+                    "temperature, max_tokens, top_p, system_prompt, price_input_per_1k, "
+                    "price_output_per_1k, max_concurrency, timeout_s, sdi_mode, sdi_shots, "
+                    "sdi_seed, fine_tuned_model_id, extra, created_at) VALUES (:n, 'local', 'm', "
+                    "'', '', 0, 64, 1, '', 0, 0, 1, 10, 'none', 0, 0, '', '{}', :t) RETURNING id"
+                ),
+                {"n": f"{BENCH_PREFIX}-{label}", "t": now},
+            ).scalar_one()
+            arm_ids.append(
+                conn.execute(
+                    text(
+                        "INSERT INTO run_arms (run_id, model_config_id, label, position, snapshot)"
+                        " VALUES (:r, :m, :l, :p, '{}') RETURNING id"
+                    ),
+                    {"r": run_id, "m": mc, "l": label, "p": position},
+                ).scalar_one()
+            )
+        _copy(
+            conn,
+            "prompt_variants",
+            ["run_id", "question_id", "kind", "stance", "premise_erroneous", "messages",
+             "followup"],
+            [
+                (run_id, q, kind, stance, _erroneous(stance, truths[i]), "[]", "")
+                for i, q in enumerate(q_ids)
+                for kind, stance in KINDS
+            ],
+        )
+        variants = [
+            (row[0], row[1], row[2])
+            for row in conn.execute(
+                text(
+                    "SELECT pv.id, pv.kind, q.truth FROM prompt_variants pv JOIN questions q "
+                    "ON q.id = pv.question_id WHERE pv.run_id = :r ORDER BY pv.id"
+                ),
+                {"r": run_id},
+            )
+        ]
+        replies = []
+        for pv_id, kind, _truth in variants:
+            for arm in arm_ids:
+                for sample in range(samples):
+                    verdict = rng.choice(("true", "false", "false", "none"))
+                    first = rng.choice(("true", "false")) if kind == "pushback" else None
+                    replies.append(
+                        (run_id, pv_id, arm, sample, "done", f"Reply {verdict}.", verdict, "",
+                         first, "[]", 0, 0, 0, 0.0, "", False, "", 1, now, now)
+                    )
+        _copy(
+            conn,
+            "responses",
+            ["run_id", "prompt_variant_id", "arm_id", "sample_index", "status", "text",
+             "verdict", "first_text", "first_verdict", "transcript", "tokens_in", "tokens_out",
+             "latency_ms", "cost_usd", "finish_reason", "from_cache", "error", "attempts",
+             "completed_at", "created_at"],
+            replies,
+        )
+        response_ids = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT id FROM responses WHERE run_id = :r ORDER BY id"), {"r": run_id}
+            )
+        ]
+        labels = ("agree", "correct", "correct", "evasive")
+        verdicts = ("true", "false", "none")
+        ratings = []
+        adjudications = []
+        for rid in response_ids:
+            for rater in rng.sample(raters, PER_REPLY):
+                ratings.append(
+                    (rid, rater, rng.choice(labels), rng.randint(1, 5), rng.choice(verdicts), "",
+                     False, now, now)
+                )
+            if rng.random() < 0.02:
+                adjudications.append((rid, uid, rng.choice(labels[:3]), rng.randint(1, 5), "",
+                                      now))
+        _copy(
+            conn,
+            "ratings",
+            ["response_id", "rater_id", "label", "helpfulness", "verdict", "note", "flagged",
+             "created_at", "updated_at"],
+            ratings,
+        )
+        _copy(
+            conn,
+            "adjudications",
+            ["response_id", "admin_id", "label", "helpfulness", "note", "created_at"],
+            adjudications,
+        )
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE"))
+        else:
+            conn.execute(text("ANALYZE"))
+    print(
+        f"built run {run_id}: {len(response_ids):,} replies, {len(ratings):,} ratings "
+        f"in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    engine.dispose()
+    return int(run_id)
+
+
+def cleanup(url: str) -> None:
+    from sqlalchemy import text
+
+    from app.db import build_engine
+
+    engine = build_engine(url)
+    with engine.begin() as conn:
+        run_ids = [
+            r[0]
+            for r in conn.execute(text("SELECT id FROM runs WHERE name = :n"),
+                                  {"n": f"{BENCH_PREFIX}-run"})
+        ]
+        for run_id in run_ids:
+            ids = "SELECT id FROM responses WHERE run_id = :r"
+            for table in ("ratings", "adjudications", "judge_labels"):
+                conn.execute(text(f"DELETE FROM {table} WHERE response_id IN ({ids})"),
+                             {"r": run_id})
+            conn.execute(text("DELETE FROM responses WHERE run_id = :r"), {"r": run_id})
+            conn.execute(text("DELETE FROM prompt_variants WHERE run_id = :r"), {"r": run_id})
+            conn.execute(text("DELETE FROM run_arms WHERE run_id = :r"), {"r": run_id})
+            conn.execute(text("DELETE FROM runs WHERE id = :r"), {"r": run_id})
+        conn.execute(
+            text("DELETE FROM questions WHERE question_set_id IN (SELECT id FROM question_sets "
+                 "WHERE name = :n)"),
+            {"n": f"{BENCH_PREFIX}-set"},
+        )
+        conn.execute(text("DELETE FROM question_sets WHERE name = :n"),
+                     {"n": f"{BENCH_PREFIX}-set"})
+        conn.execute(text("DELETE FROM model_configs WHERE name LIKE :n"),
+                     {"n": f"{BENCH_PREFIX}-%"})
+        conn.execute(text("DELETE FROM users WHERE email LIKE :n"), {"n": f"{BENCH_PREFIX}-%"})
+    engine.dispose()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_results(url: str, run_id: int, label: str) -> None:
+    os.environ["SDILAB_DATABASE_URL"] = url
+    from sqlmodel import Session
+
+    from app.db import build_engine
+    from app.metrics import service
+
+    engine = build_engine(url)
+    timings = []
+    for _ in range(3):
+        with Session(engine) as session:
+            t0 = time.perf_counter()
+            results = service.run_results(session, run_id)
+            timings.append(time.perf_counter() - t0)
+    best = min(timings)
+    print(f"  ({len(results.metrics)} metric rows, {len(results.paired)} paired rows; runs: "
+          + ", ".join(f"{t:.2f}" for t in timings) + " s)")
+    figure("results page computation (1M ratings)", best, "s",
+           target=f"< {RESULTS_TARGET_S:g} s", met=best < RESULTS_TARGET_S, database=label)
+    figure("results computation peak RSS", rss_mb(), "MB", database=label)
+    engine.dispose()
+
+
+EXPORT_CHILD = """
+import os, resource, sys, time
+from app.db import build_engine
+from sqlmodel import Session
+from app.metrics import exports
+engine = build_engine(sys.argv[1])
+t0 = time.perf_counter()
+with open(sys.argv[4], "w", encoding="utf-8", newline="") as out, Session(engine) as session:
+    for chunk in exports.stream_csv(session, sys.argv[3], int(sys.argv[2])):
+        out.write(chunk)
+print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def time_exports(url: str, run_id: int, label: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    for what in ("metrics", "responses", "ratings"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{what}.csv"
+            env = {**os.environ, "SDILAB_DATABASE_URL": url, "PYTHONPATH": str(root)}
+            out = subprocess.run(
+                [sys.executable, "-c", EXPORT_CHILD, url, str(run_id), what, str(path)],
+                capture_output=True, text=True, env=env, cwd=root, check=True,
+            )
+            seconds, peak = (float(x) for x in out.stdout.split()[-2:])
+            size = path.stat().st_size / 1e6
+        figure(f"export {what}.csv wall time", seconds, "s", database=label)
+        figure(f"export {what}.csv peak RSS ({size:.0f} MB file)", peak, "MB",
+               target=f"< {RSS_TARGET_MB:g} MB", met=peak < RSS_TARGET_MB, database=label)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--statements", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=14)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the data")
+    parser.add_argument("--skip-exports", action="store_true")
+    opts = parser.parse_args()
+    samples = max(1, opts.samples // 10) if opts.quick else opts.samples
+    from app.migrate import upgrade
+
+    url = os.environ.get("SDILAB_BENCH_DATABASE_URL", "")
+    tmp = None
+    if not url:
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    label = database_label(url)
+    os.environ["SDILAB_DATABASE_URL"] = url
+    upgrade(url)
+    cleanup(url)
+    try:
+        run_id = build(url, opts.statements, samples)
+        time_results(url, run_id, label)
+        if not opts.skip_exports:
+            time_exports(url, run_id, label)
+    finally:
+        if tmp is None:
+            cleanup(url)
+        else:
+            tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
