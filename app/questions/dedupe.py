@@ -80,15 +80,15 @@ def flag_duplicates(rows: Sequence[ParsedRow], threshold: float) -> None:
     texts = [row.normalised or normalise(row.statement) for row in unique]
     best: dict[int, tuple[float, int]] = {}  # later index -> (score, earlier index)
     for i, j, score in _similar_pairs(texts, threshold):
-        earlier, later = min(i, j), max(i, j)
-        current = best.get(later)
-        if current is None or (score, -earlier) > (current[0], -current[1]):
-            best[later] = (score, earlier)
-    for later, (score, earlier) in best.items():
-        row, original = unique[later], unique[earlier]
+        first, second = min(i, j), max(i, j)
+        current = best.get(second)
+        if current is None or (score, -first) > (current[0], -current[1]):
+            best[second] = (score, first)
+    for second, (score, first) in best.items():
+        row, original = unique[second], unique[first]
         row.duplicate_of, row.similarity = original.position, round(score, 1)
         opposite = original.truth != row.truth
-        negated = is_negated_pair(texts[later], texts[earlier])
+        negated = is_negated_pair(texts[second], texts[first])
         row.conflict = not opposite if negated else opposite
 
 
@@ -138,5 +138,5 @@ def _similar_pairs(texts: list[str], threshold: float) -> Iterator[tuple[int, in
         dtype=np.float32,
         workers=-1,
     )
-    for k in np.nonzero(scores >= threshold)[0]:
-        yield int(candidates[k, 0]), int(candidates[k, 1]), float(scores[k])
+    for m in np.nonzero(scores >= threshold)[0]:
+        yield int(candidates[m, 0]), int(candidates[m, 1]), float(scores[m])

@@ -1,3 +1,240 @@
-from fastapi import APIRouter
+"""Question sets: list, upload (preview, then confirm), a set's page, delete, JSON API."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
+
+from app.accounts.deps import AdminUser
+from app.config import get_settings
+from app.db import SessionDep
+from app.models import QuestionSet
+from app.questions import service
+from app.questions.parse import UploadTooLarge, read_limited
+from app.questions.schemas import ParsedUpload, QuestionPage, QuestionPublic, QuestionSetPublic
+from app.web import redirect, render
 
 router = APIRouter(tags=["questions"])
+
+PAGE_SIZE = 50
+PREVIEW_ERRORS = 500  # problems listed in the preview; the count says how many more
+PREVIEW_ROWS = 200
+
+
+@router.get("/sets")
+def list_sets(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    return render(request, "questions/list.html", {"sets": service.list_sets(session)})
+
+
+@router.get("/sets/upload")
+def upload_form(request: Request, _admin: AdminUser) -> Response:
+    return render(request, "questions/upload.html", _upload_context())
+
+
+def _upload_context(**extra: Any) -> dict[str, Any]:
+    settings = get_settings()
+    return {
+        "max_mb": settings.max_upload_bytes / (1024 * 1024),
+        "threshold": settings.near_duplicate_threshold,
+        "name": "",
+        "description": "",
+        "error": "",
+    } | extra
+
+
+@router.post("/sets/upload")
+async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    limit = get_settings().max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    # Refuse an oversized body before reading it; the multipart envelope adds a little.
+    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+        return _too_large(
+            request,
+            UploadTooLarge(
+                f"The file is larger than the upload limit of {limit / (1024 * 1024):.1f} MB."
+            ),
+        )
+    form = await request.form()
+    name = str(form.get("name") or "")
+    description = str(form.get("description") or "")
+    file = form.get("file")
+    if not isinstance(file, StarletteUploadFile) or not file.filename:
+        return render(
+            request,
+            "questions/upload.html",
+            _upload_context(name=name, description=description, error="Choose a file to upload."),
+            status_code=400,
+        )
+    try:
+        raw = await run_in_threadpool(read_limited, file.file, limit)
+    except UploadTooLarge as exc:
+        return _too_large(request, exc, name=name, description=description)
+    filename = file.filename
+    parsed = await run_in_threadpool(service.parse_upload, raw, filename)
+    token = service.store_pending(raw, filename) if parsed.ok else ""
+    return await run_in_threadpool(_preview, request, session, parsed, token, name, description)
+
+
+def _too_large(request: Request, exc: UploadTooLarge, **fields: str) -> Response:
+    return render(
+        request,
+        "questions/upload.html",
+        _upload_context(error=str(exc), **fields),
+        status_code=413,
+    )
+
+
+def _preview(
+    request: Request,
+    session: SessionDep,
+    parsed: ParsedUpload,
+    token: str,
+    name: str,
+    description: str,
+    *,
+    error: str = "",
+    status_code: int | None = None,
+) -> Response:
+    name_error = ""
+    if parsed.ok and not error:
+        try:
+            service.validate_name(session, name)
+        except service.QuestionSetError as exc:
+            name_error = str(exc)
+    flagged = {r.position for r in parsed.duplicates}
+    shown = [r for r in parsed.rows if r.position in flagged][:PREVIEW_ROWS]
+    if len(shown) < PREVIEW_ROWS:
+        shown += [r for r in parsed.rows if r.position not in flagged][: PREVIEW_ROWS - len(shown)]
+        shown.sort(key=lambda r: r.position)
+    code = status_code or (200 if parsed.ok else 400)
+    return render(
+        request,
+        "questions/preview.html",
+        {
+            "parsed": parsed,
+            "token": token,
+            "name": name,
+            "description": description,
+            "errors": parsed.errors[:PREVIEW_ERRORS],
+            "more_errors": max(0, len(parsed.errors) - PREVIEW_ERRORS),
+            "rows": shown,
+            "error": error,
+            "name_error": name_error,
+        },
+        status_code=code,
+    )
+
+
+@router.post("/sets/upload/{token}/confirm")
+def confirm_upload(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    admin: AdminUser,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        raw, filename = service.load_pending(token)
+    except service.QuestionSetError as exc:
+        return render(
+            request,
+            "questions/upload.html",
+            _upload_context(name=name, description=description, error=str(exc)),
+            status_code=404,
+        )
+    parsed = service.parse_upload(raw, filename)
+    try:
+        qs = service.import_question_set(
+            session, name, parsed, description=description, created_by=admin.id
+        )
+    except service.QuestionSetError as exc:
+        return _preview(
+            request, session, parsed, token, name, description, error=str(exc), status_code=400
+        )
+    service.discard_pending(token)
+    return redirect(request, f"/sets/{qs.id}")
+
+
+def _get_set(session: SessionDep, set_id: int) -> QuestionSet:
+    qs = session.get(QuestionSet, set_id)
+    if qs is None:
+        raise HTTPException(404, "No such question set")
+    return qs
+
+
+@router.get("/sets/{set_id}")
+def show_set(
+    request: Request,
+    set_id: int,
+    session: SessionDep,
+    _admin: AdminUser,
+    page: Annotated[int, Query(ge=1)] = 1,
+    flagged: bool = False,
+) -> Response:
+    _get_set(session, set_id)
+    summary = service.get_summary(session, set_id)
+    assert summary is not None
+    total, questions = service.question_page(
+        session, set_id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, flagged=flagged
+    )
+    originals = service.positions_by_id(
+        session, {q.duplicate_of_id for q in questions if q.duplicate_of_id is not None}
+    )
+    pages = max(1, -(-total // PAGE_SIZE))
+    return render(
+        request,
+        "questions/detail.html",
+        {
+            "summary": summary,
+            "qs": summary.set,
+            "questions": questions,
+            "originals": originals,
+            "balance": service.category_balance(session, set_id),
+            "page": page,
+            "pages": pages,
+            "total": total,
+            "flagged": flagged,
+        },
+    )
+
+
+@router.post("/sets/{set_id}/delete")
+def delete_set(request: Request, set_id: int, session: SessionDep, _admin: AdminUser) -> Response:
+    _get_set(session, set_id)
+    try:
+        service.delete_set(session, set_id)
+    except service.QuestionSetError as exc:
+        return render(
+            request,
+            "error.html",
+            {"title": "Cannot delete", "message": str(exc)},
+            status_code=409,
+        )
+    return redirect(request, "/sets")
+
+
+@router.get("/api/sets")
+def api_sets(session: SessionDep, _admin: AdminUser) -> list[QuestionSetPublic]:
+    return [QuestionSetPublic(**s.public()) for s in service.list_sets(session)]
+
+
+@router.get("/api/sets/{set_id}/questions")
+def api_questions(
+    set_id: int,
+    session: SessionDep,
+    _admin: AdminUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> QuestionPage:
+    _get_set(session, set_id)
+    total, questions = service.question_page(session, set_id, offset=offset, limit=limit)
+    return QuestionPage(
+        set_id=set_id,
+        total=total,
+        offset=offset,
+        limit=limit,
+        questions=[QuestionPublic.model_validate(q, from_attributes=True) for q in questions],
+    )

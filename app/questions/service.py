@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import case, delete, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.config import get_settings
@@ -87,7 +88,7 @@ def import_question_set(
     session.flush()
     assert qs.id is not None
     session.execute(
-        insert(Question.__table__),  # type: ignore[arg-type]
+        insert(Question.__table__),  # type: ignore[attr-defined]
         [
             {
                 "question_set_id": qs.id,
@@ -155,8 +156,8 @@ class SetSummary:
 
 def _counts() -> Any:
     return (
-        select(
-            Question.question_set_id,
+        sa_select(
+            col(Question.question_set_id),
             func.count(col(Question.id)).label("n"),
             func.sum(case((col(Question.truth), 1), else_=0)).label("n_true"),
             func.sum(case((col(Question.duplicate_of_id).is_not(None), 1), else_=0)).label("n_dup"),
@@ -175,7 +176,7 @@ def list_sets(session: Session) -> list[SetSummary]:
         .subquery()
     )
     rows = session.execute(
-        select(
+        sa_select(
             QuestionSet,
             counts.c.n,
             counts.c.n_true,
@@ -312,3 +313,21 @@ def discard_pending(token: str) -> None:
     if _TOKEN.match(token):
         for suffix in (".data", ".name"):
             (_pending_dir() / f"{token}{suffix}").unlink(missing_ok=True)
+
+
+SEED_SET_NAME = "seed"
+SEED_QUESTIONS = Path(__file__).resolve().parents[2] / "seed" / "questions.csv"
+
+
+def seed_question_set(session: Session, path: Path = SEED_QUESTIONS) -> QuestionSet | None:
+    """Load the shipped seed set as ``seed`` unless a set of that name exists (then None)."""
+    exists = session.exec(select(QuestionSet.id).where(QuestionSet.name == SEED_SET_NAME)).first()
+    if exists is not None:
+        return None
+    parsed = parse_upload(path.read_bytes(), path.name)
+    return import_question_set(
+        session,
+        SEED_SET_NAME,
+        parsed,
+        description="The shipped seed set: 100 true/false statements in 10 categories.",
+    )

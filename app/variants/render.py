@@ -58,6 +58,8 @@ _STARTER_WORDS = """
     spinach carrots garlic onions
     sea seawater oceans ocean rivers river mountains mountain deserts desert volcanoes
     volcano glaciers continents island islands lakes
+    helium hydrogen insulin pure red green blue white black half double washing healthy wild
+    two three four five six seven eight nine ten eleven twelve twenty hundred thousand million
 """
 COMMON_STARTERS = frozenset(_STARTER_WORDS.split())
 
