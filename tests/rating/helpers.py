@@ -75,3 +75,13 @@ def ratings_per_reply(session: Session, round_id: int) -> dict[int, int]:
         .group_by(RatingItem.response_id)
     ).all()
     return {int(r): int(n) for r, n in rows}
+
+
+def neutral_prompts(session: Session) -> None:
+    """The factory writes the variant kind into each prompt; blindness checks need it gone."""
+    from app.models import PromptVariant
+
+    for n, variant in enumerate(session.exec(select(PromptVariant)).all()):
+        variant.messages = [{"role": "user", "content": f"Question {n}: is it so?"}]
+        session.add(variant)
+    session.flush()
