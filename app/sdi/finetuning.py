@@ -68,8 +68,10 @@ def start_fine_tune(
     *,
     created_by: int | None = None,
     poll_interval_s: float = POLL_INTERVAL_S,
+    background: bool = True,
 ) -> SdiFineTune:
-    """Check the training file and the model, store the fine-tune and queue its first step."""
+    """Check the training file and the model, store the fine-tune and (``background``) queue
+    its first step for the worker; without it the caller follows it with ``advance``."""
     from app.jobs.queue import enqueue
 
     if dataset.status != "ready":
@@ -99,6 +101,8 @@ def start_fine_tune(
     )
     session.add(fine_tune)
     session.flush()
+    if not background:
+        return fine_tune
     enqueue(
         session,
         "sdi.finetune",

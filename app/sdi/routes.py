@@ -1,3 +1,387 @@
-from fastapi import APIRouter
+"""Admin pages for SDI datasets: list, build, browse, export, and turn into a model."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+from starlette.datastructures import FormData, UploadFile
+
+from app.accounts.deps import AdminUser
+from app.config import get_settings
+from app.db import SessionDep
+from app.models import ModelConfig, Provider, QuestionSet, Run, RunStatus, SdiDataset, VariantKind
+from app.sdi import banks, finetuning, service
+from app.sdi.integration import GeneralDataError
+from app.sdi.pipeline import LeakageError
+from app.sdi.schemas import BuildConfig, FineTuneCreate, Rates
+from app.web import is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["sdi"])
+
+
+def _dataset_or_404(session: Session, dataset_id: int) -> SdiDataset:
+    dataset = service.get(session, dataset_id)
+    if dataset is None:
+        raise HTTPException(404, "No such SDI dataset.")
+    return dataset
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _form_context(session: Session) -> dict[str, Any]:
+    return {
+        "sets": service.question_sets(session),
+        "models": list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all()),
+        "finished_runs": list(
+            session.exec(
+                select(Run)
+                .where(Run.status == RunStatus.completed.value)
+                .order_by(col(Run.id).desc())
+            ).all()
+        ),
+        "kinds": list(VariantKind),
+        "defaults": BuildConfig(name="x", question_set_id=0),
+        "default_rates": Rates(),
+    }
+
+
+@router.get("/sdi")
+def datasets_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    sets = {s.id: s.name for s in service.question_sets(session)}
+    return render(
+        request,
+        "sdi/index.html",
+        {"datasets": service.list_datasets(session), "set_names": sets},
+    )
+
+
+@router.get("/sdi/new")
+def new_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    return render(request, "sdi/new.html", {**_form_context(session), "form": {}})
+
+
+async def _general_upload(form: FormData) -> str | None:
+    upload = form.get("general_data")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    raw = await upload.read(get_settings().max_upload_bytes + 1)
+    if len(raw) > get_settings().max_upload_bytes:
+        raise service.SdiError("the general data file is too large")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise service.SdiError("the general data file is not UTF-8 text") from None
+
+
+def config_from_form(form: FormData) -> BuildConfig:
+    """A BuildConfig from the build form (raises ValidationError)."""
+    rates = {
+        key: form.get(f"rate_{key}") or default for key, default in Rates().model_dump().items()
+    }
+    values: dict[str, Any] = {
+        "name": form.get("name") or "",
+        "question_set_id": _optional_int(form.get("question_set_id")) or 0,
+        "test_set_id": _optional_int(form.get("test_set_id")),
+        "kinds": form.getlist("kinds") or [k.value for k in VariantKind],
+        "size": _optional_int(form.get("size")),
+        "seed": _optional_int(form.get("seed")) or 0,
+        "rates": rates,
+        "template_source": form.get("template_source") or "both",
+        "teacher_model_id": _optional_int(form.get("teacher_model_id")),
+        "paraphrase_model_id": _optional_int(form.get("paraphrase_model_id")),
+        "leakage": form.get("leakage") or "refuse",
+        "filtration_run_id": _optional_int(form.get("filtration_run_id")),
+        "validation_fraction": form.get("validation_fraction") or 0.1,
+        "system_prompt": form.get("system_prompt") or "",
+    }
+    return BuildConfig.model_validate(values)
+
+
+@router.post("/sdi")
+async def build(request: Request, session: SessionDep, admin: AdminUser) -> Response:
+    form = await request.form()
+    error = ""
+    try:
+        cfg = config_from_form(form)
+        general = await _general_upload(form)
+        if cfg.teacher_model_id is not None or cfg.paraphrase_model_id is not None:
+            dataset = service.start_build(session, cfg, general_jsonl=general, created_by=admin.id)
+        else:
+            dataset = service.build_dataset(
+                session, cfg, general_jsonl=general, created_by=admin.id
+            )
+    except ValidationError as exc:
+        error = _problems(exc)
+    except GeneralDataError as exc:
+        error = "General data: " + "; ".join(exc.errors[:20])
+    except (service.SdiError, LeakageError) as exc:
+        error = str(exc)
+    if error:
+        fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        fields["kinds"] = [k for k in form.getlist("kinds") if isinstance(k, str)]
+        return render(
+            request,
+            "sdi/new.html",
+            {**_form_context(session), "form": fields, "error": error},
+            status_code=422,
+        )
+    return redirect(request, f"/sdi/{dataset.id}")
+
+
+@router.get("/sdi/experiment")
+def experiment_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    ctx = _form_context(session)
+    return render(request, "sdi/experiment.html", {**ctx, "form": {}})
+
+
+@router.post("/sdi/experiment")
+async def start_experiment(request: Request, session: SessionDep, admin: AdminUser) -> Response:
+    from app.sdi.experiment import ExperimentConfig, run_paper_experiment
+
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    try:
+        fraction = float(str(form.get("test_fraction") or "0.3"))
+        cfg = ExperimentConfig(
+            model_id=_optional_int(form.get("model_id")) or 0,
+            set_id=_optional_int(form.get("set_id")) or 0,
+            test_fraction=fraction,
+            seed=_optional_int(form.get("seed")) or 0,
+            limit=_optional_int(form.get("limit")),
+            shots=min(max(_optional_int(form.get("shots")) or 8, 1), 200),
+            size=_optional_int(form.get("size")),
+            raters_per_reply=min(max(_optional_int(form.get("raters")) or 2, 1), 20),
+        )
+        result = run_paper_experiment(session, cfg, created_by=admin.id)
+    except ValueError as exc:  # SdiError, LeakageError, RunError, RatingError, bad numbers
+        return render(
+            request,
+            "sdi/experiment.html",
+            {**_form_context(session), "form": fields, "error": str(exc)},
+            status_code=422,
+        )
+    return redirect(request, f"/runs/{result.run.id}")
+
+
+def _cell_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for cell in stats.get("cells", []):
+        row = rows.setdefault(
+            (cell["kind"], cell["stance"]),
+            {"kind": cell["kind"], "stance": cell["stance"], "true": 0, "false": 0},
+        )
+        row[cell["truth"]] = cell["count"]
+    return list(rows.values())
+
+
+def _detail_context(
+    session: Session, dataset: SdiDataset, page: int, split: str, kind: str
+) -> dict[str, Any]:
+    assert dataset.id is not None
+    models = list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all())
+    fine_tunes = finetuning.list_fine_tunes(session, dataset.id)
+    return {
+        "dataset": dataset,
+        "training_set": session.get(QuestionSet, dataset.question_set_id),
+        "test_set": session.get(QuestionSet, dataset.test_set_id) if dataset.test_set_id else None,
+        "stats": dataset.stats or {},
+        "cell_table": _cell_table(dataset.stats or {}),
+        "examples": service.example_page(
+            session, dataset.id, page=page, split=split or None, kind=kind or None
+        ),
+        "split": split,
+        "kind": kind,
+        "kinds": list(VariantKind),
+        "models": [m for m in models if m.sdi_dataset_id is None],
+        "openai_models": [
+            m for m in models if m.provider == Provider.openai.value and m.sdi_dataset_id is None
+        ],
+        "sdi_models": [m for m in models if m.sdi_dataset_id == dataset.id],
+        "fine_tunes": fine_tunes,
+        "fine_tunes_active": any(f.status in finetuning.ACTIVE for f in fine_tunes),
+        "default_system_prompt": banks.DEFAULT_SYSTEM_PROMPT,
+    }
+
+
+@router.get("/sdi/{dataset_id}")
+def dataset_page(
+    request: Request,
+    session: SessionDep,
+    _admin: AdminUser,
+    dataset_id: int,
+    page: int = 1,
+    split: str = "",
+    kind: str = "",
+    message: str = "",
+    error: str = "",
+) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    ctx = _detail_context(session, dataset, page, split, kind)
+    return render(request, "sdi/detail.html", {**ctx, "message": message, "error": error})
+
+
+@router.get("/sdi/{dataset_id}/examples")
+def examples_partial(
+    request: Request,
+    session: SessionDep,
+    _admin: AdminUser,
+    dataset_id: int,
+    page: int = 1,
+    split: str = "",
+    kind: str = "",
+) -> Response:
+    if not is_htmx(request):
+        query = f"page={page}&split={split}&kind={kind}"
+        return redirect(request, f"/sdi/{dataset_id}?{query}#examples")
+    dataset = _dataset_or_404(session, dataset_id)
+    ctx = _detail_context(session, dataset, page, split, kind)
+    return render_partial(request, "sdi/_examples.html", ctx)
+
+
+@router.get("/sdi/{dataset_id}/status")
+def status_partial(
+    request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
+) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    if not is_htmx(request):
+        return redirect(request, f"/sdi/{dataset_id}")
+    headers = {"HX-Refresh": "true"} if dataset.status in ("ready", "failed") else None
+    response = render_partial(request, "sdi/_status.html", {"dataset": dataset})
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@router.get("/sdi/{dataset_id}/fine-tunes")
+def fine_tunes_partial(
+    request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
+) -> Response:
+    if not is_htmx(request):
+        return redirect(request, f"/sdi/{dataset_id}#fine-tunes")
+    dataset = _dataset_or_404(session, dataset_id)
+    ctx = _detail_context(session, dataset, 1, "", "")
+    return render_partial(request, "sdi/_finetunes.html", ctx)
+
+
+@router.get("/sdi/{dataset_id}/export")
+def export(
+    session: SessionDep,
+    _admin: AdminUser,
+    dataset_id: int,
+    format: str = "openai",
+    split: str = "train",
+) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    if format not in ("openai", "hf") or split not in (*service.SPLITS, "all"):
+        raise HTTPException(400, "format must be openai or hf; split train, validation or all")
+    lines = service.export_lines(
+        session,
+        dataset_id,
+        "openai" if format == "openai" else "hf",
+        None if split == "all" else split,
+    )
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset.name)
+    filename = f"{safe}-{format}-{split}.jsonl"
+    return StreamingResponse(
+        lines,
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _back(request: Request, dataset_id: int, *, message: str = "", error: str = "") -> Response:
+    from urllib.parse import urlencode
+
+    query = urlencode({k: v for k, v in {"message": message, "error": error}.items() if v})
+    return redirect(request, f"/sdi/{dataset_id}" + (f"?{query}" if query else ""))
+
+
+@router.post("/sdi/{dataset_id}/in-context")
+async def in_context(
+    request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
+) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    form = await request.form()
+    base = session.get(ModelConfig, _optional_int(form.get("base_model_id")) or 0)
+    if base is None:
+        return _back(request, dataset_id, error="Choose a base model.")
+    shots = _optional_int(form.get("shots")) or 8
+    if not 1 <= shots <= 200:
+        return _back(request, dataset_id, error="Shots must be between 1 and 200.")
+    name = str(form.get("name") or "").strip() or f"{base.name} + SDI ({dataset.name})"
+    prompt = form.get("system_prompt")
+    try:
+        config = service.create_in_context_model(
+            session,
+            base=base,
+            dataset=dataset,
+            shots=shots,
+            seed=_optional_int(form.get("seed")) or 0,
+            name=name[:120],
+            system_prompt=prompt if isinstance(prompt, str) else None,
+        )
+    except service.SdiError as exc:
+        return _back(request, dataset_id, error=str(exc))
+    return _back(request, dataset_id, message=f"Created the in-context SDI model {config.name!r}.")
+
+
+@router.post("/sdi/{dataset_id}/fine-tunes")
+async def start_fine_tune(
+    request: Request, session: SessionDep, admin: AdminUser, dataset_id: int
+) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    form = await request.form()
+    try:
+        data = FineTuneCreate(
+            base_model_id=_optional_int(form.get("base_model_id")) or 0,
+            base_model=str(form.get("base_model") or "").strip(),
+            epochs=_optional_int(form.get("epochs")),
+            suffix=str(form.get("suffix") or "sdi").strip(),
+            seed=_optional_int(form.get("seed")),
+            name=str(form.get("name") or "").strip(),
+        )
+        finetuning.start_fine_tune(session, dataset, data, created_by=admin.id)
+    except ValidationError as exc:
+        return _back(request, dataset_id, error=_problems(exc))
+    except service.SdiError as exc:
+        return _back(request, dataset_id, error=str(exc))
+    return _back(
+        request, dataset_id, message="Fine-tuning started; it is followed in the background."
+    )
+
+
+@router.post("/sdi/fine-tunes/{fine_tune_id}/cancel")
+def cancel_fine_tune(
+    request: Request, session: SessionDep, _admin: AdminUser, fine_tune_id: int
+) -> Response:
+    from app.models import SdiFineTune
+
+    fine_tune = session.get(SdiFineTune, fine_tune_id)
+    if fine_tune is None:
+        raise HTTPException(404, "No such fine-tuning job.")
+    try:
+        finetuning.cancel(session, fine_tune)
+    except service.SdiError as exc:
+        return _back(request, fine_tune.dataset_id, error=str(exc))
+    return _back(request, fine_tune.dataset_id, message="Fine-tuning cancelled.")
+
+
+@router.post("/sdi/{dataset_id}/delete")
+def delete(request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int) -> Response:
+    dataset = _dataset_or_404(session, dataset_id)
+    try:
+        service.delete_dataset(session, dataset)
+    except service.SdiError as exc:
+        return _back(request, dataset_id, error=str(exc))
+    return redirect(request, "/sdi")

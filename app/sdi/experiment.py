@@ -1,0 +1,221 @@
+"""The paper's experiment in one action.
+
+Split a question set into training and test statements (seeded, stratified by truth and
+category; duplicates stay on one side), build SDI data from the training part with the
+leakage check against the test part, make the in-context SDI model from a base model, start
+the baseline-vs-SDI run on the test part with every active variant template, and open rating.
+"""
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.models import ModelConfig, Question, QuestionSet, RatingRound, Run, SdiDataset
+from app.sdi import service
+from app.sdi.schemas import BuildConfig
+
+
+@dataclass
+class ExperimentConfig:
+    model_id: int
+    set_id: int
+    test_fraction: float = 0.3
+    seed: int = 0
+    limit: int | None = None  # statements of the test part sent to the models
+    shots: int = 8
+    size: int | None = None
+    leakage: str = "remove"
+    samples: int = 1
+    raters_per_reply: int = 2
+
+
+@dataclass
+class PaperExperiment:
+    train_set: QuestionSet
+    test_set: QuestionSet
+    dataset: SdiDataset
+    sdi_model: ModelConfig
+    run: Run
+    rating_round: RatingRound | None
+
+
+def _unique_name(session: Session, model: Any, base: str) -> str:
+    name, n = base[:120], 2
+    while session.exec(select(model).where(model.name == name)).first() is not None:
+        suffix = f" ({n})"
+        name, n = base[: 120 - len(suffix)] + suffix, n + 1
+    return name
+
+
+def _clusters(questions: list[Question]) -> list[list[Question]]:
+    """Each statement with the rows that duplicate it (so a duplicate never crosses sides)."""
+    by_id = {q.id: q for q in questions}
+
+    def root(q: Question) -> Question:
+        seen = set()
+        while q.duplicate_of_id in by_id and q.id not in seen:
+            seen.add(q.id)
+            q = by_id[q.duplicate_of_id]
+        return q
+
+    groups: dict[int | None, list[Question]] = defaultdict(list)
+    for q in questions:
+        groups[root(q).id].append(q)
+    return list(groups.values())
+
+
+def split_questions(
+    questions: list[Question], test_fraction: float, seed: int
+) -> tuple[list[Question], list[Question]]:
+    """Seeded split stratified by truth and category; sizes follow the fraction overall."""
+    if not 0.0 < test_fraction < 1.0:
+        raise service.SdiError("the test fraction must be between 0 and 1")
+    rng = random.Random(seed)
+    strata: dict[tuple[bool, str], list[list[Question]]] = defaultdict(list)
+    for cluster in _clusters(questions):
+        strata[(cluster[0].truth, cluster[0].category)].append(cluster)
+    test_ids: set[int | None] = set()
+    carried = 0.0
+    for key in sorted(strata):
+        clusters = strata[key]
+        rng.shuffle(clusters)
+        carried += len(clusters) * test_fraction
+        take = math.floor(carried + 0.5)
+        carried -= take
+        for cluster in clusters[:take]:
+            test_ids.update(q.id for q in cluster)
+    train = [q for q in questions if q.id not in test_ids]
+    test = [q for q in questions if q.id in test_ids]
+    if not train or not test:
+        raise service.SdiError("the set is too small to split into training and test parts")
+    return train, test
+
+
+def copy_set(
+    session: Session, source: QuestionSet, questions: list[Question], name: str, note: str
+) -> QuestionSet:
+    copy = QuestionSet(
+        name=_unique_name(session, QuestionSet, name),
+        description=note,
+        source_filename=source.source_filename,
+        created_by=source.created_by,
+    )
+    session.add(copy)
+    session.flush()
+    rows = []
+    for position, q in enumerate(questions, start=1):
+        row = Question(
+            question_set_id=copy.id or 0,
+            position=position,
+            source_id=q.source_id,
+            statement=q.statement,
+            negation=q.negation,
+            truth=q.truth,
+            category=q.category,
+            explanation=q.explanation,
+            norm_hash=q.norm_hash,
+            duplicate_similarity=q.duplicate_similarity,
+            duplicate_conflict=q.duplicate_conflict,
+        )
+        session.add(row)
+        rows.append((q, row))
+    session.flush()
+    new_ids = {q.id: row.id for q, row in rows}
+    for q, row in rows:
+        if q.duplicate_of_id in new_ids:
+            row.duplicate_of_id = new_ids[q.duplicate_of_id]
+            session.add(row)
+    session.flush()
+    return copy
+
+
+def run_paper_experiment(
+    session: Session, cfg: ExperimentConfig, *, created_by: int | None = None
+) -> PaperExperiment:
+    from app.rating.service import open_round
+    from app.runs.schemas import ArmCreate, RunCreate
+    from app.runs.service import create_run
+
+    base = session.get(ModelConfig, cfg.model_id)
+    if base is None:
+        raise service.SdiError(f"no model config with id {cfg.model_id}")
+    source = session.get(QuestionSet, cfg.set_id)
+    if source is None:
+        raise service.SdiError(f"no question set with id {cfg.set_id}")
+    questions = list(
+        session.exec(
+            select(Question)
+            .where(Question.question_set_id == source.id)
+            .order_by(col(Question.position))
+        ).all()
+    )
+    train_q, test_q = split_questions(questions, cfg.test_fraction, cfg.seed)
+    tag = f"seed {cfg.seed}, test {cfg.test_fraction:g}"
+    note = f"Split of {source.name!r} ({tag}), stratified by truth and category."
+    train_set = copy_set(session, source, train_q, f"{source.name} · train ({tag})", note)
+    test_set = copy_set(session, source, test_q, f"{source.name} · test ({tag})", note)
+
+    dataset = service.build_dataset(
+        session,
+        BuildConfig(
+            name=_unique_name(session, SdiDataset, f"SDI · {train_set.name}"),
+            question_set_id=train_set.id or 0,
+            test_set_id=test_set.id,
+            seed=cfg.seed,
+            size=cfg.size,
+            leakage="remove" if cfg.leakage == "remove" else "refuse",
+        ),
+        created_by=created_by,
+    )
+    sdi_model = service.create_in_context_model(
+        session,
+        base=base,
+        dataset=dataset,
+        shots=cfg.shots,
+        seed=cfg.seed,
+        name=_unique_name(session, ModelConfig, f"{base.name} + SDI ({cfg.shots} shots)"),
+    )
+    run = create_run(
+        session,
+        RunCreate(
+            question_set_id=test_set.id or 0,
+            arms=[
+                ArmCreate(model_config_id=base.id or 0, label="baseline"),
+                ArmCreate(model_config_id=sdi_model.id or 0, label="sdi"),
+            ],
+            name=f"Paper experiment · {base.name} vs SDI · {test_set.name}",
+            template_ids=None,  # every active template: every variant kind
+            limit=cfg.limit,
+            samples=cfg.samples,
+            seed=cfg.seed,
+        ),
+        created_by=created_by,
+    )
+    run.config = {
+        **run.config,
+        "experiment": {
+            "kind": "paper",
+            "source_set": source.name,
+            "train_set": train_set.name,
+            "test_set": test_set.name,
+            "test_fraction": cfg.test_fraction,
+            "seed": cfg.seed,
+            "sdi_dataset": {"id": dataset.id, "name": dataset.name, "config": dataset.config},
+            "sdi_model": {"id": sdi_model.id, "shots": cfg.shots, "seed": cfg.seed},
+        },
+    }
+    session.add(run)
+    session.flush()
+    rating_round = open_round(
+        session,
+        run_ids=[run.id or 0],
+        name=f"Paper experiment · {base.name}",
+        raters_per_reply=cfg.raters_per_reply,
+        seed=cfg.seed,
+        created_by=created_by,
+    )
+    return PaperExperiment(train_set, test_set, dataset, sdi_model, run, rating_round)
