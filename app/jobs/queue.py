@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from app.models import Job, JobStatus, utcnow
@@ -234,6 +234,24 @@ def mark_succeeded(
         .values(status=SUCCEEDED, result=result, finished_at=utcnow(), last_error="")
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_succeeded_many(
+    conn: Session | Connection, done: Sequence[tuple[int, str, dict[str, Any] | None]]
+) -> None:
+    """Finish several jobs, each (job id, worker id, result), in the caller's transaction."""
+    if not done:
+        return
+    conn.execute(
+        update(JOBS)
+        .where(
+            JOBS.c.id == bindparam("_id"),
+            JOBS.c.worker_id == bindparam("_worker"),
+            JOBS.c.status == DOING,
+        )
+        .values(status=SUCCEEDED, result=bindparam("_result"), finished_at=utcnow(), last_error=""),
+        [{"_id": i, "_worker": w, "_result": r} for i, w, r in done],
+    )
 
 
 def complete(

@@ -48,6 +48,16 @@ class JobContext:
         return ok
 
 
+def finish_all_in(session: Any, done: list[tuple[JobContext, dict[str, Any] | None]]) -> None:
+    """``finish_in`` for several jobs at once (one statement), e.g. from a batched writer."""
+    from app.jobs import queue
+
+    queue.mark_succeeded_many(session, [(c.job_id, c.worker_id, r) for c, r in done])
+    for ctx, result in done:
+        ctx.finished = True
+        ctx.result = result
+
+
 Handler = Callable[[JobContext, JobArgs], Awaitable[dict[str, Any] | None]]
 # Called when a job fails for good, inside the transaction that marks it failed:
 # (session, args, error, attempts).

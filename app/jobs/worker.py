@@ -207,7 +207,8 @@ class Worker:
         )
         timeout = spec.timeout_s(job.args) if spec.timeout_s else DEFAULT_TIMEOUT_S
         try:
-            result = await asyncio.wait_for(spec.handler(ctx, job.args), timeout)
+            async with asyncio.timeout(timeout):
+                result = await spec.handler(ctx, job.args)
         except RetryLater as exc:
             self._retry(job, spec, str(exc) or "retry later", exc.delay_s)
         except PermanentFailure as exc:
@@ -310,4 +311,8 @@ def run_worker(
         worker.install_signal_handlers()
         return await worker.run()
 
-    return asyncio.run(main())
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(main())
+    return uvloop.run(main())

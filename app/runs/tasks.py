@@ -1,23 +1,26 @@
 """Task ``runs.generate``: fill one reply slot by calling its arm's model (two calls for
 pushback), served from the LLM cache when the identical request was made before.
 
-The reply, the cache entries and the job's success are written in ONE transaction, guarded
+The reply, its cache entries and the job's success are written in ONE transaction, guarded
 by ``status = 'pending'``: a retried or duplicated job never stores a second reply, and a
-cancelled slot is never filled.
+cancelled slot is never filled. Loads and writes of concurrent jobs are batched
+(app.jobs.batching): one query and one transaction serve every job of a loop turn.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app import llm
 from app.db import get_engine
+from app.jobs.batching import batched
 from app.jobs.errors import PermanentFailure, RetryLater
-from app.jobs.registry import JobArgs, JobContext, task
+from app.jobs.registry import JobArgs, JobContext, finish_all_in, task
 from app.llm.types import Completion, LlmError, ModelSpec
 from app.models import LlmCacheEntry, PromptVariant, ResponseStatus, RunArm, utcnow
 from app.runs.service import GENERATE_TASK, RESPONSES, complete_if_finished
@@ -26,6 +29,28 @@ VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
 ARMS = RunArm.__table__  # type: ignore[attr-defined]
 CACHE = LlmCacheEntry.__table__  # type: ignore[attr-defined]
 PENDING = ResponseStatus.pending.value
+REPLY_FIELDS = (
+    "status",
+    "text",
+    "verdict",
+    "first_text",
+    "first_verdict",
+    "transcript",
+    "tokens_in",
+    "tokens_out",
+    "latency_ms",
+    "cost_usd",
+    "finish_reason",
+    "from_cache",
+    "error",
+    "attempts",
+    "completed_at",
+)
+STORE_REPLY = (
+    update(RESPONSES)
+    .where(RESPONSES.c.id == bindparam("_id"), RESPONSES.c.status == PENDING)
+    .values({name: bindparam(name) for name in REPLY_FIELDS})
+)
 
 # Arm snapshots never change once a run is created: parse each one once per worker process.
 _specs: dict[int, ModelSpec] = {}
@@ -33,12 +58,16 @@ _specs: dict[int, ModelSpec] = {}
 
 @dataclass
 class Slot:
+    response_id: int
     run_id: int
     arm_id: int
     sample_index: int
     status: str
     messages: list[dict[str, str]]
     followup: str
+    spec: ModelSpec | None = None
+    key: str = ""  # the first call's cache key
+    cached: Completion | None = None
 
 
 @dataclass
@@ -48,30 +77,35 @@ class Call:
     cached: bool
 
 
-def _spec(conn: Connection, arm_id: int) -> ModelSpec:
-    spec = _specs.get(arm_id)
-    if spec is None:
-        snapshot = conn.execute(select(ARMS.c.snapshot).where(ARMS.c.id == arm_id)).scalar_one()
-        spec = ModelSpec.model_validate(
-            {k: v for k, v in snapshot.items() if k in ModelSpec.model_fields}
-        )
-        _specs[arm_id] = spec
-    return spec
+@dataclass
+class Reply:
+    ctx: JobContext
+    response_id: int
+    run_id: int
+    values: dict[str, Any]
+    calls: list[Call]
 
 
-def _cached(conn: Connection, key: str) -> Completion | None:
-    value = conn.execute(select(CACHE.c.value).where(CACHE.c.key == key)).scalar()
-    return Completion.model_validate(value) if value is not None else None
+def _write_conn(engine: Engine) -> Connection:
+    conn = engine.connect()
+    if conn.dialect.name == "sqlite":
+        conn.execution_options(sqlite_immediate=True)
+    return conn
 
 
-def _load(
-    engine: Engine, response_id: int
-) -> tuple[Slot, ModelSpec | None, Completion | None, str] | None:
-    """The slot; for a pending one also its model spec, the first call's cache key and the
-    cached answer if any (one connection)."""
-    with engine.connect() as conn:
-        row = conn.execute(
+def _cache_lookup(conn: Connection, keys: Sequence[str]) -> dict[str, Completion]:
+    if not keys:
+        return {}
+    rows = conn.execute(select(CACHE.c.key, CACHE.c.value).where(CACHE.c.key.in_(set(keys))))
+    return {key: Completion.model_validate(value) for key, value in rows}
+
+
+def _load_slots(response_ids: list[int]) -> list[Slot | None]:
+    """Slots by response id; pending ones with their spec, cache key and cached answer."""
+    with get_engine().connect() as conn:
+        rows = conn.execute(
             select(
+                RESPONSES.c.id,
                 RESPONSES.c.run_id,
                 RESPONSES.c.arm_id,
                 RESPONSES.c.sample_index,
@@ -80,56 +114,76 @@ def _load(
                 VARIANTS.c.followup,
             )
             .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
-            .where(RESPONSES.c.id == response_id)
-        ).first()
-        if row is None:
-            return None
-        slot = Slot(*row)
-        if slot.status != PENDING:
-            return slot, None, None, ""
-        spec = _spec(conn, slot.arm_id)
-        key = llm.cache_key(spec, slot.messages, slot.sample_index)
-        return slot, spec, _cached(conn, key), key
+            .where(RESPONSES.c.id.in_(set(response_ids)))
+        ).all()
+        slots = {row[0]: Slot(*row) for row in rows}
+        pending = [s for s in slots.values() if s.status == PENDING]
+        missing = {s.arm_id for s in pending} - set(_specs)
+        if missing:
+            for arm_id, snapshot in conn.execute(
+                select(ARMS.c.id, ARMS.c.snapshot).where(ARMS.c.id.in_(missing))
+            ):
+                fields = {k: v for k, v in snapshot.items() if k in ModelSpec.model_fields}
+                _specs[arm_id] = ModelSpec.model_validate(fields)
+        for slot in pending:
+            slot.spec = _specs[slot.arm_id]
+            slot.key = llm.cache_key(slot.spec, slot.messages, slot.sample_index)
+        cached = _cache_lookup(conn, [s.key for s in pending])
+    for slot in pending:
+        slot.cached = cached.get(slot.key)
+    return [slots.get(i) for i in response_ids]
 
 
-async def _call(
-    spec: ModelSpec, messages: list[dict[str, str]], sample_index: int, key: str
-) -> Call:
+def _get_cached(keys: list[str]) -> list[Completion | None]:
+    with get_engine().connect() as conn:
+        found = _cache_lookup(conn, keys)
+    return [found.get(k) for k in keys]
+
+
+def _store_replies(replies: list[Reply]) -> list[None]:
+    """One transaction: every reply (guarded), the new cache entries, the jobs' success."""
+    engine = get_engine()
+    now = utcnow()
+    fresh = {
+        c.key: {"key": c.key, "value": c.completion.model_dump(), "created_at": now}
+        for r in replies
+        for c in r.calls
+        if not c.cached
+    }
+    with _write_conn(engine) as conn, conn.begin():
+        conn.execute(STORE_REPLY, [{"_id": r.response_id, **r.values} for r in replies])
+        if fresh:
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(
+                insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), list(fresh.values())
+            )
+        finish_all_in(conn, [(r.ctx, None) for r in replies])
+    for run_id in {r.run_id for r in replies}:
+        complete_if_finished(engine, run_id)
+    return [None] * len(replies)
+
+
+load_slot = batched(_load_slots)
+get_cached = batched(_get_cached)
+store_reply = batched(_store_replies)
+
+
+async def _call(spec: ModelSpec, messages: list[dict[str, str]], sample_index: int) -> Completion:
     try:
-        completion = await llm.complete(spec, messages, sample_index=sample_index)
+        return await llm.complete(spec, messages, sample_index=sample_index)
     except LlmError as exc:
         if exc.retryable:
             raise RetryLater(str(exc), delay_s=exc.retry_after) from None
         raise PermanentFailure(str(exc)) from None
-    return Call(key, completion, cached=False)
 
 
-def _insert_cache(conn: Connection, calls: list[Call]) -> None:
-    fresh = [
-        {"key": c.key, "value": c.completion.model_dump(), "created_at": utcnow()}
-        for c in calls
-        if not c.cached
-    ]
-    if not fresh:
-        return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), fresh)
-
-
-def _record_error(engine: Engine, response_id: int, error: str, attempts: int) -> None:
-    with _write(engine) as conn, conn.begin():
+def _record_error(response_id: int, error: str, attempts: int) -> None:
+    with _write_conn(get_engine()) as conn, conn.begin():
         conn.execute(
             update(RESPONSES)
             .where(RESPONSES.c.id == response_id, RESPONSES.c.status == PENDING)
             .values(error=error[:2000], attempts=attempts)
         )
-
-
-def _write(engine: Engine) -> Connection:
-    conn = engine.connect()
-    if conn.dialect.name == "sqlite":
-        conn.execution_options(sqlite_immediate=True)
-    return conn
 
 
 def _limit(args: JobArgs) -> int:
@@ -153,6 +207,7 @@ def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
     )
     if run_id is not None and isinstance(session, Session):
         engine = session.get_bind()
+        # After the commit, so that the last slot to finish always sees the others finished.
         event.listen(
             session,
             "after_commit",
@@ -163,53 +218,41 @@ def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
 
 @task(GENERATE_TASK, limit=_limit, timeout_s=_timeout, on_failure=_on_failure)
 async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
-    engine = get_engine()
     response_id = int(args["response_id"])
-    loaded = _load(engine, response_id)
-    if loaded is None:
-        return {"skipped": "gone"}
-    slot, spec, cached, key = loaded
-    if spec is None:
-        return {"skipped": slot.status}
+    slot = await load_slot(response_id)
+    if slot is None or slot.spec is None:
+        return {"skipped": slot.status if slot else "gone"}
+    spec = slot.spec
     try:
-        first = (
-            Call(key, cached, True)
-            if cached
-            else await _call(spec, slot.messages, slot.sample_index, key)
-        )
+        first = Call(slot.key, slot.cached, True) if slot.cached else None
+        if first is None:
+            completion = await _call(spec, slot.messages, slot.sample_index)
+            first = Call(slot.key, completion, False)
         calls = [first]
+        transcript = [*slot.messages, {"role": "assistant", "content": first.completion.text}]
         if slot.followup:
-            history = [
-                *slot.messages,
-                {"role": "assistant", "content": first.completion.text},
-                {"role": "user", "content": slot.followup},
-            ]
-            key2 = llm.cache_key(spec, history, slot.sample_index)
-            with engine.connect() as conn:
-                cached2 = _cached(conn, key2)
-            second = (
-                Call(key2, cached2, True)
-                if cached2
-                else await _call(spec, history, slot.sample_index, key2)
-            )
+            transcript.append({"role": "user", "content": slot.followup})
+            key = llm.cache_key(spec, transcript, slot.sample_index)
+            cached = await get_cached(key)
+            if cached is None:
+                second = Call(key, await _call(spec, transcript, slot.sample_index), False)
+            else:
+                second = Call(key, cached, True)
             calls.append(second)
-            transcript = [*history, {"role": "assistant", "content": second.completion.text}]
-        else:
-            transcript = [
-                *slot.messages,
-                {"role": "assistant", "content": first.completion.text},
-            ]
+            transcript = [*transcript, {"role": "assistant", "content": second.completion.text}]
     except (RetryLater, PermanentFailure) as exc:
-        _record_error(engine, response_id, str(exc), ctx.attempt)
+        _record_error(response_id, str(exc), ctx.attempt)
         raise
 
     final = calls[-1].completion
     tokens_in = sum(c.completion.tokens_in for c in calls)
     tokens_out = sum(c.completion.tokens_out for c in calls)
-    values: dict[str, Any] = {
+    values = {
         "status": ResponseStatus.done.value,
         "text": final.text,
         "verdict": llm.parse_verdict(final.text).value,
+        "first_text": first.completion.text if slot.followup else "",
+        "first_verdict": llm.parse_verdict(first.completion.text).value if slot.followup else None,
         "transcript": transcript,
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
@@ -221,16 +264,5 @@ async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
         "attempts": ctx.attempt,
         "completed_at": utcnow(),
     }
-    if slot.followup:
-        values["first_text"] = first.completion.text
-        values["first_verdict"] = llm.parse_verdict(first.completion.text).value
-    with _write(engine) as conn, conn.begin():
-        stored = conn.execute(
-            update(RESPONSES)
-            .where(RESPONSES.c.id == response_id, RESPONSES.c.status == PENDING)
-            .values(**values)
-        ).rowcount
-        _insert_cache(conn, calls)
-        ctx.finish_in(conn, {"stored": bool(stored)})
-    complete_if_finished(engine, slot.run_id)
+    await store_reply(Reply(ctx, response_id, slot.run_id, values, calls))
     return None
