@@ -145,7 +145,7 @@ def user_create(
     display_name: Annotated[str, Form(max_length=120)] = "",
 ) -> Response:
     try:
-        data = UserCreate(email=email, password=password, role=role, display_name=display_name)  # type: ignore[arg-type]
+        data = UserCreate(email=email, password=password, role=role, display_name=display_name)
         service.create_user(session, data)
     except (ValidationError, service.AccountError) as exc:
         session.rollback()

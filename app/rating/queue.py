@@ -95,6 +95,7 @@ def start(session: Session, round_: RatingRound, rater_id: int) -> RaterState:
 
 def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> int:
     """Queue the done replies of the round's runs that are not queued yet; returns how many."""
+    assert round_.id is not None
     from app.models import RatingRoundRun
 
     if _dialect(session) == "postgresql":
@@ -104,7 +105,7 @@ def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> 
     if not force and round_.synced_at and utcnow() - round_.synced_at < SYNC_EVERY:
         return 0
     run_ids = select(RatingRoundRun.run_id).where(RatingRoundRun.round_id == round_.id)
-    queued = exists().where(RatingItem.response_id == Response.id)
+    queued = exists().where(col(RatingItem.response_id) == col(Response.id))
     added = 0
     last_id = 0
     while True:
@@ -125,7 +126,7 @@ def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> 
             {
                 "response_id": rid,
                 "round_id": round_.id,
-                "shuffle": shuffle_key(round_.seed, rid),
+                "shuffle": shuffle_key(round_.seed, int(rid or 0)),
                 "taken": 0,
                 "ratings": 0,
                 "is_open": True,
@@ -194,7 +195,7 @@ def reclaim_expired(session: Session, round_: RatingRound, now: datetime | None 
     gone = session.execute(
         delete(RatingLease)
         .where(col(RatingLease.id).in_(expired.scalar_subquery()))
-        .returning(RatingLease.response_id)
+        .returning(col(RatingLease.response_id))
     ).all()
     counts = Counter(row[0] for row in gone)
     _release(session, counts)
@@ -218,10 +219,11 @@ def _candidates(
     session: Session, round_: RatingRound, rater_id: int, lo: int, hi: int, limit: int
 ) -> list[tuple[int, int]]:
     rated = exists().where(
-        Rating.response_id == RatingItem.response_id, Rating.rater_id == rater_id
+        col(Rating.response_id) == col(RatingItem.response_id), col(Rating.rater_id) == rater_id
     )
     leased = exists().where(
-        RatingLease.response_id == RatingItem.response_id, RatingLease.rater_id == rater_id
+        col(RatingLease.response_id) == col(RatingItem.response_id),
+        col(RatingLease.rater_id) == rater_id,
     )
     stmt = (
         select(RatingItem.response_id, RatingItem.shuffle)
@@ -238,7 +240,7 @@ def _candidates(
     )
     if _dialect(session) == "postgresql":
         # Rows another rater is claiming right now are skipped rather than waited for.
-        stmt = stmt.with_for_update(skip_locked=True, of=RatingItem)  # type: ignore[arg-type]
+        stmt = stmt.with_for_update(skip_locked=True, of=RatingItem)
     return [(int(r), int(s)) for r, s in session.execute(stmt).all()]
 
 
@@ -466,6 +468,7 @@ def undo_last(
     ).first()
     if rating is None:
         return None
+    assert round_.id is not None
     response_id = rating.response_id
     gone = session.execute(delete(Rating).where(col(Rating.id) == rating.id)).rowcount  # type: ignore[attr-defined]
     if not gone:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, distinct, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.models import (
@@ -69,6 +70,7 @@ def open_round(
     )
     session.add(round_)
     session.flush()
+    assert round_.id is not None
     for run_id in run_ids:
         session.add(RatingRoundRun(round_id=round_.id, run_id=run_id))
     session.flush()
@@ -97,7 +99,7 @@ def runs_without_round(session: Session) -> list[tuple[Run, int]]:
         select(Run).where(col(Run.id).not_in(in_round)).order_by(col(Run.id).desc())
     ).all()
     counts = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             select(Response.run_id, func.count())
             .where(Response.status == "done", col(Response.run_id).not_in(in_round))
             .group_by(col(Response.run_id))
@@ -247,6 +249,7 @@ def revise(session: Session, rating: Rating, changed_by: int, data: RatingInput)
         "flagged": rating.flagged,
         "updated_at": rating.updated_at.isoformat(),
     }
+    assert rating.id is not None
     session.add(RatingRevision(rating_id=rating.id, changed_by=changed_by, before=before))
     rating.label = data.label.value
     rating.helpfulness = data.helpfulness
@@ -296,9 +299,9 @@ class RaterRow:
 def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
     k = round_.raters_per_reply
     rows = session.execute(
-        select(
-            Run.id,
-            Run.name,
+        sa_select(
+            col(Run.id),
+            col(Run.name),
             func.count(col(RatingItem.response_id)),
             func.coalesce(func.sum(RatingItem.ratings), 0),
             func.coalesce(func.sum(case((col(RatingItem.ratings) >= k, 1), else_=0)), 0),
