@@ -84,11 +84,11 @@ def _item_context(
             ctx["round"] = round_
             ctx["view"] = service.reply_view(session, round_, response_id)
             break
-    round_ = ctx["round"] or last_round
-    if round_ is not None:
-        ctx["round"] = round_
-        ctx["progress"] = service.rater_progress(session, round_, rater_id)
-        ctx["guidelines"] = render_markdown(round_.guidelines_md)
+    shown: RatingRound | None = ctx["round"] or last_round
+    if shown is not None:
+        ctx["round"] = shown
+        ctx["progress"] = service.rater_progress(session, shown, rater_id)
+        ctx["guidelines"] = render_markdown(shown.guidelines_md)
     return ctx
 
 

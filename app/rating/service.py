@@ -309,7 +309,7 @@ def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
         .join(RatingRoundRun, col(RatingRoundRun.run_id) == col(Run.id))
         .outerjoin(Response, col(Response.run_id) == col(Run.id))
         .outerjoin(RatingItem, col(RatingItem.response_id) == col(Response.id))
-        .where(RatingRoundRun.round_id == round_.id)
+        .where(col(RatingRoundRun.round_id) == round_.id)
         .group_by(col(Run.id), col(Run.name))
         .order_by(col(Run.id))
     ).all()
@@ -330,7 +330,7 @@ def rater_rows(session: Session, round_: RatingRound) -> list[RaterRow]:
     ).all()
     hour_ago = now - timedelta(hours=1)
     recent = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             select(Rating.rater_id, func.count())
             .where(Rating.round_id == round_.id, col(Rating.created_at) >= hour_ago)
             .group_by(col(Rating.rater_id))
@@ -378,7 +378,7 @@ def disagreements(
         .group_by(col(Rating.response_id))
         .having(
             or_(
-                func.count(distinct(Rating.label)) > 1,
+                func.count(distinct(col(Rating.label))) > 1,
                 func.max(Rating.helpfulness) - func.min(Rating.helpfulness) >= 2,
             )
         )
