@@ -1,0 +1,118 @@
+"""Exact duplicates, near-duplicates and contradicting labels."""
+
+import pytest
+
+from app.questions.dedupe import EXACT_LIMIT, flag_duplicates, is_negated_pair, normalise
+from app.questions.schemas import ParsedRow
+from app.questions.service import parse_upload
+from tests.questions.helpers import csv_bytes, distinct_statements, rows_for
+
+
+def _rows(*items: tuple[str, bool]) -> list[ParsedRow]:
+    parsed = parse_upload(csv_bytes([{"statement": s, "truth": str(t)} for s, t in items]), "x.csv")
+    assert parsed.errors == []
+    return parsed.rows
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  The   Sun\tis a STAR. ", "the sun is a star"),
+        ("Ｗater boils!?", "water boils"),
+        ("The ﬁsh swims…", "the fish swims"),
+        ("It isn’t “red”.", "it isn't \"red"),
+        ("Straße ist lang", "strasse ist lang"),
+    ],
+)
+def test_normalise(raw: str, expected: str) -> None:
+    assert normalise(raw) == expected
+
+
+def test_exact_duplicate_and_conflict() -> None:
+    rows = _rows(
+        ("The Sun is a star.", True),
+        ("Whales are fish.", False),
+        ("the sun is a STAR!", True),
+        ("The Sun is a star", False),
+    )
+    assert [(r.duplicate_of, r.similarity, r.conflict) for r in rows] == [
+        (None, None, False),
+        (None, None, False),
+        (1, 100.0, False),
+        (1, 100.0, True),
+    ]
+
+
+def test_near_duplicate_is_flagged_with_similarity() -> None:
+    rows = _rows(
+        ("Water boils at 100 degrees Celsius at sea level.", True),
+        ("Paris is the capital of France.", True),
+        ("Water boils at 100 degree Celsius at sea level.", False),
+    )
+    near = rows[2]
+    assert near.duplicate_of == 1
+    assert near.similarity is not None and 90 <= near.similarity < 100
+    assert near.conflict is True
+    assert rows[1].duplicate_of is None
+
+
+def test_threshold_is_respected() -> None:
+    items = (("The capital of Peru is Lima.", True), ("The capital of Peru is Cusco.", False))
+    rows = _rows(*items)
+    assert rows[1].duplicate_of is None  # similarity about 84
+    loose = _rows(*items)
+    flag_duplicates(loose, 80.0)
+    assert loose[1].duplicate_of == 1 and loose[1].conflict
+
+
+def test_negated_pair_conflicts_only_when_labels_agree() -> None:
+    consistent = _rows(
+        ("The Moon is made of rock.", True), ("The Moon is not made of rock.", False)
+    )
+    assert consistent[1].duplicate_of == 1 and consistent[1].conflict is False
+    contradicting = _rows(
+        ("The Moon is made of rock.", True), ("The Moon isn't made of rock.", True)
+    )
+    assert contradicting[1].duplicate_of == 1 and contradicting[1].conflict is True
+
+
+def test_is_negated_pair() -> None:
+    assert is_negated_pair("cats can fly", "cats can't fly")
+    assert is_negated_pair("it is red", "it is not red")
+    assert not is_negated_pair("it is red", "it is not not red")
+    assert not is_negated_pair("it is red", "it is blue")
+
+
+def test_best_earlier_match_is_chosen() -> None:
+    rows = _rows(
+        ("The quick brown fox jumps over the lazy dog today.", True),
+        ("The quick brown fox jumps over the lazy dogs today.", True),
+        ("The quick brown fox jumps over the lazy dogs today!!", True),
+    )
+    assert rows[1].duplicate_of == 1
+    assert rows[2].duplicate_of == 2 and rows[2].similarity == 100.0
+
+
+def test_distinct_statements_are_not_flagged() -> None:
+    rows = _rows(*((s, True) for s in distinct_statements(300)))
+    assert [r for r in rows if r.duplicate_of is not None] == []
+
+
+@pytest.mark.slow
+def test_large_sets_still_find_near_duplicates() -> None:
+    statements = distinct_statements(EXACT_LIMIT + 1500, seed=3)
+    originals = [5, 1200, EXACT_LIMIT + 100]
+    for k, i in enumerate(originals):
+        words = statements[i].split()
+        words[3] = words[3][:-1] + "q"  # one changed letter in the middle
+        statements.append(" ".join(words))
+        statements.append(statements[i + 1 + k].upper())  # an exact duplicate
+    parsed = parse_upload(csv_bytes(rows_for(statements)), "big.csv")
+    assert parsed.errors == []
+    flagged = {r.position: r.duplicate_of for r in parsed.rows if r.duplicate_of is not None}
+    n = EXACT_LIMIT + 1500
+    assert flagged == {
+        n + 1: 6, n + 2: 7,
+        n + 3: 1201, n + 4: 1203,
+        n + 5: EXACT_LIMIT + 101, n + 6: EXACT_LIMIT + 104,
+    }  # fmt: skip
