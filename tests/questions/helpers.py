@@ -16,7 +16,7 @@ def csv_bytes(
     header: list[str] | None = None,
 ) -> bytes:
     out = io.StringIO()
-    fields = header or list(rows[0])
+    fields = list(rows[0])
     writer = csv.DictWriter(out, fieldnames=fields, delimiter=delimiter, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

@@ -18,9 +18,9 @@ def _rows(*items: tuple[str, bool]) -> list[ParsedRow]:
     ("raw", "expected"),
     [
         ("  The   Sun\tis a STAR. ", "the sun is a star"),
-        ("Ｗater boils!?", "water boils"),
+        ("\uff37ater boils!?", "water boils"),
         ("The ﬁsh swims…", "the fish swims"),
-        ("It isn’t “red”.", "it isn't \"red"),
+        ("It isn\u2019t \u201cred\u201d.", "it isn't \"red"),
         ("Straße ist lang", "strasse ist lang"),
     ],
 )

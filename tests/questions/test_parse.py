@@ -1,6 +1,7 @@
 """Parsing uploads: formats, encodings, truth spellings, and every kind of error."""
 
 import io
+from typing import IO, cast
 
 import pytest
 
@@ -140,7 +141,10 @@ def test_row_errors_are_all_reported() -> None:
 
 
 def test_jsonl_row_errors() -> None:
-    data = b'{"statement": "A.", "truth": true}\n\nnot json\n[1, 2]\n{"statement": ["x"], "truth": 1}\n'
+    data = (
+        b'{"statement": "A.", "truth": true}\n\nnot json\n[1, 2]\n'
+        b'{"statement": ["x"], "truth": 1}\n'
+    )
     parsed = parse_upload(data, "x.jsonl")
     assert [(e.row, e.line, e.column) for e in parsed.errors] == [
         (2, 3, ""),
@@ -173,7 +177,7 @@ class CountingReader(io.RawIOBase):
 def test_size_limit_refused_before_reading_the_whole_file() -> None:
     stream = CountingReader()
     limit = 3 * CHUNK + 5
-    parsed = parse_upload(stream, "huge.csv", max_bytes=limit)
+    parsed = parse_upload(cast(IO[bytes], stream), "huge.csv", max_bytes=limit)
     assert [e.row for e in parsed.errors] == [None]
     assert "larger than the upload limit" in parsed.errors[0].message
     assert limit < stream.served <= limit + 1
@@ -187,7 +191,8 @@ def test_size_limit_applies_to_bytes_and_exact_limit_is_accepted() -> None:
 
 def test_normalised_hash_ignores_case_spacing_and_final_punctuation() -> None:
     parsed = parse_upload(
-        'statement,truth\nThe Sun is a star.,1\n"the  SUN is a star!",1\nＴhe Sun is a star,1\n'.encode(),
+        'statement,truth\nThe Sun is a star.,1\n"the  SUN is a star!",1\n'
+        "\uff34he Sun is a star,1\n".encode(),
         "x.csv",
     )
     assert len({r.norm_hash for r in parsed.rows}) == 1

@@ -1,7 +1,7 @@
 """Importing sets all-or-nothing, listing, balance, deleting, and the seed set."""
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from app.models import Question, QuestionSet, VariantTemplate
 from app.questions import service
@@ -21,7 +21,7 @@ def test_import_saves_every_row_with_duplicates_linked(db: Session) -> None:
     parsed = service.parse_upload(csv_bytes(rows), "three.csv")
     qs = service.import_question_set(db, "three", parsed, description="d", created_by=None)
     questions = db.exec(
-        select(Question).where(Question.question_set_id == qs.id).order_by(Question.position)
+        select(Question).where(Question.question_set_id == qs.id).order_by(col(Question.position))
     ).all()
     assert [q.statement for q in questions] == [r["statement"] for r in rows]
     assert [q.truth for q in questions] == [True, False, False]
