@@ -1,3 +1,99 @@
-from fastapi import APIRouter
+"""Results pages, CSV downloads and the JSON API (admins only)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlmodel import Session
+
+from app.accounts.deps import AdminUser
+from app.db import SessionDep, get_session
+from app.metrics import exports, service
+from app.metrics.charts import charts_for
+from app.metrics.schemas import RunResults
+from app.web import render
 
 router = APIRouter(tags=["metrics"])
+
+# A session that stays open while a streamed body is sent (default dependency scope).
+StreamSession = Annotated[Session, Depends(get_session)]
+
+
+def _results(session: Session, run_id: int) -> RunResults:
+    try:
+        return service.run_results(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+
+
+def _parse_runs(runs: str) -> list[int]:
+    try:
+        ids = [int(part) for part in runs.replace(" ", "").split(",") if part]
+    except ValueError as exc:
+        raise HTTPException(422, "runs must be comma-separated run ids, e.g. 1,2") from exc
+    if not ids:
+        raise HTTPException(422, "name at least one run, e.g. ?runs=1,2")
+    return list(dict.fromkeys(ids))
+
+
+def _context(results: list[RunResults]) -> dict[str, object]:
+    return {
+        "results": results,
+        "charts": {r.run_id: charts_for(r.metrics) for r in results},
+        "columns": exports.COLUMNS,
+    }
+
+
+@router.get("/results/runs/{run_id}")
+def run_page(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
+    results = [_results(session, run_id)]
+    return render(request, "metrics/run.html", {"title": results[0].run_name, **_context(results)})
+
+
+@router.get("/results/compare")
+def compare_page(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    runs: Annotated[str, Query(description="Comma-separated run ids")] = "",
+) -> Response:
+    results = [_results(session, run_id) for run_id in _parse_runs(runs)]
+    title = "Compare runs " + ", ".join(str(r.run_id) for r in results)
+    return render(request, "metrics/run.html", {"title": title, **_context(results)})
+
+
+def _check_what(what: str) -> None:
+    if what not in exports.WHATS:
+        raise HTTPException(404, f"No export {what!r}; choose {', '.join(exports.WHATS)}")
+
+
+@router.get("/results/runs/{run_id}/{what}.csv")
+def download_csv(run_id: int, what: str, user: AdminUser, session: StreamSession) -> Response:
+    _check_what(what)
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+    return StreamingResponse(
+        exports.stream_csv(session, what, run_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-{what}.csv"'},
+    )
+
+
+@router.get("/api/runs/{run_id}/metrics")
+def api_metrics(run_id: int, user: AdminUser, session: SessionDep) -> JSONResponse:
+    return JSONResponse(_results(session, run_id).model_dump(mode="json"))
+
+
+@router.get("/api/runs/{run_id}/{what}")
+def api_rows(run_id: int, what: str, user: AdminUser, session: StreamSession) -> Response:
+    if what not in ("responses", "ratings"):
+        raise HTTPException(404, "choose metrics, responses or ratings")
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+    return StreamingResponse(
+        exports.stream_json(session, what, run_id), media_type="application/json"
+    )
