@@ -1,5 +1,7 @@
 """The default rating guidelines (from the spec's definitions) and safe Markdown rendering."""
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -48,6 +50,8 @@ verdict**. It is filled in from an automatic reading of the reply; correct it wh
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
 
+@lru_cache(maxsize=64)
 def render_markdown(text: str) -> Markup:
-    """Markdown to HTML, sanitised (no scripts, no styles, no event handlers)."""
+    """Markdown to HTML, sanitised (no scripts, no styles, no event handlers); cached, since
+    the same guidelines are shown with every reply."""
     return Markup(nh3.clean(_markdown.render(text)))

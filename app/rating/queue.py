@@ -87,6 +87,9 @@ def get_state(session: Session, round_: RatingRound, rater_id: int) -> RaterStat
 def start(session: Session, round_: RatingRound, rater_id: int) -> RaterState:
     """The rater has read the guidelines and begins this round."""
     assert round_.id is not None
+    state = session.get(RaterState, (round_.id, rater_id))
+    if state is not None:
+        return state
     _insert_ignore(session, RaterState, {"round_id": round_.id, "rater_id": rater_id})
     state = session.get(RaterState, (round_.id, rater_id))
     assert state is not None
@@ -354,19 +357,20 @@ def _count(
     skipped: int = 0,
     last_rated_at: datetime | None = None,
 ) -> None:
-    start(session, round_, rater_id)
     values: dict[Any, Any] = {
         RaterState.done: RaterState.done + done,
         RaterState.skipped: RaterState.skipped + skipped,
     }
     if last_rated_at is not None:
         values[RaterState.last_rated_at] = last_rated_at
-    session.execute(
+    stmt = (
         update(RaterState)
         .where(col(RaterState.round_id) == round_.id, col(RaterState.rater_id) == rater_id)
         .values(values)
     )
-    session.flush()
+    if not session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+        start(session, round_, rater_id)
+        session.execute(stmt)
 
 
 def submit(

@@ -1,0 +1,468 @@
+"""Latency of "next reply" and "submit rating" at 1,000,000 replies and 3,000,000 ratings.
+
+Fills a database with a bulk generator (COPY on Postgres, large executemany batches on
+SQLite), serves the app with uvicorn on 127.0.0.1, and times requests over loopback HTTP:
+
+- submit: POST /rate/{round}/replies/{id} (a plain form post answered with 303);
+- next:   GET /rate as HTMX (reclaims expired leases, leases the next reply, renders it).
+
+The round has k=4; each reply already has 2, 3 or 4 ratings (3 on average) from 40 raters,
+so a third of the replies are full and every bench rater has ~75,000 ratings behind them.
+
+Usage: .venv/bin/python bench/rating_latency.py [--replies N] [--requests N] [--quick]
+SDILAB_BENCH_DATABASE_URL selects Postgres (its public schema is dropped and rebuilt).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._report import database_label, figure  # noqa: E402
+
+RATERS = 40
+K = 4
+PASSWORD = "bench password 123"
+ACTION = re.compile(r'action="(/rate/\d+/replies/(\d+))"')
+
+
+def _url() -> str:
+    url = os.environ.get("SDILAB_BENCH_DATABASE_URL", "")
+    if url:
+        return url
+    return f"sqlite:///{Path(tempfile.mkdtemp(prefix='sdilab-bench-')) / 'bench.db'}"
+
+
+def _hash(*parts: object) -> int:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _reset(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    if url.startswith("postgres"):
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    from app import migrate
+
+    migrate.upgrade(url)
+
+
+def _defaults(model: Any, **fields: Any) -> dict[str, Any]:
+    """Every column of a row, from the model's Python defaults (the tables have no DB ones)."""
+    row = model(**fields).model_dump()
+    for key, value in row.items():
+        if isinstance(value, list | dict):
+            row[key] = json.dumps(value)
+    return row
+
+
+class Loader:
+    """Bulk rows into a table: COPY on Postgres, executemany in large batches on SQLite."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def load(self, table: str, columns: list[str], rows: Any, total: int) -> None:
+        started = time.perf_counter()
+        raw = self.engine.raw_connection()
+        try:
+            if self.postgres:
+                cursor = raw.driver_connection.cursor()
+                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for n, row in enumerate(rows, 1):
+                        copy.write_row(row)
+                        if n % 500_000 == 0:
+                            self._progress(table, n, total, started)
+            else:
+                cursor = raw.cursor()
+                marks = ", ".join("?" for _ in columns)
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                cursor.execute("BEGIN")
+                batch: list[tuple[Any, ...]] = []
+                for n, row in enumerate(rows, 1):
+                    batch.append(row)
+                    if len(batch) == 100_000:
+                        cursor.executemany(sql, batch)
+                        batch = []
+                    if n % 500_000 == 0:
+                        self._progress(table, n, total, started)
+                if batch:
+                    cursor.executemany(sql, batch)
+                cursor.execute("COMMIT")
+            raw.commit()
+        finally:
+            raw.close()
+        self._progress(table, total, total, started)
+
+    @staticmethod
+    def _progress(table: str, n: int, total: int, started: float) -> None:
+        print(f"  {table}: {n:,}/{total:,} rows, {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def fill(url: str, replies: int) -> tuple[int, list[str]]:
+    """The bulk data; returns the round id and the e-mails of raters who can log in."""
+    from sqlmodel import Session
+
+    from app.accounts import service
+    from app.accounts.schemas import UserCreate
+    from app.db import build_engine
+    from app.models import (
+        ModelConfig,
+        PromptVariant,
+        Question,
+        QuestionSet,
+        RatingRound,
+        RatingRoundRun,
+        Response,
+        Role,
+        Run,
+        RunArm,
+        utcnow,
+    )
+    from app.rating.guidelines import DEFAULT_GUIDELINES
+    from app.rating.queue import shuffle_key
+
+    engine = build_engine(url)
+    loader = Loader(engine)
+    samples = 50
+    variants = max(1, replies // (2 * samples))
+    questions = max(1, variants // 5)
+    now = utcnow()
+    with Session(engine) as s:
+        qs = QuestionSet(name="bench")
+        s.add(qs)
+        s.flush()
+        for i in range(questions):
+            s.add(
+                Question(
+                    question_set_id=qs.id,
+                    position=i + 1,
+                    statement=f"Bench statement {i} is {'true' if i % 2 else 'false'}.",
+                    truth=bool(i % 2),
+                    explanation=f"Because of reason {i}.",
+                    norm_hash=f"{i:064x}",
+                )
+            )
+        run = Run(name="bench run", question_set_id=qs.id or 0, status="completed")
+        s.add(run)
+        s.flush()
+        arms = []
+        for position, label in enumerate(("baseline", "sdi")):
+            config = ModelConfig(name=f"bench-{label}", provider="openai", model_id="m")
+            s.add(config)
+            s.flush()
+            arm = RunArm(run_id=run.id or 0, model_config_id=config.id or 0, label=label)
+            arm.position = position
+            s.add(arm)
+            arms.append(arm)
+        s.flush()
+        question_ids = [
+            q
+            for (q,) in s.execute(
+                Question.__table__.select().with_only_columns(Question.__table__.c.id)
+            ).all()
+        ]  # type: ignore[attr-defined]
+        raters = []
+        for r in range(RATERS):
+            if r < 4:
+                data = UserCreate(email=f"bench{r}@example.org", password=PASSWORD, role=Role.rater)
+                raters.append(service.create_user(s, data))
+            else:
+                from app.models import User
+
+                user = User(email=f"bench{r}@example.org", role="rater")
+                s.add(user)
+                raters.append(user)
+        s.flush()
+        round_ = RatingRound(name="bench", raters_per_reply=K, guidelines_md=DEFAULT_GUIDELINES)
+        s.add(round_)
+        s.flush()
+        s.add(RatingRoundRun(round_id=round_.id or 0, run_id=run.id or 0))
+        s.commit()
+        run_id, round_id = run.id or 0, round_.id or 0
+        arm_ids = [a.id for a in arms]
+        rater_ids = [u.id for u in raters]
+
+    kinds = ["neutral", "biased", "adversarial", "paraphrase", "noise"]
+    variant = _defaults(
+        PromptVariant,
+        run_id=run_id,
+        question_id=0,
+        kind="neutral",
+        stance="none",
+        premise_erroneous=False,
+        messages=[{"role": "user", "content": "Is it so?"}],
+    )
+    v_cols = [c for c in variant if c != "id"] + ["id"]
+
+    def variant_rows() -> Any:
+        for v in range(variants):
+            row = dict(variant, id=v + 1, question_id=question_ids[v % len(question_ids)])
+            row["kind"] = kinds[v % len(kinds)]
+            row["messages"] = json.dumps([{"role": "user", "content": f"Is statement {v} so?"}])
+            yield tuple(row[c] for c in v_cols)
+
+    print(f"Filling {replies:,} replies and ~{3 * replies:,} ratings ({database_label(url)})")
+    loader.load("prompt_variants", v_cols, variant_rows(), variants)
+
+    reply = _defaults(
+        Response,
+        run_id=run_id,
+        prompt_variant_id=0,
+        arm_id=0,
+        status="done",
+        text="No, that is not right: the statement is false because of the facts.",
+        verdict="false",
+        completed_at=now,
+    )
+    r_cols = [c for c in reply if c != "id"] + ["id"]
+    total = variants * 2 * samples
+
+    def reply_rows() -> Any:
+        n = 0
+        for v in range(variants):
+            for arm_id in arm_ids:
+                for sample in range(samples):
+                    n += 1
+                    reply.update(id=n, prompt_variant_id=v + 1, arm_id=arm_id, sample_index=sample)
+                    yield tuple(reply[c] for c in r_cols)
+
+    loader.load("responses", r_cols, reply_rows(), total)
+
+    def item_rows() -> Any:
+        for rid in range(1, total + 1):
+            have = 2 + rid % 3
+            yield (rid, round_id, shuffle_key(0, rid), have, have, have < K)
+
+    loader.load(
+        "rating_items",
+        ["response_id", "round_id", "shuffle", "taken", "ratings", "is_open"],
+        item_rows(),
+        total,
+    )
+    labels = ("agree", "correct", "evasive")
+    rating_total = sum(2 + rid % 3 for rid in range(1, total + 1))
+
+    def rating_rows() -> Any:
+        n = 0
+        for rid in range(1, total + 1):
+            first = _hash(rid) % RATERS
+            for j in range(2 + rid % 3):
+                n += 1
+                rater = rater_ids[(first + j) % RATERS]
+                yield (
+                    n,
+                    rid,
+                    rater,
+                    round_id,
+                    labels[(rid + j) % 3],
+                    1 + (rid + j) % 5,
+                    "false",
+                    "",
+                    False,
+                    now,
+                    now,
+                )
+
+    loader.load(
+        "ratings",
+        [
+            "id",
+            "response_id",
+            "rater_id",
+            "round_id",
+            "label",
+            "helpfulness",
+            "verdict",
+            "note",
+            "flagged",
+            "created_at",
+            "updated_at",
+        ],
+        rating_rows(),
+        rating_total,
+    )
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE rating_rounds SET item_count = :n, rating_count = :r, synced_at = :t"),
+            {"n": total, "r": rating_total, "t": datetime.now(UTC)},
+        )
+        if loader.postgres:
+            for table in ("prompt_variants", "responses", "ratings"):
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    engine.dispose()
+    return round_id, [f"bench{r}@example.org" for r in range(4)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(url: str, round_id: int, emails: list[str], requests: int) -> dict[str, list[float]]:
+    import httpx
+
+    port = _free_port()
+    env = dict(
+        os.environ,
+        SDILAB_DATABASE_URL=url,
+        SDILAB_ENVIRONMENT="test",
+        SDILAB_SECRET_KEY="bench-secret-key-0123456789",
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    timings: dict[str, list[float]] = {"next reply": [], "submit rating": []}
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        clients = []
+        for email in emails[:2]:
+            client = httpx.Client(base_url=base, timeout=30)
+            client.post("/login", data={"email": email, "password": PASSWORD})
+            client.post(f"/rate/{round_id}/start")
+            clients.append(client)
+        htmx = {"HX-Request": "true"}
+        for n in range(requests + 20):
+            client = clients[n % len(clients)]
+            started = time.perf_counter()
+            page = client.get("/rate", headers=htmx)
+            next_ms = (time.perf_counter() - started) * 1000
+            match = ACTION.search(page.text)
+            if match is None:
+                raise RuntimeError(f"no reply to rate: {page.status_code} {page.text[:300]}")
+            started = time.perf_counter()
+            posted = client.post(
+                match.group(1),
+                data={"label": "correct", "helpfulness": "4", "verdict": "false"},
+                follow_redirects=False,
+            )
+            submit_ms = (time.perf_counter() - started) * 1000
+            if posted.status_code != 303:
+                raise RuntimeError(f"submit failed: {posted.status_code}")
+            if n >= 20:  # warm-up
+                timings["next reply"].append(next_ms)
+                timings["submit rating"].append(submit_ms)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return timings
+
+
+def explain(url: str, round_id: int) -> None:
+    """The plan of the candidate query behind "next reply"."""
+    from sqlmodel import Session
+
+    from app.db import build_engine
+    from app.models import RatingRound
+    from app.rating import queue
+
+    engine = build_engine(url)
+    with Session(engine) as s:
+        round_ = s.get(RatingRound, round_id)
+        assert round_ is not None
+        captured: list[str] = []
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _grab(conn: Any, cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+            if "FROM rating_items" in statement and "ORDER BY" in statement:
+                captured.append(statement)
+                captured.append(repr(params))
+
+        queue._candidates(s, round_, 1, 0, queue.SHUFFLE_SPACE, queue.WINDOW)
+        event.remove(engine, "before_cursor_execute", _grab)
+        s.rollback()
+    print("candidate query:\n" + captured[0])
+    engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--replies", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="10,000 replies, 100 requests")
+    parser.add_argument("--explain", action="store_true")
+    opts = parser.parse_args()
+    if opts.quick:
+        opts.replies, opts.requests = 10_000, 100
+    url = _url()
+    os.environ["SDILAB_DATABASE_URL"] = url
+    database = database_label(url)
+    started = time.perf_counter()
+    _reset(url)
+    round_id, emails = fill(url, opts.replies)
+    print(f"Filled in {time.perf_counter() - started:.0f} s")
+    if opts.explain:
+        explain(url, round_id)
+    timings = measure(url, round_id, emails, opts.requests)
+    scale = f"{opts.replies // 1000}k replies"
+    for name, values in timings.items():
+        p50, p95 = statistics.median(values), _percentile(values, 0.95)
+        figure(f"rating {name} p50 ({scale})", p50, "ms", database=database)
+        figure(
+            f"rating {name} p95 ({scale})",
+            p95,
+            "ms",
+            target="< 25 ms",
+            met=p95 < 25,
+            database=database,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
