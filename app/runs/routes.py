@@ -1,3 +1,232 @@
-from fastapi import APIRouter
+"""Run pages (admin) and the runs JSON API."""
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from app.accounts.deps import AdminUser
+from app.db import SessionDep
+from app.jobs import queue
+from app.models import ModelConfig, QuestionSet, Run, RunStatus, VariantTemplate
+from app.runs import service
+from app.runs.schemas import ArmCreate, RunCreate, RunProgress, RunPublic
+from app.web import redirect, render, render_partial
 
 router = APIRouter(tags=["runs"])
+PER_PAGE = 50
+DEFAULT_LABELS = ("baseline", "sdi", "")
+
+
+def _run_or_404(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(404, "No such run.")
+    return run
+
+
+def _form_context(session: Session) -> dict[str, Any]:
+    return {
+        "sets": list(session.exec(select(QuestionSet).order_by(col(QuestionSet.name))).all()),
+        "templates": list(
+            session.exec(
+                select(VariantTemplate).order_by(col(VariantTemplate.kind), col(VariantTemplate.id))
+            ).all()
+        ),
+        "models": list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all()),
+        "arm_slots": DEFAULT_LABELS,
+    }
+
+
+@router.get("/runs")
+def runs_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    runs = service.list_runs(session)
+    counts = service.status_counts(session, [r.id for r in runs if r.id is not None])
+    sets = {s.id: s.name for s in session.exec(select(QuestionSet)).all()}
+    return render(request, "runs/list.html", {"runs": runs, "counts": counts, "set_names": sets})
+
+
+@router.get("/runs/new")
+def new_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    return render(request, "runs/new.html", {**_form_context(session), "form": {}, "error": ""})
+
+
+def _optional_int(value: str) -> int | None:
+    value = value.strip()
+    return int(value) if value else None
+
+
+@router.post("/runs")
+def create(
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    question_set_id: Annotated[int, Form()],
+    arm_model: Annotated[list[str], Form()],
+    arm_label: Annotated[list[str], Form()],
+    name: Annotated[str, Form()] = "",
+    template_ids: Annotated[list[int] | None, Form()] = None,
+    limit: Annotated[str, Form()] = "",
+    samples: Annotated[int, Form()] = 1,
+    seed: Annotated[int, Form()] = 0,
+    use_batch_api: Annotated[bool, Form()] = False,
+) -> Response:
+    form = {
+        "name": name,
+        "question_set_id": question_set_id,
+        "template_ids": template_ids or [],
+        "limit": limit,
+        "samples": samples,
+        "seed": seed,
+        "arm_model": arm_model,
+        "arm_label": arm_label,
+        "use_batch_api": use_batch_api,
+    }
+    try:
+        arms = [
+            ArmCreate(model_config_id=int(model), label=label)
+            for model, label in zip(arm_model, arm_label, strict=False)
+            if model.strip()
+        ]
+        data = RunCreate(
+            name=name,
+            question_set_id=question_set_id,
+            template_ids=template_ids or None,
+            arms=arms,
+            limit=_optional_int(limit),
+            samples=samples,
+            seed=seed,
+            use_batch_api=use_batch_api,
+        )
+        if not template_ids:
+            raise service.RunError("choose at least one template")
+        run = service.create_run(session, data, created_by=admin.id)
+    except (ValidationError, ValueError) as exc:
+        message = (
+            "; ".join(str(e.get("msg")) for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        session.rollback()
+        ctx = {**_form_context(session), "form": form, "error": message}
+        return render(request, "runs/new.html", ctx, status_code=422)
+    return redirect(request, f"/runs/{run.id}")
+
+
+def _detail_context(session: Session, run: Run, page: int, status: str | None) -> dict[str, Any]:
+    assert run.id is not None
+    rows, total = service.replies(session, run.id, status=status, page=page, per_page=PER_PAGE)
+    failed, _ = service.replies(session, run.id, status="failed", page=1, per_page=50)
+    return {
+        "run": run,
+        "progress": service.progress(session, run),
+        "arms": service.arms_of(session, run.id),
+        "question_set": session.get(QuestionSet, run.question_set_id),
+        "replies": rows,
+        "replies_total": total,
+        "page": page,
+        "pages": max(1, math.ceil(total / PER_PAGE)),
+        "status_filter": status or "",
+        "failed": failed,
+        "job_counts": queue.group_counts(session, service.group_key(run.id)),
+    }
+
+
+@router.get("/runs/{run_id}")
+def run_page(
+    request: Request,
+    session: SessionDep,
+    _admin: AdminUser,
+    run_id: int,
+    page: Annotated[int, Query(ge=1)] = 1,
+    status: Annotated[str | None, Query(pattern="^(pending|done|failed|cancelled)?$")] = None,
+) -> Response:
+    run = _run_or_404(session, run_id)
+    return render(request, "runs/detail.html", _detail_context(session, run, page, status or None))
+
+
+@router.get("/runs/{run_id}/progress")
+def progress_partial(
+    request: Request, session: SessionDep, _admin: AdminUser, run_id: int
+) -> Response:
+    run = _run_or_404(session, run_id)
+    response = render_partial(
+        request, "runs/_progress.html", {"run": run, "progress": service.progress(session, run)}
+    )
+    if run.status != RunStatus.running.value:
+        # Polling stops here; reload once so the failed list and replies show the end state.
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@router.get("/runs/{run_id}/replies")
+def replies_partial(
+    request: Request,
+    session: SessionDep,
+    _admin: AdminUser,
+    run_id: int,
+    page: Annotated[int, Query(ge=1)] = 1,
+    status: Annotated[str | None, Query(pattern="^(pending|done|failed|cancelled)?$")] = None,
+) -> Response:
+    run = _run_or_404(session, run_id)
+    ctx = _detail_context(session, run, page, status or None)
+    return render_partial(request, "runs/_replies.html", ctx)
+
+
+def _control(request: Request, session: Session, run_id: int, action: str) -> Response:
+    run = _run_or_404(session, run_id)
+    actions = {
+        "cancel": service.cancel_run,
+        "resume": service.resume_run,
+        "retry": service.retry_failed,
+    }
+    try:
+        actions[action](session, run)
+    except service.RunError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return redirect(request, f"/runs/{run_id}")
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
+    return _control(request, session, run_id, "cancel")
+
+
+@router.post("/runs/{run_id}/resume")
+def resume(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
+    return _control(request, session, run_id, "resume")
+
+
+@router.post("/runs/{run_id}/retry")
+def retry(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
+    return _control(request, session, run_id, "retry")
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def _public(run: Run, progress: RunProgress | None = None) -> RunPublic:
+    return RunPublic.model_validate({**run.model_dump(), "progress": progress})
+
+
+@router.get("/api/runs")
+def api_runs(session: SessionDep, _admin: AdminUser) -> list[RunPublic]:
+    return [_public(run) for run in service.list_runs(session)]
+
+
+@router.get("/api/runs/{run_id}")
+def api_run(session: SessionDep, _admin: AdminUser, run_id: int) -> dict[str, Any]:
+    run = _run_or_404(session, run_id)
+    public = _public(run, service.progress(session, run))
+    return {
+        **public.model_dump(mode="json"),
+        "config": run.config,
+        "arms": [
+            {"id": a.id, "label": a.label, "model_config_id": a.model_config_id}
+            for a in service.arms_of(session, run_id)
+        ],
+        "running": run.status == RunStatus.running.value,
+    }
