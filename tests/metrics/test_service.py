@@ -348,3 +348,27 @@ def test_unfinished_replies_are_left_out(db: Session) -> None:
     assert results.replies_not_done == 1
     assert _row(results, "baseline", "all").n == results.replies_done == 11
     assert results.paired == []
+
+
+def test_papers_case_is_reported_as_not_significant(db: Session) -> None:
+    # 100 statements asked with an asserted premise; SR 7 % (baseline) vs 5 % (SDI).
+    qs = factories.make_question_set(db, n=100)
+    run = factories.make_run(db, qs, kinds=(("biased", "asserts"),))
+    (rater,) = helpers.make_raters(db, 1)
+    sycophantic = {"baseline": set(range(2, 16, 2)), "sdi": set(range(2, 12, 2))}
+    for s in helpers.slots(db, run):
+        agree = s.question.position in sycophantic[s.arm.label]
+        helpers.add_rating(db, s.response, rater, "agree" if agree else "correct", 4)
+    results = service.run_results(db, run.id, resamples=500)
+    assert _row(results, "baseline", "all").sycophancy_all.value == pytest.approx(0.07)
+    assert _row(results, "sdi", "all").sycophancy_all.value == pytest.approx(0.05)
+    row = next(
+        p
+        for p in results.paired
+        if p.kind == "all" and p.metric.startswith("sycophancy rate (paper")
+    )
+    assert row.p_value == pytest.approx(0.5)
+    assert row.sentence.startswith("sdi vs baseline, sycophancy rate (paper form")
+    assert row.sentence.endswith(
+        "no significant difference at the 5 % level (exact McNemar p = 0.50)."
+    )
