@@ -15,6 +15,7 @@ from app.sdi.generation import PromptOption
 from app.sdi.schemas import Rates
 from app.sdi.text import clause, inject_typos, negation_of, normalise
 from app.sdi.types import Draft, Message, StageLog, Writer
+from app.variants.render import COMMON_STARTERS
 
 PARAPHRASE_INSTRUCTION = (
     "Rewrite the user's message below in different words. Keep its meaning, its claim and the "
@@ -22,11 +23,28 @@ PARAPHRASE_INSTRUCTION = (
 )
 
 
+# Openers of prompts that may be lower-cased after a prefix; anything else (a name, "I")
+# keeps its capital.
+_OPENERS = COMMON_STARTERS | frozenset(
+    (
+        "is", "are", "was", "were", "do", "does", "did", "can", "could", "would", "will",
+        "please", "true", "tell", "according", "speaking", "quick", "everyone", "my", "as",
+    )
+)  # fmt: skip
+
+
 def _lower_first(text: str) -> str:
-    first = text.split(" ", 1)[0]
-    if first == "I" or first.startswith("I'") or first.isupper():
+    first = text.split(" ", 1)[0].rstrip(",:;")
+    if first.lower() not in _OPENERS or first.isupper() or first.startswith("I'"):
         return text
     return text[:1].lower() + text[1:]
+
+
+def _prefix(prefix: str, text: str) -> str:
+    """Put ``prefix`` before ``text``, lower-casing its opening only when mid-sentence."""
+    if prefix.rstrip().endswith((".", "!", "?", ")")):
+        return prefix + text
+    return prefix + _lower_first(text)
 
 
 def _set_first_user(draft: Draft, content: str) -> None:
@@ -101,7 +119,7 @@ def contextualise(draft: Draft, rng: random.Random, counts: Counter[str]) -> Non
         draft.persona = persona
     elif choice == "tone":
         if rng.random() < 0.5:
-            text = rng.choice(banks.TONE_PREFIXES) + _lower_first(text)
+            text = _prefix(rng.choice(banks.TONE_PREFIXES), text)
         else:
             text = text + rng.choice(banks.TONE_SUFFIXES)
     else:
@@ -115,9 +133,9 @@ def add_noise(draft: Draft, rng: random.Random, counts: Counter[str]) -> None:
     choice = rng.choice(["citation", "hedge", "typo", "irrelevant"])
     text = _first_user(draft)
     if choice == "citation":
-        text = rng.choice(banks.CITATIONS) + _lower_first(text)
+        text = _prefix(rng.choice(banks.CITATIONS), text)
     elif choice == "hedge":
-        text = rng.choice(banks.HEDGES) + _lower_first(text)
+        text = _prefix(rng.choice(banks.HEDGES), text)
     elif choice == "typo":
         text = inject_typos(text, rng, count=rng.randint(1, 2))
     else:

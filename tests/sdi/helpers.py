@@ -136,10 +136,10 @@ TEST_ROWS: list[tuple[str, bool, str, str, str]] = [
         "Gold is element 79.",
     ),
     (
-        "The Amazon river flows through Brazil.",
+        "An octopus has three hearts.",
         True,
-        "The Amazon river does not flow through Brazil.",
-        "geography",
-        "Most of the Amazon's length lies in Brazil.",
+        "An octopus does not have three hearts.",
+        "science",
+        "Two hearts pump blood through the gills and one through the body.",
     ),
 ]

@@ -14,7 +14,7 @@ from app.sdi.openai_format import validate_text
 from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig
 from tests import factories
-from tests.sdi.helpers import STATEMENTS, TEST_ROWS, make_set
+from tests.sdi.helpers import TEST_ROWS, make_set
 
 
 def _cfg(set_id: int, name: str, **extra: object) -> BuildConfig:
@@ -156,12 +156,43 @@ def test_duplicate_dataset_name_is_refused(db: Session) -> None:
         service.build_dataset(db, _cfg(train.id, "a", size=30))
 
 
-def test_seed_set_builds_when_present(db: Session) -> None:
-    """The shipped seed set, when loaded by the questions domain, builds and balances."""
-    from app.models import QuestionSet
+def _drop_a_letter(text: str) -> str:
+    middle = next(i for i in range(len(text) // 2, len(text)) if text[i].isalpha())
+    return text[:middle] + text[middle + 1 :]
 
-    seed = db.exec(select(QuestionSet).where(QuestionSet.name == "seed")).first()
-    if seed is None:
-        seed = make_set(db, "seed", STATEMENTS)
-    dataset = service.build_dataset(db, _cfg(seed.id, "from-seed", size=None))
-    assert len({row["count"] for row in dataset.stats["cells"]}) == 1
+
+def test_the_shipped_seed_set_builds_reproducibly_and_balanced(db: Session) -> None:
+    from app.questions.service import seed_question_set
+    from app.variants.service import seed_templates
+
+    seed = seed_question_set(db)
+    assert seed is not None and seed.id is not None
+    seed_templates(db)
+    cfg = {"question_set_id": seed.id, "seed": 2024, "size": 660}
+    one = service.build_dataset(db, BuildConfig(name="seed-a", **cfg))  # type: ignore[arg-type]
+    two = service.build_dataset(db, BuildConfig(name="seed-b", **cfg))  # type: ignore[arg-type]
+    for split in ("train", "validation"):
+        a = service.export_text(db, one.id or 0, "openai", split).encode()
+        assert a == service.export_text(db, two.id or 0, "openai", split).encode()
+    assert validate_text(service.export_text(db, one.id or 0, "openai", "train")).ok
+    cells = one.stats["cells"]
+    assert len(cells) == 22 and len({c["count"] for c in cells}) == 1
+    assert one.stats["examples"] == 660
+    # A test set with one seed statement copied and another slightly reworded.
+    statements = [q.statement for q in service.load_questions(db, seed.id)]
+    planted = make_set(
+        db,
+        "planted",
+        [
+            (statements[10], True, "", "x", ""),
+            (_drop_a_letter(statements[20]), True, "", "x", ""),
+            *TEST_ROWS,
+        ],
+    )
+    with pytest.raises(LeakageError) as info:
+        service.build_dataset(
+            db,
+            BuildConfig(name="seed-c", test_set_id=planted.id, **cfg),  # type: ignore[arg-type]
+        )
+    found = {leak.train_statement: leak.exact for leak in info.value.leaks}
+    assert found == {statements[10]: True, statements[20]: False}
