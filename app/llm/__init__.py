@@ -50,8 +50,7 @@ async def complete(
 
         return await local.complete(spec, full, seed=seed)
     if spec.provider == "trained":
-        raise LlmError(
-            "provider 'trained' is not available yet (locally trained models come later)",
-            retryable=False,
-        )
+        from app.llm import trained
+
+        return await trained.complete(spec, full, seed=seed)
     raise LlmError(f"unknown provider {spec.provider!r}", retryable=False)

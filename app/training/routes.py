@@ -1,3 +1,164 @@
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.accounts.deps import AdminUser
+from app.db import SessionDep
+from app.models import ModelConfig, SdiDataset, TrainingRun
+from app.training import service, trainer
+from app.training.chart import loss_chart
+from app.training.schemas import LINEAR_MODULES, TrainingCreate, TrainingParams
+from app.web import redirect, render, render_partial
 
 router = APIRouter(tags=["training"])
+
+
+def _availability() -> dict[str, Any]:
+    return {
+        "train_available": trainer.available(),
+        "missing_packages": trainer.missing_packages(),
+        "install_hint": trainer.INSTALL_HINT,
+    }
+
+
+def _list_context(session: SessionDep, **extra: Any) -> dict[str, Any]:
+    return {
+        "runs": service.list_runs(session),
+        "datasets": service.datasets(session),
+        "defaults": TrainingParams(),
+        "modules": LINEAR_MODULES,
+        "form": {},
+        "error": "",
+        **_availability(),
+        **extra,
+    }
+
+
+@router.get("/training")
+def training_list(request: Request, session: SessionDep, _user: AdminUser) -> Response:
+    return render(request, "training/list.html", _list_context(session))
+
+
+@router.post("/training")
+def training_create(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    dataset_id: Annotated[int, Form()],
+    name: Annotated[str, Form(max_length=120)],
+    base_model: Annotated[str, Form(max_length=500)] = "",
+    rank: Annotated[int, Form()] = 8,
+    alpha: Annotated[int, Form()] = 16,
+    dropout: Annotated[float, Form()] = 0.05,
+    target_modules: Annotated[list[str] | None, Form()] = None,
+    epochs: Annotated[int, Form()] = 2,
+    learning_rate: Annotated[float, Form()] = 5e-4,
+    batch_size: Annotated[int, Form()] = 8,
+    max_length: Annotated[int, Form()] = 256,
+    seed: Annotated[int, Form()] = 0,
+) -> Response:
+    form = {
+        "dataset_id": dataset_id,
+        "name": name,
+        "base_model": base_model,
+        "rank": rank,
+        "alpha": alpha,
+        "dropout": dropout,
+        "target_modules": target_modules or [],
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "seed": seed,
+    }
+    try:
+        params = TrainingParams(
+            rank=rank,
+            alpha=alpha,
+            dropout=dropout,
+            target_modules=target_modules or [],
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+        )
+        data = TrainingCreate(
+            dataset_id=dataset_id, name=name, base_model=base_model, params=params
+        )
+        if not trainer.available():
+            raise service.TrainingServiceError(
+                f"training needs the train extra: {trainer.INSTALL_HINT}"
+            )
+        run = service.create_training(session, data, user_id=user.id)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return render(
+            request,
+            "training/list.html",
+            _list_context(session, form=form, error=problems),
+            status_code=422,
+        )
+    except service.TrainingServiceError as exc:
+        return render(
+            request,
+            "training/list.html",
+            _list_context(session, form=form, error=str(exc)),
+            status_code=422,
+        )
+    return redirect(request, f"/training/{run.id}")
+
+
+def _detail_context(session: SessionDep, run: TrainingRun) -> dict[str, Any]:
+    dataset = session.get(SdiDataset, run.dataset_id) if run.dataset_id else None
+    config = session.get(ModelConfig, run.model_config_id) if run.model_config_id else None
+    return {
+        "run": run,
+        "dataset": dataset,
+        "model_config": config,
+        "chart": loss_chart(run.loss_history, run.total_steps),
+        "active": run.status in service.ACTIVE,
+        "params": TrainingParams.model_validate(run.params),
+    }
+
+
+def _get_run(session: SessionDep, run_id: int) -> TrainingRun:
+    run = service.get(session, run_id)
+    if run is None:
+        raise HTTPException(404, "No such training run")
+    return run
+
+
+@router.get("/training/{run_id}")
+def training_detail(
+    request: Request, session: SessionDep, _user: AdminUser, run_id: int
+) -> Response:
+    run = _get_run(session, run_id)
+    return render(request, "training/detail.html", _detail_context(session, run))
+
+
+@router.get("/training/{run_id}/progress")
+def training_progress(
+    request: Request, session: SessionDep, _user: AdminUser, run_id: int
+) -> Response:
+    run = _get_run(session, run_id)
+    return render_partial(request, "training/_progress.html", _detail_context(session, run))
+
+
+@router.post("/training/{run_id}/cancel")
+def training_cancel(
+    request: Request, session: SessionDep, _user: AdminUser, run_id: int
+) -> Response:
+    run = _get_run(session, run_id)
+    service.request_cancel(session, run)
+    return redirect(request, f"/training/{run_id}")
+
+
+@router.get("/api/training/{run_id}")
+def training_api(session: SessionDep, _user: AdminUser, run_id: int) -> dict[str, Any]:
+    run = _get_run(session, run_id)
+    return run.model_dump(mode="json")
