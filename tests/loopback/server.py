@@ -23,7 +23,6 @@ ROUTER_MODULES = [
     "tests.loopback.batches",
     "tests.loopback.control",
     "tests.loopback.finetune",
-    "tests.loopback.finetune",
 ]
 
 
