@@ -1,8 +1,9 @@
 """Question-set pages and the upload flow, with and without HX-Request."""
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
 from sqlmodel import Session, func, select
 
 from app.config import get_settings
@@ -18,7 +19,7 @@ def _set_count(db: Session) -> int:
 
 def _upload(
     client: TestClient, data: bytes, name: str, headers: dict[str, str], filename: str = "up.csv"
-) -> Response:
+) -> Any:
     return client.post(
         "/sets/upload",
         data={"name": name, "description": "uploaded"},
