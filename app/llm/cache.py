@@ -5,9 +5,9 @@ import json
 
 from app.llm.types import ModelSpec
 
-# Fields that do not change what the model says: excluded so renaming or repricing a
-# model keeps its cache.
-_IGNORED = {"name", "price_input_per_1k", "price_output_per_1k", "timeout_s"}
+# Fields that do not change what the model says: excluded so renaming, repricing or
+# re-keying a model keeps its cache.
+_IGNORED = {"name", "price_input_per_1k", "price_output_per_1k", "timeout_s", "api_key_env"}
 
 
 def cache_key(spec: ModelSpec, messages: list[dict[str, str]], sample_index: int) -> str:

@@ -5,6 +5,8 @@ thread-safe) and runs in a thread so the event loop stays free.
 """
 
 import asyncio
+import atexit
+import gc
 import importlib.util
 import threading
 import time
@@ -69,6 +71,14 @@ def _load_model(path: str) -> Any:
 @lru_cache(maxsize=4)
 def _vocab(path: str) -> Any:
     return _llama_class()(model_path=path, vocab_only=True, verbose=False)
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models before interpreter teardown (their __del__ fails late)."""
+    for cache in (_load_model, _vocab):
+        cache.cache_clear()
+    gc.collect()
 
 
 def count_tokens(text: str, model_path: str | None = None) -> int:
