@@ -427,7 +427,75 @@ def explain(url: str, round_id: int) -> None:
         event.remove(engine, "before_cursor_execute", _grab)
         s.rollback()
     print("candidate query:\n" + captured[0])
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        params = (round_id, 0, 2**31, 1, 1, queue.WINDOW, 0)
+        if engine.dialect.name == "postgresql":
+            sql = captured[0].replace("%(", "%%(")
+            sql = re.sub(r"%%\((\w+)\)s", "%s", sql)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + captured[0], params)
+        for row in cursor.fetchall():
+            print("  ", " | ".join(str(c) for c in row))
+    finally:
+        raw.close()
     engine.dispose()
+
+
+def in_process(url: str, round_id: int, email: str, requests: int) -> dict[str, list[float]]:
+    """The same two steps without HTTP: the route's service calls, and their SQL time."""
+    from sqlalchemy import event
+    from sqlmodel import Session, select
+
+    from app.db import build_engine
+    from app.models import Label, RatingRound, User
+    from app.rating import queue, routes
+    from app.rating.schemas import RatingInput
+
+    engine = build_engine(url)
+    clock = {"sql": 0.0, "start": 0.0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(*_a: Any) -> None:
+        clock["start"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(*_a: Any) -> None:
+        clock["sql"] += time.perf_counter() - clock["start"]
+
+    out: dict[str, list[float]] = {"next": [], "submit": [], "next sql": [], "submit sql": []}
+    with Session(engine, expire_on_commit=False) as s:
+        user = s.exec(select(User).where(User.email == email)).one()
+        round_ = s.get(RatingRound, round_id)
+        assert round_ is not None and user.id is not None
+        queue.start(s, round_, user.id)  # past the guidelines page
+        s.commit()
+    for n in range(requests + 20):
+        clock["sql"] = 0.0
+        started = time.perf_counter()
+        with Session(engine, expire_on_commit=False) as s:
+            view = routes._item_context(s, user)["view"]
+            s.commit()
+        next_ms, next_sql = (time.perf_counter() - started) * 1000, clock["sql"] * 1000
+        clock["sql"] = 0.0
+        started = time.perf_counter()
+        with Session(engine, expire_on_commit=False) as s:
+            round_ = s.get(RatingRound, round_id)
+            assert round_ is not None and user.id is not None
+            queue.begin_write(s)
+            queue.submit(
+                s, round_, user.id, view.response_id, RatingInput(label=Label.agree, helpfulness=3)
+            )
+            s.commit()
+        if n >= 20:
+            out["next"].append(next_ms)
+            out["next sql"].append(next_sql)
+            out["submit"].append((time.perf_counter() - started) * 1000)
+            out["submit sql"].append(clock["sql"] * 1000)
+    engine.dispose()
+    return out
 
 
 def main() -> int:
@@ -448,8 +516,16 @@ def main() -> int:
     print(f"Filled in {time.perf_counter() - started:.0f} s")
     if opts.explain:
         explain(url, round_id)
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     timings = measure(url, round_id, emails, opts.requests)
     scale = f"{opts.replies // 1000}k replies"
+    inside = in_process(url, round_id, emails[2], opts.requests)
+    for name, values in inside.items():
+        print(
+            f"in-process {name}: p50 {statistics.median(values):.2f} ms, "
+            f"p95 {_percentile(values, 0.95):.2f} ms"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     for name, values in timings.items():
         p50, p95 = statistics.median(values), _percentile(values, 0.95)
         figure(f"rating {name} p50 ({scale})", p50, "ms", database=database)
