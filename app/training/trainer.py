@@ -321,6 +321,7 @@ def train(
     on_progress: Callable[[Progress], None] = lambda _p: None,
     should_cancel: Callable[[], bool] = lambda: False,
     metadata: dict[str, Any] | None = None,
+    export: bool = True,
 ) -> TrainResult:
     """Fine-tune a LoRA adapter, save it with its exact configuration, merge it into the base
     weights and export the merged model (GGUF when the base is one, else a transformers dir)."""
@@ -427,30 +428,17 @@ def train(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir = output_dir / "adapter"
-    model.save_pretrained(str(adapter_dir))
-    merged = model.merge_and_unload()
-    merged.eval()
-    if ref.kind == "gguf" and gguf_arch(ref.path) in _PERMUTED_QK_ARCHS:
-        merged_path = output_dir / "model.gguf"
-        export_gguf(
-            merged,
-            ref.path,
-            merged_path,
-            params.export_type,
-            list(params.target_modules),
-            name=name,
+    model.save_pretrained(str(adapter_dir), save_embedding_layers=False)
+    merged_path, merged_format = "", ""
+    if export:
+        merged_path, merged_format = _merge_and_export(
+            model, tokenizer, ref, params, output_dir, name
         )
-        merged_format = "gguf"
-    else:
-        merged_path = output_dir / "merged"
-        merged.save_pretrained(str(merged_path))
-        tokenizer.save_pretrained(str(merged_path))
-        merged_format = "hf"
 
     result = TrainResult(
         output_dir=str(output_dir),
         adapter_dir=str(adapter_dir),
-        merged_path=str(merged_path),
+        merged_path=merged_path,
         merged_format=merged_format,
         steps=step,
         n_train=len(train_items),
@@ -465,6 +453,28 @@ def train(
     )
     _write_config(output_dir, ref, params, result, train_seconds, metadata or {})
     return result
+
+
+def _merge_and_export(
+    model: Any,
+    tokenizer: Any,
+    ref: BaseModelRef,
+    params: TrainingParams,
+    output_dir: Path,
+    name: str,
+) -> tuple[str, str]:
+    """Fold the adapter into the weights: a GGUF for llama.cpp when the base is a GGUF of a
+    known layout, else a transformers directory. Returns (path, format)."""
+    merged = model.merge_and_unload()
+    merged.eval()
+    if ref.kind == "gguf" and gguf_arch(ref.path) in _PERMUTED_QK_ARCHS:
+        path = output_dir / "model.gguf"
+        export_gguf(merged, ref.path, path, params.export_type, params.target_modules, name=name)
+        return str(path), "gguf"
+    path = output_dir / "merged"
+    merged.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return str(path), "hf"
 
 
 def _limit(items: Sequence[Any], n: int) -> Sequence[Any]:
