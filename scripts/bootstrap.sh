@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 extras="."
-[ "$want_test" = 1 ] && extras=".[dev]"
+[ "$want_test" = 1 ] && extras=".[dev,train]"
 stamp=".venv/.sdilab-installed-$(sha256sum pyproject.toml | cut -c1-16)-$want_test"
 if [ ! -f "$stamp" ]; then
   echo "Installing sdilab and its dependencies into .venv ..."
