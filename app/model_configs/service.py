@@ -1,15 +1,21 @@
 """Model configs: create, list, edit, delete-if-unused, and freeze one into a ModelSpec."""
 
+import asyncio
 import random
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from app import llm
 from app.llm.types import ModelSpec
 from app.model_configs.schemas import ModelConfigCreate, ModelConfigUpdate
 from app.models import ModelConfig, RunArm, SdiExample
 from app.models._base import SdiMode
+
+TEST_PROMPT = "Is it true that water is wet? Answer in one short sentence."
+TEST_MAX_TOKENS = 16
+TEST_TIMEOUT_S = 30.0
 
 
 class ModelConfigError(ValueError):
@@ -116,3 +122,20 @@ def build_spec(session: Session, config: ModelConfig) -> ModelSpec:
         price_output_per_1k=config.price_output_per_1k,
         extra=dict(config.extra or {}),
     )
+
+
+async def test_call(spec: llm.ModelSpec) -> dict[str, Any]:
+    """One short call, bounded in time; the outcome as template values."""
+    spec = spec.model_copy(
+        update={"max_tokens": TEST_MAX_TOKENS, "timeout_s": min(spec.timeout_s, TEST_TIMEOUT_S)}
+    )
+    try:
+        completion = await asyncio.wait_for(
+            llm.complete(spec, [{"role": "user", "content": TEST_PROMPT}]),
+            timeout=TEST_TIMEOUT_S + 5,
+        )
+    except llm.LlmError as exc:
+        return {"ok": False, "message": str(exc), "retryable": exc.retryable}
+    except TimeoutError:
+        return {"ok": False, "message": "no answer in time", "retryable": True}
+    return {"ok": True, "completion": completion, "prompt": TEST_PROMPT}
