@@ -31,7 +31,9 @@ def register(cli: typer.Typer) -> None:
         from app.config import get_settings
         from app.jobs.worker import run_worker
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        # Our own messages at INFO; libraries (httpx logs every request) at WARNING.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("sdilab").setLevel(logging.INFO)
         stats = run_worker(
             concurrency=concurrency or get_settings().worker_concurrency,
             queue_name=queue,
