@@ -319,7 +319,14 @@ def compute_build(
         inputs.teacher = model_writer(session, cfg.teacher_model_id)
     if cfg.paraphrase_model_id is not None:
         inputs.paraphraser = model_writer(session, cfg.paraphrase_model_id)
-    return run_pipeline(cfg, inputs)
+    result = run_pipeline(cfg, inputs)
+    if not result.drafts:
+        drops = {
+            reason: n for stage in result.stats["stages"] for reason, n in stage["dropped"].items()
+        }
+        reasons = "; ".join(f"{n} x {reason}" for reason, n in drops.items()) or "no scenario"
+        raise SdiError(f"no example survived the pipeline ({reasons})")
+    return result
 
 
 def store_build(session: Session, dataset: SdiDataset, result: PipelineResult) -> None:

@@ -11,7 +11,7 @@ from app.jobs.worker import run_worker
 from app.llm import finetune
 from app.llm.types import LlmError
 from app.model_configs.service import build_spec
-from app.models import Job, ModelConfig, SdiFineTune
+from app.models import Job, ModelConfig, SdiDataset, SdiExample, SdiFineTune
 from app.sdi import finetuning, service
 from app.sdi.schemas import BuildConfig, FineTuneCreate
 from tests import factories
@@ -160,3 +160,60 @@ def test_the_worker_follows_a_fine_tune_to_the_end(
         jobs = session.exec(select(Job).where(Job.task == "sdi.finetune")).all()
         assert {j.status for j in jobs} == {"succeeded"}
         assert len(jobs) >= 5  # upload, create, then polls
+
+
+@pytest.mark.slow
+def test_a_teacher_build_runs_in_the_worker_and_drops_wrong_verdicts(
+    committed_db: Engine, loopback: LoopbackServer
+) -> None:
+    """The loopback teacher answers True/False by a hash, so about half its replies are wrong."""
+    with session_scope(committed_db) as session:
+        train = make_set(session, "teacher-train")
+        teacher = factories.make_model_config(
+            session, name="teacher", base_url=loopback.base_url, timeout_s=10
+        )
+        cfg = BuildConfig(
+            name="taught",
+            question_set_id=train.id or 0,
+            kinds=["neutral", "biased"],
+            teacher_model_id=teacher.id,
+            template_source="bank",
+        )
+        dataset_id = service.start_build(session, cfg).id
+    run_worker(concurrency=2, burst=True, engine=committed_db)
+    with session_scope(committed_db) as session:
+        dataset = session.get(SdiDataset, dataset_id)
+        assert dataset is not None and dataset.status == "ready", dataset.stats
+        crafting = dataset.stats["stages"][1]
+        assert crafting["details"]["writer"] == "teacher model"
+        assert crafting["dropped"]["teacher reply has the wrong verdict"] > 0
+        assert crafting["out"] > 0
+        examples = session.exec(select(SdiExample).where(SdiExample.dataset_id == dataset_id))
+        for example in examples:
+            reply = example.messages[-1]["content"]
+            assert reply.startswith(("True.", "False."))
+            assert example.origin.startswith("teacher")
+
+
+@pytest.mark.slow
+def test_a_failed_background_build_is_shown_as_failed(committed_db: Engine) -> None:
+    with session_scope(committed_db) as session:
+        train = make_set(session, "teacher-train")
+        dead = factories.make_model_config(
+            session, name="dead", base_url="http://127.0.0.1:9/v1", timeout_s=1
+        )
+        cfg = BuildConfig(
+            name="doomed",
+            question_set_id=train.id or 0,
+            kinds=["neutral"],
+            teacher_model_id=dead.id,
+        )
+        dataset_id = service.start_build(session, cfg).id
+    run_worker(concurrency=1, burst=True, engine=committed_db)
+    with session_scope(committed_db) as session:
+        dataset = session.get(SdiDataset, dataset_id)
+        assert dataset is not None
+        # Every teacher call failed: nothing survived, and the dataset says why.
+        assert dataset.status == "failed"
+        assert "no example survived" in dataset.stats["error"]
+        assert "teacher call failed" in dataset.stats["error"]

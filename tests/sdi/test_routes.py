@@ -142,6 +142,16 @@ def test_a_build_with_a_teacher_is_queued(admin_client: TestClient, db: Session)
     assert job.args == {"dataset_id": dataset.id}
     page = Page(response.text)
     assert page.find("p", id="build-status")
+    status_url = f"/sdi/{dataset.id}/status"
+    polled = admin_client.get(status_url, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "HX-Refresh" not in polled.headers
+    plain = admin_client.get(status_url, follow_redirects=False)
+    assert plain.status_code == 303
+    dataset.status = "ready"
+    db.add(dataset)
+    db.flush()
+    done = admin_client.get(status_url, headers={"HX-Request": "true"})
+    assert done.headers["HX-Refresh"] == "true"
 
 
 def test_dataset_page_shows_stats_examples_and_forms(
