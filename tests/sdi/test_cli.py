@@ -114,3 +114,30 @@ def test_experiment_page(
     )
     assert failed.status_code == 422
     assert "no templates" in failed.text
+
+
+def test_experiment_from_the_page_redirects_to_its_run(
+    admin_client: TestClient, db: Session, htmx_headers: dict[str, str]
+) -> None:
+    from app.models import Run
+
+    source = make_set(db, "to-split")
+    factories.make_template(db, kind="neutral", text="Is it true that {statement_clause}?")
+    factories.make_template(db, kind="biased", stance="asserts", text="I know {claim_clause}.")
+    model = factories.make_model_config(db, name="base-model")
+    response = admin_client.post(
+        "/sdi/experiment",
+        data={"model_id": str(model.id), "set_id": str(source.id), "limit": "2", "seed": "3"},
+        headers=htmx_headers,
+        follow_redirects=False,
+    )
+    run = db.exec(select(Run)).one()
+    target = f"/runs/{run.id}"
+    assert response.headers.get("HX-Redirect" if htmx_headers else "location") == target
+    names = {s.name for s in db.exec(select(QuestionSet))}
+    assert {n for n in names if n.startswith("to-split · ")} == {
+        "to-split · train (seed 3, test 0.3)",
+        "to-split · test (seed 3, test 0.3)",
+    }
+    assert run.config["experiment"]["test_set"] == "to-split · test (seed 3, test 0.3)"
+    assert len(run.config["question_ids"]) == 2
