@@ -4,7 +4,7 @@ import asyncio
 import random
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, null
 from sqlmodel import Session, col, select
 
 from app import llm
@@ -44,9 +44,15 @@ def _values(data: ModelConfigCreate | ModelConfigUpdate) -> dict[str, Any]:
 def create_model_config(session: Session, data: ModelConfigCreate) -> ModelConfig:
     if get_by_name(session, data.name) is not None:
         raise ModelConfigError(f"a model named {data.name!r} already exists")
-    config = ModelConfig(**_values(data))
+    values = _values(data)
+    config = ModelConfig(**values)
+    if values["seed"] is None:
+        # The column's default (0) would replace a plain None on INSERT.
+        config.seed = null()  # type: ignore[assignment]
     session.add(config)
     session.flush()
+    if values["seed"] is None:
+        session.refresh(config, ["seed"])
     return config
 
 
