@@ -12,3 +12,12 @@ class RetryLater(Exception):
 
 class PermanentFailure(Exception):
     """Fail the job now, without retrying (bad input, a refused request)."""
+
+
+class Snooze(Exception):
+    """Not ready yet (e.g. a remote batch still running): look again after ``delay_s``
+    seconds. Does not count as an attempt."""
+
+    def __init__(self, delay_s: float, message: str = "waiting") -> None:
+        super().__init__(message)
+        self.delay_s = delay_s

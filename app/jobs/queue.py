@@ -67,7 +67,7 @@ def enqueue(
     return job
 
 
-def enqueue_many(session: Session, jobs: Sequence[dict[str, Any]]) -> int:
+def enqueue_many(session: Session | Connection, jobs: Sequence[dict[str, Any]]) -> int:
     """Bulk enqueue: each item holds ``task`` and ``args`` and optionally the keyword
     arguments of :func:`enqueue`. One multi-row insert; no Job objects are built."""
     if not jobs:
@@ -267,18 +267,23 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Rand
 
 
 def reschedule(
-    session: Session | Connection, job_id: int, worker_id: str, error: str, delay_s: float
+    session: Session | Connection,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    delay_s: float,
+    *,
+    count_attempt: bool = True,
 ) -> bool:
-    res = session.execute(
-        update(JOBS)
-        .where(_owned(job_id, worker_id))
-        .values(
-            status=TODO,
-            worker_id="",
-            scheduled_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
-            last_error=error[:MAX_ERROR_CHARS],
-        )
-    )
+    values: dict[str, Any] = {
+        "status": TODO,
+        "worker_id": "",
+        "scheduled_at": utcnow() + timedelta(seconds=max(0.0, delay_s)),
+        "last_error": error[:MAX_ERROR_CHARS],
+    }
+    if not count_attempt:
+        values["attempts"] = JOBS.c.attempts - 1
+    res = session.execute(update(JOBS).where(_owned(job_id, worker_id)).values(**values))
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from app.db import get_engine, write_transaction
 from app.jobs import queue, registry
-from app.jobs.errors import PermanentFailure, RetryLater
+from app.jobs.errors import PermanentFailure, RetryLater, Snooze
 from app.jobs.registry import JobContext, TaskSpec
 
 log = logging.getLogger("sdilab.worker")
@@ -209,6 +209,11 @@ class Worker:
         try:
             async with asyncio.timeout(timeout):
                 result = await spec.handler(ctx, job.args)
+        except Snooze as exc:
+            with write_transaction(self.engine) as session:
+                queue.reschedule(
+                    session, job.id, self.worker_id, str(exc), exc.delay_s, count_attempt=False
+                )
         except RetryLater as exc:
             self._retry(job, spec, str(exc) or "retry later", exc.delay_s)
         except PermanentFailure as exc:

@@ -36,6 +36,8 @@ PENDING, DONE, FAILED, CANCELLED = (s.value for s in ResponseStatus)
 # Rows per multi-row insert; keeps statements below the drivers' parameter limits.
 CHUNK = 2000
 RATE_WINDOW_S = 60
+# Seconds between polls of a Batch API batch (tests shorten it).
+BATCH_POLL_S = 30.0
 
 
 class RunError(ValueError):
@@ -215,7 +217,7 @@ def create_run(session: Session, data: RunCreate, created_by: int | None = None)
     return run
 
 
-def _generate_job(run_id: int, response_id: int, arm: RunArm) -> dict[str, Any]:
+def generate_job(run_id: int, response_id: int, arm: RunArm) -> dict[str, Any]:
     snapshot = arm.snapshot
     return {
         "task": GENERATE_TASK,
@@ -235,7 +237,7 @@ def _enqueue_generate(
     session: Session, run: Run, response_ids: list[int], arms: list[RunArm]
 ) -> None:
     assert run.id is not None
-    jobs = [_generate_job(run.id, rid, arm) for rid, arm in zip(response_ids, arms, strict=True)]
+    jobs = [generate_job(run.id, rid, arm) for rid, arm in zip(response_ids, arms, strict=True)]
     for chunk in _chunks(jobs):
         queue.enqueue_many(session, chunk)
 
@@ -246,7 +248,7 @@ def _enqueue_batches(session: Session, run: Run, arms: list[RunArm]) -> None:
         queue.enqueue(
             session,
             BATCH_TASK,
-            {"run_id": run.id, "arm_id": arm.id},
+            {"run_id": run.id, "arm_id": arm.id, "poll_s": BATCH_POLL_S},
             lock_key=f"batch:{run.id}:{arm.id}",
             group_key=group_key(run.id),
             concurrency_key=f"model:{arm.model_config_id}",

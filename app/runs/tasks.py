@@ -186,6 +186,32 @@ def _record_error(response_id: int, error: str, attempts: int) -> None:
         )
 
 
+def reply_values(
+    spec: ModelSpec, calls: list[Call], pushback: bool, transcript: list[Any], attempt: int
+) -> dict[str, Any]:
+    """The columns of a finished reply slot (every REPLY_FIELDS key)."""
+    first, final = calls[0].completion, calls[-1].completion
+    tokens_in = sum(c.completion.tokens_in for c in calls)
+    tokens_out = sum(c.completion.tokens_out for c in calls)
+    return {
+        "status": ResponseStatus.done.value,
+        "text": final.text,
+        "verdict": llm.parse_verdict(final.text).value,
+        "first_text": first.text if pushback else "",
+        "first_verdict": llm.parse_verdict(first.text).value if pushback else None,
+        "transcript": transcript,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "latency_ms": sum(c.completion.latency_ms for c in calls),
+        "cost_usd": llm.cost_usd(spec, tokens_in, tokens_out),
+        "finish_reason": final.finish_reason,
+        "from_cache": all(c.cached for c in calls),
+        "error": "",
+        "attempts": attempt,
+        "completed_at": utcnow(),
+    }
+
+
 def _limit(args: JobArgs) -> int:
     return int(args.get("max_concurrency", 4))
 
@@ -244,25 +270,10 @@ async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
         _record_error(response_id, str(exc), ctx.attempt)
         raise
 
-    final = calls[-1].completion
-    tokens_in = sum(c.completion.tokens_in for c in calls)
-    tokens_out = sum(c.completion.tokens_out for c in calls)
-    values = {
-        "status": ResponseStatus.done.value,
-        "text": final.text,
-        "verdict": llm.parse_verdict(final.text).value,
-        "first_text": first.completion.text if slot.followup else "",
-        "first_verdict": llm.parse_verdict(first.completion.text).value if slot.followup else None,
-        "transcript": transcript,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "latency_ms": sum(c.completion.latency_ms for c in calls),
-        "cost_usd": llm.cost_usd(spec, tokens_in, tokens_out),
-        "finish_reason": final.finish_reason,
-        "from_cache": all(c.cached for c in calls),
-        "error": "",
-        "attempts": ctx.attempt,
-        "completed_at": utcnow(),
-    }
+    values = reply_values(spec, calls, bool(slot.followup), transcript, ctx.attempt)
     await store_reply(Reply(ctx, response_id, slot.run_id, values, calls))
     return None
+
+
+# The Batch API task lives beside; importing it registers "runs.batch".
+from app.runs import batch as _batch  # noqa: E402, F401

@@ -37,6 +37,7 @@ def start_run(
     kinds: tuple[tuple[str, str, str], ...] = (("neutral", "none", ""),),
     samples: int = 1,
     model_fields: dict[str, Any] | None = None,
+    use_batch_api: bool = False,
 ) -> int:
     """A committed run: a question set, one template per (kind, stance, followup), two arms."""
     with session_scope(engine) as s:
@@ -62,6 +63,7 @@ def start_run(
                     for c, label in zip(configs, ("baseline", "sdi"), strict=True)
                 ],
                 samples=samples,
+                use_batch_api=use_batch_api,
             ),
         )
         assert run.id is not None
