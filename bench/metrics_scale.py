@@ -344,6 +344,10 @@ def cleanup(url: str) -> None:
 
 
 def rss_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -386,12 +390,18 @@ def time_results(url: str, run_id: int, label: str, repeats: int) -> None:
         met=wall < RESULTS_TARGET_S,
         database=label,
     )
-    figure("results computation peak RSS", rss_mb(), "MB", database=label)
+    figure("results computation peak RSS (process)", rss_mb(), "MB", database=label)
     engine.dispose()
 
 
+RESULTS_CHILD = """
+import sys
+from bench.metrics_scale import time_results
+time_results(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+"""
+
 EXPORT_CHILD = """
-import os, resource, sys, time
+import os, sys, time
 from app.db import build_engine
 from sqlmodel import Session
 from app.metrics import exports
@@ -400,7 +410,8 @@ t0 = time.perf_counter()
 with open(sys.argv[4], "w", encoding="utf-8", newline="") as out, Session(engine) as session:
     for chunk in exports.stream_csv(session, sys.argv[3], int(sys.argv[2])):
         out.write(chunk)
-print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from bench.metrics_scale import rss_mb
+print(time.perf_counter() - t0, rss_mb())
 """
 
 
@@ -452,7 +463,23 @@ def main() -> int:
     cleanup(url)
     try:
         run_id = build(url, opts.statements, samples)
-        time_results(url, run_id, label, 1 if opts.quick else 2)
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "SDILAB_DATABASE_URL": url, "PYTHONPATH": str(root)}
+        # In a fresh process, so its peak RSS is the computation's, not the data builder's.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                RESULTS_CHILD,
+                url,
+                str(run_id),
+                label,
+                str(1 if opts.quick else 2),
+            ],
+            env=env,
+            cwd=root,
+            check=True,
+        )
         if not opts.skip_exports:
             time_exports(url, run_id, label)
     finally:
