@@ -434,7 +434,7 @@ def explain(url: str, round_id: int) -> None:
         if engine.dialect.name == "postgresql":
             sql = captured[0].replace("%(", "%%(")
             sql = re.sub(r"%%\((\w+)\)s", "%s", sql)
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params[:6])  # no OFFSET
         else:
             cursor.execute("EXPLAIN QUERY PLAN " + captured[0], params)
         for row in cursor.fetchall():
