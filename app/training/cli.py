@@ -81,14 +81,14 @@ def register(cli: typer.Typer) -> None:
 
         console.print(f"Training #{run_id}: loading the base model ...")
         with Progress(
-            TextColumn("[bold]step {task.completed:.0f}/{task.total:.0f}"),
+            TextColumn("[bold]{task.fields[steps]}"),
             BarColumn(),
             TextColumn("{task.fields[losses]}"),
             TextColumn("{task.fields[speed]}"),
             TimeRemainingColumn(),
             console=console,
         ) as bar:
-            task_id = bar.add_task("train", total=None, losses="", speed="")
+            task_id = bar.add_task("train", total=None, steps="loading", losses="", speed="")
 
             def show(p: trainer.Progress) -> None:
                 losses = " ".join(
@@ -98,7 +98,12 @@ def register(cli: typer.Typer) -> None:
                 )
                 speed = f"{p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
                 bar.update(
-                    task_id, total=p.total_steps, completed=p.step, losses=losses, speed=speed
+                    task_id,
+                    total=p.total_steps,
+                    completed=p.step,
+                    steps=f"step {p.step}/{p.total_steps}",
+                    losses=losses,
+                    speed=speed,
                 )
 
             try:
