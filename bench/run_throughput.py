@@ -75,6 +75,9 @@ def main() -> None:
 
     ideal = args.prompts * args.latency / args.concurrency
     db = database_label(url)
+    # Wall time needs the CPU: on a busy machine it measures the neighbours too.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
     print(
         f"{args.prompts} prompts, {calls} calls, {stored} replies stored, worker wall {wall:.2f} s"
     )
@@ -168,9 +171,10 @@ def stub_model_calls(latency: float) -> None:
 def drain(concurrency: int, profile: str) -> tuple[float, float, int]:
     """Run a worker until the queue is empty: (wall s, CPU s, replies stored)."""
     from app.jobs import registry
-    from app.jobs.worker import Worker
+    from app.jobs.worker import Worker, tune_gc
 
     registry.discover()  # imports (one-time, ~1 s of CPU) are not per-reply work
+    tune_gc()  # as `sdilab worker` does
     worker = Worker(concurrency=concurrency, burst=True, poll_interval_s=0.2)
     profiler = None
     if profile:
