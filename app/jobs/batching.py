@@ -1,5 +1,5 @@
-"""Coalesce the database work of concurrent jobs: calls made by many handlers in the same
-turn of the event loop go to the database as one batch (one query, one transaction).
+"""Coalesce the database work of concurrent jobs: calls made by many handlers while the
+previous batch was running go to the database as one batch (one query, one transaction).
 
 A worker runs dozens of handlers at once; each doing its own small transaction costs more CPU
 in the database layer than the work itself. ``batched`` turns a function over a list of items
@@ -9,6 +9,7 @@ into an awaitable over one item.
 import asyncio
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -16,8 +17,10 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    """``await batcher(item)``: items gathered until the loop's next turn, then passed to
-    ``fn`` together; ``fn`` returns one result per item (in order) or raises for all."""
+    """``await batcher(item)``: items are gathered while the previous batch runs, then
+    passed to ``fn`` together on the batcher's own thread, so the event loop keeps serving
+    other jobs while the database works. ``fn`` returns one result per item (in order) or
+    raises for all of them."""
 
     def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_size: int = 500) -> None:
         self._fn = fn
@@ -25,35 +28,47 @@ class Batcher(Generic[T, R]):
         self._items: list[T] = []
         self._futures: list[asyncio.Future[R]] = []
         self._scheduled = False
+        self._busy = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sdilab-batch")
 
     def __call__(self, item: T) -> "asyncio.Future[R]":
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._items.append(item)
         self._futures.append(future)
-        if len(self._items) >= self._max_size:
-            self._flush()
-        elif not self._scheduled:
+        if not self._busy and not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._start, loop)
         return future
 
-    def _flush(self) -> None:
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
-        items, futures = self._items, self._futures
-        self._items, self._futures = [], []
-        if not items:
+        if self._busy or not self._items:
             return
-        try:
-            results = self._fn(items)
-        except BaseException as exc:
+        items, futures = self._items[: self._max_size], self._futures[: self._max_size]
+        del self._items[: self._max_size], self._futures[: self._max_size]
+        self._busy = True
+        running = loop.run_in_executor(self._executor, self._fn, items)
+        running.add_done_callback(lambda done: self._finish(loop, done, futures))
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: "asyncio.Future[Sequence[R]]",
+        futures: list["asyncio.Future[R]"],
+    ) -> None:
+        self._busy = False
+        exc = done.exception()
+        if exc is not None:
             for future in futures:
                 if not future.done():
                     future.set_exception(exc)
-            return
-        for future, result in zip(futures, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        else:
+            for future, result in zip(futures, done.result(), strict=True):
+                if not future.done():
+                    future.set_result(result)
+        if self._items:
+            self._start(loop)
 
 
 # Futures belong to one event loop: one batcher per (loop, function).

@@ -192,6 +192,8 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             self._key_running[job.concurrency_key] -= 1
+            if not self._stopping:
+                self._dispatch()  # a prefetched job takes the slot at once
             self._wake.set()
 
     async def _execute(self, job: queue.ClaimedJob, spec: TaskSpec | None) -> None:

@@ -285,8 +285,12 @@ def register(cli: typer.Typer) -> None:
         from app.db import session_scope
         from app.runs import service
 
-        with session_scope() as session:
-            n = service.retry_failed(session, _find_run(session, run))
+        try:
+            with session_scope() as session:
+                n = service.retry_failed(session, _find_run(session, run))
+        except service.RunError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
         console.print(f"{n} failed replies queued again")
 
     @run_cli.command("cancel")

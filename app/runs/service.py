@@ -448,6 +448,8 @@ def resume_run(session: Session, run: Run) -> int:
 def retry_failed(session: Session, run: Run) -> int:
     """Send a run's failed replies back to the queue with a fresh attempt budget."""
     assert run.id is not None
+    if run.status == RunStatus.cancelled.value:
+        raise RunError("the run is cancelled: resume it first")
     n = _responses(session, run.id, FAILED, status=PENDING, attempts=0)
     queue.retry_failed(session, group_key(run.id))
     if n:
