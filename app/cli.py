@@ -87,7 +87,7 @@ def _register_domain_commands() -> None:
         try:
             module = import_module(f"app.{domain}.cli")
         except ModuleNotFoundError as exc:
-            if exc.name != f"app.{domain}.cli":
+            if exc.name not in (f"app.{domain}", f"app.{domain}.cli"):
                 raise
             continue
         module.register(cli)
