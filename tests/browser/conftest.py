@@ -53,7 +53,9 @@ def live_server(committed_db: Engine) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# Package scope: sync Playwright keeps an event loop running in this thread while it lives,
+# which would break asyncio.run() in the tests that come after the browser tests.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """One headless chromium for the whole test session."""
     with sync_playwright() as playwright:
