@@ -90,7 +90,7 @@ def resolve_base(base_model: str) -> BaseModelRef:
 def load_base(ref: BaseModelRef) -> tuple[Any, Any]:
     """(a fresh copy of the model in float32, tokenizer), from local files only.
 
-    The dequantised base is kept for the process (one model): a worker or a test session
+    The dequantised base is kept for the process (two models at most): a worker or a test session
     that trains again copies it in well under a second instead of dequantising again.
     """
     stat = os.stat(ref.path)
@@ -98,7 +98,7 @@ def load_base(ref: BaseModelRef) -> tuple[Any, Any]:
     return copy.deepcopy(model), tokenizer
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)
 def _load_pristine(ref: BaseModelRef, _stamp: tuple[int, int]) -> tuple[Any, Any]:
     require_packages()
     import torch
@@ -119,6 +119,12 @@ def _load_pristine(ref: BaseModelRef, _stamp: tuple[int, int]) -> tuple[Any, Any
         raise TrainingError(f"the base model {ref.path} has no chat template")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model, "hf_quantizer", None) is not None:
+        # The GGUF weights are dequantised to float32 already; without this marker the model
+        # saves like any other (a transformers directory for non-GGUF exports).
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     model.requires_grad_(False)
     model.eval()
     return model, tokenizer

@@ -207,3 +207,28 @@ def test_same_seed_same_adapter(tmp_path: Path) -> None:
     assert outputs[0].keys() == outputs[1].keys()
     for key in outputs[0]:
         assert np.array_equal(outputs[0][key], outputs[1][key]), key
+
+
+@pytest.mark.asyncio
+async def test_a_transformers_base_trains_and_generates_through_the_provider(
+    tmp_path: Path,
+) -> None:
+    from app.llm import complete
+    from app.llm.types import ModelSpec
+
+    model, tokenizer = trainer.load_base(trainer.resolve_base(""))
+    base_dir = tmp_path / "base-hf"
+    model.save_pretrained(str(base_dir))
+    tokenizer.save_pretrained(str(base_dir))
+    result = trainer.train(
+        base_model=str(base_dir),
+        params=TrainingParams(rank=2, batch_size=2, max_length=64, max_steps=1, threads=1),
+        train_examples=make_messages(seed=4, n=2),
+        val_examples=[],
+        output_dir=tmp_path / "run",
+        name="hf-lora",
+    )
+    assert result.merged_format == "hf" and (Path(result.merged_path) / "config.json").is_file()
+    spec = ModelSpec(name="hf", provider="trained", model_id=result.merged_path, max_tokens=12)
+    reply = await complete(spec, [{"role": "user", "content": "Is the Sun a star?"}])
+    assert reply.text.strip() and 0 < reply.tokens_out <= 12
