@@ -122,7 +122,7 @@ def _load_pristine(ref: BaseModelRef, _stamp: tuple[int, int]) -> tuple[Any, Any
     if getattr(model, "hf_quantizer", None) is not None:
         # The GGUF weights are dequantised to float32 already; without this marker the model
         # saves like any other (a transformers directory for non-GGUF exports).
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
     model.requires_grad_(False)
