@@ -77,6 +77,7 @@ def _register_domain_commands() -> None:
         "questions",
         "model_configs",
         "runs",
+        "imports",
         "jobs",
         "rating",
         "metrics",

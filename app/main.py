@@ -21,6 +21,7 @@ DOMAINS = [
     "variants",
     "model_configs",
     "runs",
+    "imports",
     "rating",
     "metrics",
     "sdi",

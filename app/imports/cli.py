@@ -1,0 +1,64 @@
+"""`sdilab import-replies FILE --set NAME --name RUN_NAME [--baseline MODEL]`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(highlight=False)
+MAX_LISTED = 50
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("import-replies")(import_replies)
+
+
+def import_replies(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    set_name: Annotated[str, typer.Option("--set", help="The question set the replies answer")],
+    name: Annotated[str, typer.Option("--name", help="Name of the new imported run")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="The model the others are compared with (default: 'baseline' or the "
+            "file's first model)"
+        ),
+    ] = None,
+) -> None:
+    """Import a CSV or JSONL file of replies as a new run: every row, or nothing."""
+    from app.db import session_scope
+    from app.imports import service
+
+    try:
+        with session_scope() as session:
+            qs = service.find_set(session, set_name)
+            if qs is None or qs.id is None:
+                console.print(f"[red]No question set named {set_name!r}.[/red]")
+                raise typer.Exit(1)
+            with file.open("rb") as handle:
+                parsed = service.parse_upload(session, handle, file.name, qs.id)
+            if parsed.errors:
+                console.print(
+                    f"[red]{file.name}: {len(parsed.errors)} problem(s); nothing imported.[/red]"
+                )
+                for error in parsed.errors[:MAX_LISTED]:
+                    console.print(f"  {error}")
+                if len(parsed.errors) > MAX_LISTED:
+                    console.print(f"  … and {len(parsed.errors) - MAX_LISTED} more")
+                raise typer.Exit(1)
+            for warning in parsed.warnings:
+                console.print(f"[yellow]{warning}[/yellow]")
+            run = service.import_replies(session, parsed, name=name, baseline=baseline)
+            run_id = run.id
+            arms = service.run_summary(session, run)
+    except service.ReplyImportError as exc:
+        console.print(f"[red]{exc}; nothing imported.[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"Imported {len(parsed.rows)} replies into run {name.strip()!r} (id {run_id}) "
+        f"of set {set_name!r}."
+    )
+    for label, model, n in arms:
+        console.print(f"  {label}: {model}, {n} replies")
+    console.print(f"Open rating on it at /rating/rounds; results at /results/runs/{run_id}.")

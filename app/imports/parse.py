@@ -1,0 +1,378 @@
+"""Read an uploaded CSV or JSONL file of replies into validated rows (nothing is saved here).
+
+The file-level pieces (size limit, UTF-8 with or without BOM, format and delimiter sniffing,
+the per-row error type) are the question importer's, so both uploads behave the same.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.imports.schemas import (
+    KNOWN_COLUMNS,
+    MAX_SAMPLE_INDEX,
+    MODEL_NAME_MAX,
+    NO_PROMPT,
+    REQUIRED_COLUMNS,
+    STATEMENT_COLUMNS,
+    VARIANT_COLUMNS,
+    ParsedReplies,
+    ParsedReply,
+)
+from app.llm import parse_verdict
+from app.models import Stance, VariantKind, premise_is_erroneous
+from app.questions.dedupe import norm_hash
+from app.questions.parse import detect_format, sniff_delimiter
+from app.questions.schemas import RowError
+
+MAX_LENGTHS = {
+    "statement_id": 120,
+    "statement": 2000,
+    "variant_kind": 16,
+    "prompt": 8000,
+    "stance": 16,
+    "model": MODEL_NAME_MAX,
+    "sample_index": 6,
+    "reply": 20_000,
+    "first_reply": 20_000,
+    "followup": 2000,
+}
+KINDS = tuple(k.value for k in VariantKind)
+STANCES = tuple(s.value for s in Stance)
+# Kinds in which the user takes a side by definition: their stance must be given.
+SIDED_KINDS = frozenset({"biased", "adversarial", "noise"})
+
+
+@dataclass
+class SetIndex:
+    """A question set's statements, found by source id or by normalised-text hash."""
+
+    set_id: int
+    name: str
+    by_id: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
+    by_hash: dict[str, list[tuple[int, bool, int]]] = field(default_factory=dict)
+
+
+def parse_text(text: str, index: SetIndex, upload: ParsedReplies) -> None:
+    """Fill ``upload.rows`` and ``upload.errors`` from decoded text."""
+    if not text.strip():
+        upload.errors.append(RowError(None, "", "The file is empty."))
+        return
+    upload.format = detect_format(upload.filename, text)
+    reader = _jsonl_records if upload.format == "jsonl" else _csv_records
+    records = reader(text, upload)
+    seen: dict[tuple[Any, ...], int] = {}
+    for position, line, record in records:
+        row = _validate(position, line, record, index, upload.errors)
+        if row is None:
+            continue
+        key = (*row.variant_key, row.model, row.sample_index)
+        if key in seen:
+            upload.errors.append(
+                RowError(
+                    position,
+                    "",
+                    f"repeats row {seen[key]} (same statement, prompt, model and sample); "
+                    "give sample_index to import several samples",
+                    line,
+                )
+            )
+            continue
+        seen[key] = position
+        upload.rows.append(row)
+    if not upload.errors and not upload.rows:
+        upload.errors.append(RowError(None, "", "The file has a header but no rows."))
+
+
+def check_columns(columns: list[str], upload: ParsedReplies) -> bool:
+    repeated = sorted({c for c in columns if c and columns.count(c) > 1})
+    if repeated:
+        upload.errors.append(
+            RowError(None, "", f"The header repeats the column(s): {', '.join(repeated)}.")
+        )
+        return False
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if not any(c in columns for c in STATEMENT_COLUMNS):
+        missing.append("statement_id or statement")
+    if not any(c in columns for c in VARIANT_COLUMNS):
+        missing.append("variant_kind or prompt")
+    if missing:
+        upload.errors.append(
+            RowError(
+                None,
+                "",
+                f"Missing required column(s): {', '.join(missing)}. The header must name "
+                "statement_id or statement, variant_kind and/or prompt, model and reply "
+                "(optional: stance, sample_index, first_reply, followup); found: "
+                f"{', '.join(c for c in columns if c) or 'nothing'}.",
+            )
+        )
+        return False
+    unknown = [c for c in columns if c and c not in KNOWN_COLUMNS]
+    if unknown:
+        upload.warnings.append(f"Ignored unknown column(s): {', '.join(unknown)}.")
+    return True
+
+
+def _csv_records(text: str, upload: ParsedReplies) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    upload.delimiter = sniff_delimiter(first_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=upload.delimiter)
+    try:
+        header = next(reader)
+        while not any(cell.strip() for cell in header):
+            header = next(reader)
+    except StopIteration:
+        upload.errors.append(RowError(None, "", "The file is empty."))
+        return
+    except csv.Error as exc:
+        upload.errors.append(RowError(None, "", f"The header cannot be read as CSV: {exc}"))
+        return
+    columns = [cell.strip().casefold() for cell in header]
+    if not check_columns(columns, upload):
+        return
+    position = 0
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            position += 1
+            if len(cells) > len(columns):
+                upload.errors.append(
+                    RowError(
+                        position,
+                        "",
+                        f"has {len(cells)} fields but the header has {len(columns)}"
+                        " (an unquoted delimiter inside a value?)",
+                        reader.line_num,
+                    )
+                )
+                continue
+            yield position, reader.line_num, dict(zip(columns, cells, strict=False))
+    except csv.Error as exc:
+        upload.errors.append(
+            RowError(position + 1, "", f"cannot be read as CSV: {exc}", reader.line_num)
+        )
+
+
+def _jsonl_records(text: str, upload: ParsedReplies) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    position = 0
+    unknown: set[str] = set()
+    checked = False
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        position += 1
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            upload.errors.append(RowError(position, "", f"is not valid JSON: {exc.msg}", line_no))
+            continue
+        if not isinstance(record, dict):
+            upload.errors.append(RowError(position, "", "is not a JSON object", line_no))
+            continue
+        record = {str(k).strip().casefold(): v for k, v in record.items()}
+        if not checked:
+            checked = True
+            probe = ParsedReplies(filename=upload.filename, question_set_id=0)
+            if not check_columns(list(record), probe):
+                upload.errors.extend(probe.errors)
+                return
+        unknown.update(k for k in record if k not in KNOWN_COLUMNS)
+        yield position, line_no, record
+    if unknown:
+        upload.warnings.append(f"Ignored unknown field(s): {', '.join(sorted(unknown))}.")
+
+
+def _text_values(
+    record: dict[str, Any], position: int, line: int, errors: list[RowError]
+) -> dict[str, str | None]:
+    """Each text column stripped ("" when absent); None (and an error) when not text or too
+    long."""
+    values: dict[str, str | None] = {}
+    for column, limit in MAX_LENGTHS.items():
+        value = record.get(column)
+        if value is None:
+            values[column] = ""
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            errors.append(RowError(position, column, "must be text", line))
+            values[column] = None
+            continue
+        text = value.strip() if isinstance(value, str) else str(value)
+        if len(text) > limit:
+            errors.append(RowError(position, column, f"is longer than {limit} characters", line))
+            values[column] = None
+            continue
+        values[column] = text
+    return values
+
+
+def _question(
+    values: dict[str, str | None],
+    index: SetIndex,
+    position: int,
+    line: int,
+    errors: list[RowError],
+) -> tuple[int, bool] | None:
+    source_id, statement = values["statement_id"], values["statement"]
+    if source_id is None or statement is None:
+        return None
+    if source_id:
+        found = index.by_id.get(source_id)
+        if found is None:
+            errors.append(
+                RowError(
+                    position,
+                    "statement_id",
+                    f"{source_id!r} is not a statement id of set {index.name!r}",
+                    line,
+                )
+            )
+            return None
+        question_id, truth, stored_hash = found
+        if statement and norm_hash(statement) != stored_hash:
+            errors.append(
+                RowError(
+                    position,
+                    "statement",
+                    f"is not the text of statement {source_id!r} of set {index.name!r}",
+                    line,
+                )
+            )
+            return None
+        return question_id, truth
+    if not statement:
+        errors.append(RowError(position, "statement", "is empty (and no statement_id)", line))
+        return None
+    matches = index.by_hash.get(norm_hash(statement), [])
+    if not matches:
+        errors.append(
+            RowError(
+                position,
+                "statement",
+                f"is not a statement of set {index.name!r} (compared ignoring case, "
+                "spacing and final punctuation)",
+                line,
+            )
+        )
+        return None
+    if len({truth for _id, truth, _pos in matches}) > 1:
+        rows = ", ".join(str(pos) for _id, _truth, pos in matches)
+        errors.append(
+            RowError(
+                position,
+                "statement",
+                f"matches rows {rows} of set {index.name!r}, which disagree on its truth; "
+                "use statement_id instead",
+                line,
+            )
+        )
+        return None
+    question_id, truth, _pos = min(matches, key=lambda m: m[2])
+    return question_id, truth
+
+
+def _choice(
+    value: str | None,
+    allowed: tuple[str, ...],
+    column: str,
+    position: int,
+    line: int,
+    errors: list[RowError],
+) -> str | None:
+    if not value:
+        return None
+    word = value.casefold()
+    if word not in allowed:
+        errors.append(
+            RowError(position, column, f"{value[:40]!r} is not one of {', '.join(allowed)}", line)
+        )
+        return None
+    return word
+
+
+def _sample_index(
+    raw: Any, value: str | None, position: int, line: int, errors: list[RowError]
+) -> int | None:
+    if value is None:
+        return None
+    if value == "":
+        return 0
+    if isinstance(raw, float) and raw.is_integer():
+        value = str(int(raw))
+    if not value.isdigit() or int(value) > MAX_SAMPLE_INDEX:
+        errors.append(
+            RowError(
+                position,
+                "sample_index",
+                f"{value[:20]!r} is not a whole number from 0 to {MAX_SAMPLE_INDEX}",
+                line,
+            )
+        )
+        return None
+    return int(value)
+
+
+def _validate(
+    position: int, line: int, record: dict[str, Any], index: SetIndex, errors: list[RowError]
+) -> ParsedReply | None:
+    before = len(errors)
+    values = _text_values(record, position, line, errors)
+    question = _question(values, index, position, line, errors)
+    kind = _choice(values["variant_kind"], KINDS, "variant_kind", position, line, errors)
+    prompt = values["prompt"]
+    if values["variant_kind"] == "" and prompt == "":
+        errors.append(RowError(position, "variant_kind", "is empty (and no prompt)", line))
+    kind = kind or "neutral"
+    stance = _choice(values["stance"], STANCES, "stance", position, line, errors)
+    if values["stance"] == "" and kind in SIDED_KINDS:
+        errors.append(
+            RowError(
+                position,
+                "stance",
+                f"is empty: a {kind} prompt takes a side, so give asserts or negates",
+                line,
+            )
+        )
+    stance = stance or "none"
+    model = values["model"]
+    if model == "":
+        errors.append(RowError(position, "model", "is empty", line))
+    reply = values["reply"]
+    if reply == "":
+        errors.append(RowError(position, "reply", "is empty", line))
+    raw_sample = record.get("sample_index")
+    sample = _sample_index(raw_sample, values["sample_index"], position, line, errors)
+    first_reply, followup = values["first_reply"], values["followup"]
+    for column, value in (("first_reply", first_reply), ("followup", followup)):
+        if value and kind != "pushback":
+            errors.append(RowError(position, column, "is only for variant_kind pushback", line))
+    if len(errors) > before or question is None:
+        return None
+    assert model and reply and prompt is not None and sample is not None
+    question_id, truth = question
+    return ParsedReply(
+        position=position,
+        line=line,
+        question_id=question_id,
+        truth=truth,
+        kind=kind,
+        stance=stance,
+        premise_erroneous=premise_is_erroneous(stance, truth),
+        prompt=prompt,
+        followup=followup or "",
+        model=model,
+        sample_index=sample,
+        reply=reply,
+        verdict=parse_verdict(reply).value,
+        first_reply=first_reply or "",
+        first_verdict=parse_verdict(first_reply).value if first_reply else None,
+    )
+
+
+def user_turn(prompt: str) -> str:
+    return prompt or NO_PROMPT

@@ -1,0 +1,166 @@
+"""Importing replies produced elsewhere: upload, preview, confirm (admins only)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
+
+from app.accounts.deps import AdminUser
+from app.config import get_settings
+from app.db import SessionDep
+from app.imports import service
+from app.imports.schemas import KNOWN_COLUMNS, NO_PROMPT, ParsedReplies
+from app.models import QuestionSet
+from app.questions.parse import UploadTooLarge, read_limited
+from app.web import redirect, render
+
+router = APIRouter(tags=["imports"])
+
+PREVIEW_ERRORS = 500
+PREVIEW_ROWS = 100
+# The multipart envelope around the file.
+ENVELOPE_BYTES = 64 * 1024
+
+
+def _sets(session: Session) -> list[QuestionSet]:
+    return list(session.exec(select(QuestionSet).order_by(col(QuestionSet.name))).all())
+
+
+def _form(session: Session, *, status_code: int = 200, **extra: Any) -> Response:
+    request = extra.pop("request")
+    settings = get_settings()
+    ctx = {
+        "sets": _sets(session),
+        "set_id": None,
+        "name": "",
+        "error": "",
+        "max_mb": settings.max_upload_bytes / (1024 * 1024),
+        "columns": KNOWN_COLUMNS,
+        "no_prompt": NO_PROMPT,
+    } | extra
+    return render(request, "imports/upload.html", ctx, status_code=status_code)
+
+
+@router.get("/imports/replies")
+def upload_form(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    return _form(session, request=request)
+
+
+def _int(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+@router.post("/imports/replies")
+async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    limit = get_settings().max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
+        error = f"The file is larger than the upload limit of {limit / (1024 * 1024):.1f} MB."
+        return _form(session, request=request, error=error, status_code=413)
+    form = await request.form()
+    name = str(form.get("name") or "")
+    set_id = _int(form.get("set_id"))
+    file = form.get("file")
+    fields: dict[str, Any] = {"request": request, "name": name, "set_id": set_id}
+    if set_id is None or session.get(QuestionSet, set_id) is None:
+        return _form(session, error="Choose a question set.", status_code=400, **fields)
+    if not isinstance(file, StarletteUploadFile) or not file.filename:
+        return _form(session, error="Choose a file to upload.", status_code=400, **fields)
+    try:
+        raw = await run_in_threadpool(read_limited, file.file, limit)
+    except UploadTooLarge as exc:
+        return _form(session, error=str(exc), status_code=413, **fields)
+    filename = file.filename
+    parsed = await run_in_threadpool(service.parse_upload, session, raw, filename, set_id)
+    token = service.store_pending(raw, filename) if parsed.ok else ""
+    return _preview(request, session, parsed, token, name)
+
+
+def _preview(
+    request: Request,
+    session: Session,
+    parsed: ParsedReplies,
+    token: str,
+    name: str,
+    *,
+    baseline: str | None = None,
+    error: str = "",
+    status_code: int | None = None,
+) -> Response:
+    models = parsed.models
+    if baseline is None:
+        baseline = service.BASELINE if service.BASELINE in models else (models[0] if models else "")
+    qs = session.get(QuestionSet, parsed.question_set_id)
+    return render(
+        request,
+        "imports/preview.html",
+        {
+            "parsed": parsed,
+            "question_set": qs,
+            "token": token,
+            "name": name,
+            "baseline": baseline,
+            "models": models,
+            "model_counts": parsed.model_counts(),
+            "kind_counts": parsed.kind_counts(),
+            "errors": parsed.errors[:PREVIEW_ERRORS],
+            "more_errors": max(0, len(parsed.errors) - PREVIEW_ERRORS),
+            "rows": parsed.rows[:PREVIEW_ROWS],
+            "error": error,
+            "no_prompt": NO_PROMPT,
+        },
+        status_code=status_code or (200 if parsed.ok else 400),
+    )
+
+
+@router.post("/imports/replies/{token}/confirm")
+def confirm(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    admin: AdminUser,
+    set_id: Annotated[int, Form()] = 0,
+    name: Annotated[str, Form()] = "",
+    baseline: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        raw, filename = service.load_pending(token)
+    except ValueError as exc:
+        return _form(
+            session, request=request, name=name, set_id=set_id, error=str(exc), status_code=404
+        )
+    parsed = service.parse_upload(session, raw, filename, set_id)
+    try:
+        run = service.import_replies(
+            session, parsed, name=name, baseline=baseline or None, created_by=admin.id
+        )
+    except service.ReplyImportError as exc:
+        session.rollback()
+        return _preview(
+            request,
+            session,
+            parsed,
+            token if parsed.ok else "",
+            name,
+            baseline=baseline,
+            error=str(exc),
+            status_code=400,
+        )
+    service.discard_pending(token)
+    return redirect(request, f"/imports/runs/{run.id}")
+
+
+@router.get("/imports/runs/{run_id}")
+def imported(request: Request, run_id: int, session: SessionDep, _admin: AdminUser) -> Response:
+    run = service.imported_run(session, run_id)
+    if run is None:
+        raise HTTPException(404, "No imported run with this id.")
+    return render(
+        request,
+        "imports/done.html",
+        {"run": run, "arms": service.run_summary(session, run)},
+    )

@@ -1,0 +1,316 @@
+"""Imported replies: parse an upload against a question set, then save it all-or-nothing as
+an "imported" run (its replies done), to be rated and scored like any other run.
+
+Each distinct model name becomes a run arm. An arm needs a model config, so each name gets a
+placeholder config named ``imported: <name>`` (provider ``local``, marked
+``extra["imported"] = True``, with a model path that does not exist: using it to generate
+fails at once instead of calling some model). The same placeholder is reused by later imports
+of the same name. The arm's label is the model's name, except the baseline's, which is
+``baseline`` (the results compare the other arms against it).
+"""
+
+import hashlib
+from typing import IO, Any
+
+from sqlalchemy import func, insert, select
+from sqlmodel import Session, col
+from sqlmodel import select as sm_select
+
+from app.config import get_settings
+from app.imports.parse import SetIndex, parse_text, user_turn
+from app.imports.schemas import RUN_NAME_MAX, ParsedReplies, ParsedReply
+from app.models import (
+    ModelConfig,
+    PromptVariant,
+    Question,
+    QuestionSet,
+    Response,
+    ResponseStatus,
+    Run,
+    RunArm,
+    RunStatus,
+    utcnow,
+)
+from app.questions.parse import UploadTooLarge, decode, read_limited
+from app.questions.schemas import RowError
+
+# Pending uploads are kept on the server between preview and confirm, as for question sets.
+from app.questions.service import discard_pending, load_pending, store_pending
+
+__all__ = ["discard_pending", "load_pending", "store_pending"]
+
+SOURCE = "imported"
+BASELINE = "baseline"
+PLACEHOLDER_PREFIX = "imported: "
+PLACEHOLDER_MODEL_ID = "(imported replies: there is no model to call)"
+VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
+RESPONSES = Response.__table__  # type: ignore[attr-defined]
+CHUNK = 2000
+
+
+class ReplyImportError(ValueError):
+    """The replies cannot be saved; the message says why."""
+
+
+def set_index(session: Session, set_id: int) -> SetIndex | None:
+    qs = session.get(QuestionSet, set_id)
+    if qs is None:
+        return None
+    index = SetIndex(set_id=set_id, name=qs.name)
+    q = Question.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(q.c.id, q.c.source_id, q.c.norm_hash, q.c.truth, q.c.position)
+        .where(q.c.question_set_id == set_id)
+        .order_by(q.c.position)
+    ).all()
+    for question_id, source_id, norm_hash, truth, position in rows:
+        if source_id:
+            index.by_id.setdefault(source_id, (question_id, bool(truth), norm_hash))
+        index.by_hash.setdefault(norm_hash, []).append((question_id, bool(truth), position))
+    return index
+
+
+def find_set(session: Session, name: str) -> QuestionSet | None:
+    return session.exec(sm_select(QuestionSet).where(QuestionSet.name == name)).first()
+
+
+def parse_upload(
+    session: Session,
+    data: bytes | IO[bytes],
+    filename: str,
+    question_set_id: int,
+    *,
+    max_bytes: int | None = None,
+) -> ParsedReplies:
+    """Read and validate an upload against a question set. Nothing is saved."""
+    limit = get_settings().max_upload_bytes if max_bytes is None else max_bytes
+    upload = ParsedReplies(filename=filename, question_set_id=question_set_id)
+    index = set_index(session, question_set_id)
+    if index is None:
+        upload.errors.append(RowError(None, "", "Choose an existing question set."))
+        return upload
+    try:
+        raw = read_limited(data, limit)
+        upload.size_bytes = len(raw)
+        upload.sha256 = hashlib.sha256(raw).hexdigest()
+        text = decode(raw)
+    except (UploadTooLarge, ValueError) as exc:
+        upload.errors.append(RowError(None, "", str(exc)))
+        return upload
+    parse_text(text, index, upload)
+    return upload
+
+
+def validate_run_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ReplyImportError("Give the run a name.")
+    if len(name) > RUN_NAME_MAX:
+        raise ReplyImportError(f"The run name is longer than {RUN_NAME_MAX} characters.")
+    return name
+
+
+def arm_labels(models: list[str], baseline: str | None) -> list[tuple[str, str]]:
+    """(model, arm label) in arm order: the baseline first, then the file's order."""
+    baseline = (baseline or "").strip() or None
+    if baseline is not None and baseline not in models:
+        raise ReplyImportError(
+            f"The baseline {baseline!r} is not one of the file's models: {', '.join(models)}."
+        )
+    if baseline is not None and baseline != BASELINE and BASELINE in models:
+        raise ReplyImportError(
+            f"A model is named {BASELINE!r}, so it is the baseline; "
+            f"{baseline!r} cannot be chosen as well."
+        )
+    if baseline is None and BASELINE in models:
+        baseline = BASELINE
+    ordered = ([baseline] if baseline else []) + [m for m in models if m != baseline]
+    return [(m, BASELINE if m == baseline else m) for m in ordered]
+
+
+def placeholder_config(session: Session, model: str) -> ModelConfig:
+    """The ``imported: <model>`` config, created the first time a model is imported."""
+    name = f"{PLACEHOLDER_PREFIX}{model}"
+    config = session.exec(sm_select(ModelConfig).where(ModelConfig.name == name)).first()
+    if config is not None:
+        if not config.extra.get("imported"):
+            raise ReplyImportError(
+                f"A model config named {name!r} exists and is not an imported model; "
+                "rename it or the model in the file."
+            )
+        return config
+    config = ModelConfig(
+        name=name,
+        provider="local",
+        model_id=PLACEHOLDER_MODEL_ID,
+        max_concurrency=1,
+        extra={"imported": True, "model": model},
+    )
+    session.add(config)
+    session.flush()
+    return config
+
+
+def is_placeholder(config: ModelConfig) -> bool:
+    return bool(config.extra.get("imported"))
+
+
+def import_replies(
+    session: Session,
+    parsed: ParsedReplies,
+    *,
+    name: str,
+    baseline: str | None = None,
+    created_by: int | None = None,
+) -> Run:
+    """Save every row of a clean upload as a new imported run, or nothing."""
+    if parsed.errors:
+        raise ReplyImportError(
+            f"The file has {len(parsed.errors)} problem(s); nothing was saved. "
+            f"First: {parsed.errors[0]}"
+        )
+    if not parsed.rows:
+        raise ReplyImportError("The file has no rows; nothing was saved.")
+    qs = session.get(QuestionSet, parsed.question_set_id)
+    if qs is None:
+        raise ReplyImportError("The question set no longer exists; nothing was saved.")
+    name = validate_run_name(name)
+    labels = arm_labels(parsed.models, baseline)
+    configs = {model: placeholder_config(session, model) for model, _label in labels}
+    now = utcnow()
+    run = Run(
+        name=name,
+        question_set_id=parsed.question_set_id,
+        status=RunStatus.completed.value,
+        source=SOURCE,
+        samples=parsed.samples,
+        created_by=created_by,
+        finished_at=now,
+        config={
+            "source": "import",
+            "question_set": qs.name,
+            "filename": parsed.filename,
+            "sha256": parsed.sha256,
+            "format": parsed.format,
+            "rows": len(parsed.rows),
+            "arms": [
+                {"label": label, "model": model, "model_config_id": configs[model].id}
+                for model, label in labels
+            ],
+        },
+    )
+    session.add(run)
+    session.flush()
+    assert run.id is not None
+    arms: dict[str, int] = {}
+    for position, (model, label) in enumerate(labels):
+        arm = RunArm(
+            run_id=run.id,
+            model_config_id=configs[model].id or 0,
+            label=label,
+            position=position,
+            snapshot={
+                "name": model,
+                "provider": SOURCE,
+                "model_config_id": configs[model].id,
+                "imported": True,
+            },
+        )
+        session.add(arm)
+        session.flush()
+        arms[model] = arm.id or 0
+    variant_ids = _insert_variants(session, run.id, parsed.rows)
+    _insert_responses(session, run.id, parsed.rows, variant_ids, arms)
+    session.flush()
+    return run
+
+
+def _insert_variants(
+    session: Session, run_id: int, rows: list[ParsedReply]
+) -> dict[tuple[Any, ...], int]:
+    firsts: dict[tuple[Any, ...], ParsedReply] = {}
+    for row in rows:
+        firsts.setdefault(row.variant_key, row)
+    values = [
+        {
+            "run_id": run_id,
+            "question_id": row.question_id,
+            "template_id": None,
+            "kind": row.kind,
+            "stance": row.stance,
+            "premise_erroneous": row.premise_erroneous,
+            "messages": [{"role": "user", "content": user_turn(row.prompt)}],
+            "followup": row.followup,
+        }
+        for row in firsts.values()
+    ]
+    ids = _insert_returning_ids(session, VARIANTS, values)
+    return dict(zip(firsts, ids, strict=True))
+
+
+def _transcript(row: ParsedReply) -> list[dict[str, str]]:
+    turns = [{"role": "user", "content": user_turn(row.prompt)}]
+    if row.first_reply:
+        turns.append({"role": "assistant", "content": row.first_reply})
+    if row.followup:
+        turns.append({"role": "user", "content": row.followup})
+    turns.append({"role": "assistant", "content": row.reply})
+    return turns
+
+
+def _insert_responses(
+    session: Session,
+    run_id: int,
+    rows: list[ParsedReply],
+    variant_ids: dict[tuple[Any, ...], int],
+    arms: dict[str, int],
+) -> None:
+    now = utcnow()
+    values = [
+        {
+            "run_id": run_id,
+            "prompt_variant_id": variant_ids[row.variant_key],
+            "arm_id": arms[row.model],
+            "sample_index": row.sample_index,
+            "status": ResponseStatus.done.value,
+            "text": row.reply,
+            "verdict": row.verdict,
+            "first_text": row.first_reply,
+            "first_verdict": row.first_verdict,
+            "transcript": _transcript(row),
+            "finish_reason": SOURCE,
+            "created_at": now,
+            "completed_at": now,
+        }
+        for row in rows
+    ]
+    for start in range(0, len(values), CHUNK):
+        session.execute(insert(RESPONSES), values[start : start + CHUNK])
+
+
+def _insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    ids: list[int] = []
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    for start in range(0, len(rows), CHUNK):
+        ids.extend(int(i) for i in session.execute(stmt, rows[start : start + CHUNK]).scalars())
+    return ids
+
+
+def imported_run(session: Session, run_id: int) -> Run | None:
+    run = session.get(Run, run_id)
+    return run if run is not None and run.source == SOURCE else None
+
+
+def run_summary(session: Session, run: Run) -> list[tuple[str, str, int]]:
+    """(arm label, model, replies) of an imported run, in arm order."""
+    counts = dict(
+        session.execute(
+            select(RESPONSES.c.arm_id, func.count())
+            .where(RESPONSES.c.run_id == run.id)
+            .group_by(RESPONSES.c.arm_id)
+        ).all()
+    )
+    arms = session.exec(
+        sm_select(RunArm).where(RunArm.run_id == run.id).order_by(col(RunArm.position))
+    ).all()
+    return [(a.label, str(a.snapshot.get("name", a.label)), int(counts.get(a.id, 0))) for a in arms]
