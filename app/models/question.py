@@ -36,8 +36,9 @@ class Question(SQLModel, table=True):
     explanation: str = ""
     norm_hash: str = Field(max_length=64)
     # Set when this row repeats an earlier one of the same set (exactly or nearly).
+    # Indexed so that deleting a set does not scan the table once per deleted row.
     duplicate_of_id: int | None = Field(
-        default=None, foreign_key="questions.id", ondelete="SET NULL"
+        default=None, foreign_key="questions.id", ondelete="SET NULL", index=True
     )
     duplicate_similarity: float | None = None
     # True when the earlier duplicate carries the opposite truth label.

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:42:50.352923
+Create Date: 2026-11-30 02:29:50.156053
 """
 
 from collections.abc import Sequence
@@ -228,6 +228,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("question_set_id", "position", name="uq_questions_set_position"),
     )
     with op.batch_alter_table("questions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_questions_duplicate_of_id"), ["duplicate_of_id"], unique=False
+        )
         batch_op.create_index(
             "ix_questions_set_hash", ["question_set_id", "norm_hash"], unique=False
         )
@@ -919,6 +922,7 @@ def downgrade() -> None:
     op.drop_table("rating_rater_states")
     with op.batch_alter_table("questions", schema=None) as batch_op:
         batch_op.drop_index("ix_questions_set_hash")
+        batch_op.drop_index(batch_op.f("ix_questions_duplicate_of_id"))
 
     op.drop_table("questions")
     op.drop_table("rating_rounds")
