@@ -301,11 +301,18 @@ class Worker:
                 queue.release(self.engine, ids, self.worker_id, started=True)
 
 
+_gc_tuned = False
+
+
 def tune_gc() -> None:
     """For a worker process: move what startup allocated out of the collector's sight and
     collect the young generation less often. A worker allocates many short-lived objects
     per reply (HTTP, JSON); with the default thresholds the cyclic collector costs about
-    15 % of its CPU time."""
+    15 % of its CPU time. Once per process."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
