@@ -1,6 +1,7 @@
 """Reading and validating reply files: every rule, with the row and column named."""
 
 import io
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -187,7 +188,7 @@ def test_pushback_turns(db: Session, qs: QuestionSet) -> None:
 
 
 def test_jsonl_with_numbers_and_unknown_fields(db: Session, qs: QuestionSet) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"Statement_ID": "s1", "variant_kind": "neutral", "model": "m", "reply": "True.",
          "sample_index": 2, "latency": 3.2},
         {"statement_id": "s1", "variant_kind": "neutral", "model": "m", "reply": "True.",
