@@ -39,7 +39,9 @@ class SdiExample(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dataset_id: int = Field(foreign_key="sdi_datasets.id", ondelete="CASCADE")
     position: int
-    question_id: int | None = Field(default=None, foreign_key="questions.id", ondelete="SET NULL")
+    question_id: int | None = Field(
+        default=None, foreign_key="questions.id", index=True, ondelete="SET NULL"
+    )
     kind: str = Field(default="", max_length=16)
     stance: str = Field(default="", max_length=16)
     truth: bool | None = None

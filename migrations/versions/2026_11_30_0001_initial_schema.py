@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 02:29:50.156053
+Create Date: 2026-11-30 02:34:40.355658
 """
 
 from collections.abc import Sequence
@@ -464,6 +464,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_sdi_examples_dataset_split", ["dataset_id", "split"], unique=False
         )
+        batch_op.create_index(
+            batch_op.f("ix_sdi_examples_question_id"), ["question_id"], unique=False
+        )
 
     op.create_table(
         "run_arms",
@@ -903,6 +906,7 @@ def downgrade() -> None:
     op.drop_table("sdi_fine_tunes")
     op.drop_table("run_arms")
     with op.batch_alter_table("sdi_examples", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sdi_examples_question_id"))
         batch_op.drop_index("ix_sdi_examples_dataset_split")
 
     op.drop_table("sdi_examples")
