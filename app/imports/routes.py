@@ -139,7 +139,6 @@ def confirm(
             session, parsed, name=name, baseline=baseline or None, created_by=admin.id
         )
     except service.ReplyImportError as exc:
-        session.rollback()
         return _preview(
             request,
             session,

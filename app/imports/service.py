@@ -128,19 +128,24 @@ def arm_labels(models: list[str], baseline: str | None) -> list[tuple[str, str]]
     return [(m, BASELINE if m == baseline else m) for m in ordered]
 
 
-def placeholder_config(session: Session, model: str) -> ModelConfig:
-    """The ``imported: <model>`` config, created the first time a model is imported."""
-    name = f"{PLACEHOLDER_PREFIX}{model}"
-    config = session.exec(sm_select(ModelConfig).where(ModelConfig.name == name)).first()
-    if config is not None:
-        if not config.extra.get("imported"):
+def existing_placeholders(session: Session, models: list[str]) -> dict[str, ModelConfig]:
+    """The ``imported: <model>`` configs that exist already (refusing real configs that
+    happen to carry such a name)."""
+    names = {f"{PLACEHOLDER_PREFIX}{m}": m for m in models}
+    found = session.exec(sm_select(ModelConfig).where(col(ModelConfig.name).in_(names))).all()
+    for config in found:
+        if not is_placeholder(config):
             raise ReplyImportError(
-                f"A model config named {name!r} exists and is not an imported model; "
+                f"A model config named {config.name!r} exists and is not an imported model; "
                 "rename it or the model in the file."
             )
-        return config
+    return {names[c.name]: c for c in found}
+
+
+def placeholder_config(session: Session, model: str) -> ModelConfig:
+    """A new ``imported: <model>`` config."""
     config = ModelConfig(
-        name=name,
+        name=f"{PLACEHOLDER_PREFIX}{model}",
         provider="local",
         model_id=PLACEHOLDER_MODEL_ID,
         max_concurrency=1,
@@ -176,7 +181,11 @@ def import_replies(
         raise ReplyImportError("The question set no longer exists; nothing was saved.")
     name = validate_run_name(name)
     labels = arm_labels(parsed.models, baseline)
-    configs = {model: placeholder_config(session, model) for model, _label in labels}
+    # Everything is checked before the first write, so a refusal leaves nothing behind.
+    configs = existing_placeholders(session, parsed.models)
+    for model, _label in labels:
+        if model not in configs:
+            configs[model] = placeholder_config(session, model)
     now = utcnow()
     run = Run(
         name=name,

@@ -161,6 +161,7 @@ def test_confirm_with_a_bad_baseline_shows_the_preview_again(
     assert response.status_code == 400
     assert "A model is named &#39;baseline&#39;" in response.text
     assert f"/imports/replies/{token}/confirm" in response.text  # can be confirmed again
+    assert "Into question set <b>facts</b>" in response.text
     assert _runs(db) == before
 
 

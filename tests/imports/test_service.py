@@ -78,11 +78,11 @@ def test_a_real_config_with_the_placeholder_name_is_not_taken_over(
     db: Session, qs: QuestionSet
 ) -> None:
     factories.make_model_config(db, name="imported: gpt-a")
-    runs = _count(db, Run)
+    runs, configs = _count(db, Run), _count(db, ModelConfig)
     with pytest.raises(service.ReplyImportError, match="exists and is not an imported model"):
         service.import_replies(db, parse(db, qs, csv_bytes(paired_rows(["s1"]))), name="x")
-    db.rollback()
     assert _count(db, Run) == runs
+    assert _count(db, ModelConfig) == configs
 
 
 def test_baseline_rules(db: Session, qs: QuestionSet) -> None:
