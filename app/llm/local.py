@@ -101,7 +101,10 @@ def count_tokens(text: str, model_path: str | None = None) -> int:
 def generate(spec: ModelSpec, messages: list[dict[str, str]], seed: int | None) -> Completion:
     """Blocking chat completion with the model's chat template."""
     path = resolve_model_path(spec.model_id)
-    llm = load_model(path)
+    try:
+        llm = load_model(path)
+    except (ValueError, OSError) as exc:
+        raise LlmError(f"cannot load local model {path}: {exc}", retryable=False) from None
     started = time.perf_counter()
     try:
         with _generate_locks[path]:
@@ -114,6 +117,8 @@ def generate(spec: ModelSpec, messages: list[dict[str, str]], seed: int | None) 
             )
     except ValueError as exc:  # e.g. the prompt exceeds the context window
         raise LlmError(f"local model error: {exc}", retryable=False) from None
+    except RuntimeError as exc:  # a failed decode; may pass on a second try
+        raise LlmError(f"local model error: {exc}", retryable=True) from None
     latency_ms = int((time.perf_counter() - started) * 1000)
     choice = result["choices"][0]
     usage = result.get("usage") or {}

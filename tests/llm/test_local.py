@@ -60,3 +60,23 @@ async def test_concurrent_local_calls_share_one_model() -> None:
     )
     assert all(r.text for r in results)
     assert load_model(bundled_model_path()) is load_model(bundled_model_path())
+
+
+@pytest.mark.asyncio
+async def test_a_file_that_is_not_a_model_is_not_retryable(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    spec = ModelSpec(name="x", provider="local", model_id=str(bogus))
+    with pytest.raises(LlmError) as caught:
+        await complete(spec, [{"role": "user", "content": "hi"}])
+    assert not caught.value.retryable
+    assert "bogus.gguf" in str(caught.value)
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_prompt_longer_than_the_context_is_not_retryable() -> None:
+    spec = ModelSpec(name="smol", provider="local", max_tokens=4)
+    with pytest.raises(LlmError) as caught:
+        await complete(spec, [{"role": "user", "content": "word " * 5000}])
+    assert not caught.value.retryable
