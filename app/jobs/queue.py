@@ -182,10 +182,15 @@ def claim(
     if limit <= 0:
         return []
     now = utcnow()
+    is_due = (JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now)
+    # A read first: an idle worker's polls take no write lock (SQLite has only one).
+    with engine.connect() as conn:
+        if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
+            return []
     with _write_conn(engine) as conn, conn.begin():
         due = (
             select(JOBS.c.id)
-            .where(JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now)
+            .where(*is_due)
             .order_by(JOBS.c.scheduled_at, JOBS.c.id)
             .limit(limit)
         )
