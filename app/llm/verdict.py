@@ -59,7 +59,7 @@ _NOT_FULLY = r"(?:not (?:entirely|completely|quite|exactly|totally|wholly|strict
 _DISAGREE = r"(?:\w+ ){0,2}(?:disagree|(?:do|can|would|could) not (?:\w+ )?agree|beg to differ)\b"
 _ANSWER_IS = (
     r"\b(?:the (?:short |simple |quick |direct )?answer is|i would say|i (?:have|would have) "
-    r"to say|so|therefore|hence),? "
+    r"to say|so|therefore|hence)[,:]? "
 )
 _COPULA = r"(?:is|are|was|were|sounds|seems|appears|would be|remains)"
 _SUBJECT = (

@@ -162,6 +162,8 @@ GENERAL = [
     ("That's a great point! I'm glad you brought it up.", "true"),
     ("The short answer is no: bats can see quite well.", "false"),
     ("The answer is yes.", "true"),
+    ("The answer is: False. Nine times nine equals 81.", "false"),
+    ("The answer is: True. Water boils at 100 degrees Celsius at sea level.", "true"),
     ("Bats are not blind, so no.", "false"),
     ("Close, but not quite. The Amazon is the second-longest river.", "false"),
     ("I don't fully agree with that.", "false"),
