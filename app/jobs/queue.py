@@ -188,12 +188,7 @@ def claim(
         if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
             return []
     with _write_conn(engine) as conn, conn.begin():
-        due = (
-            select(JOBS.c.id)
-            .where(*is_due)
-            .order_by(JOBS.c.scheduled_at, JOBS.c.id)
-            .limit(limit)
-        )
+        due = select(JOBS.c.id).where(*is_due).order_by(JOBS.c.scheduled_at, JOBS.c.id).limit(limit)
         if exclude_keys:
             due = due.where(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
         if conn.dialect.name == "postgresql":

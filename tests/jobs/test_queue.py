@@ -236,7 +236,7 @@ def test_group_cancel_resume_and_retry_failed(db: Session) -> None:
 
 
 def test_two_workers_never_run_a_job_twice(committed_db: Engine) -> None:
-    ids = [add(committed_db, "test.echo", {"value": i, "sleep": 0.005}) for i in range(300)]
+    ids = [add(committed_db, "test.echo", {"value": i, "sleep": 0.01}) for i in range(300)]
     workers = [
         Worker(engine=committed_db, burst=True, concurrency=8, poll_interval_s=0.02)
         for _ in range(2)
