@@ -214,6 +214,11 @@ class _Reporter:
         if self.heartbeat is not None:
             self.heartbeat()
 
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by its process (a worker shutting down), not by a user's cancel."""
+        return not self._cancelled and self.cancel_event is not None and self.cancel_event.is_set()
+
     def should_cancel(self) -> bool:
         if self._cancelled or (self.cancel_event is not None and self.cancel_event.is_set()):
             return True
@@ -270,6 +275,17 @@ def _finish(
         return run
 
 
+def _requeue(run_id: int, engine: Engine | None) -> None:
+    """Back to the queue: the job is released by the stopping worker and starts over."""
+    with write_transaction(engine) as session:
+        run = session.get(TrainingRun, run_id)
+        if run is not None and run.status == TrainingStatus.running.value:
+            run.status = TrainingStatus.queued.value
+            run.step = 0
+            run.eta_s = None
+            session.add(run)
+
+
 def _create_model_config(session: Session, run: TrainingRun, result: trainer.TrainResult) -> int:
     name = run.name
     if session.exec(select(ModelConfig.id).where(ModelConfig.name == name)).first():
@@ -306,7 +322,9 @@ def execute(
 ) -> dict[str, Any]:
     """Train a queued or running run to the end; record the outcome on its row.
 
-    Returns {"status": ...}; raises trainer.TrainingError after recording a failure.
+    ``cancel_event`` is the caller's own stop (a worker shutting down): the run goes back to
+    the queue. A user's cancel is the row's ``cancel_requested``. Returns {"status": ...};
+    raises trainer.TrainingError after recording a failure.
     """
     inputs = _start(run_id, engine)
     if inputs is None:
@@ -328,6 +346,9 @@ def execute(
             metadata={"training_run_id": run_id, "dataset": inputs["dataset"]},
         )
     except trainer.Cancelled:
+        if reporter.interrupted:
+            _requeue(run_id, engine)
+            return {"status": "interrupted"}
         _finish(run_id, engine, TrainingStatus.cancelled, loss_history=reporter.history)
         return {"status": "cancelled"}
     except KeyboardInterrupt:  # Ctrl-C in `sdilab train`

@@ -142,3 +142,16 @@ def test_create_refuses_bad_requests(db: Session, tmp_path: Path) -> None:
     assert job.args == {"training_run_id": run.id} and job.concurrency_key == "training"
     with pytest.raises(service.TrainingServiceError, match="already exists or is training"):
         service.create_training(db, ok.model_copy(update={"name": "fresh"}))
+
+
+def test_a_stopping_worker_puts_the_training_back_in_the_queue(committed_db: Engine) -> None:
+    import threading
+
+    run_id = _create(committed_db, "interrupted-lora", enqueue=False)
+    stop = threading.Event()
+    outcome = service.execute(
+        run_id, engine=committed_db, cancel_event=stop, on_progress=lambda _p: stop.set()
+    )
+    assert outcome == {"status": "interrupted"}
+    run = _row(committed_db, run_id)
+    assert run.status == "queued" and not run.cancel_requested and run.finished_at is None
