@@ -75,7 +75,8 @@ def _prepare(response_id: int, judge_id: int, version: str) -> Prepared | str:
 def _store(
     ctx: JobContext, response_id: int, judge_id: int, version: str, answer: JudgeAnswer, raw: str
 ) -> bool:
-    """Insert the label unless one exists, and finish the job, in one transaction."""
+    """Insert the label unless one exists, and finish the job, in one transaction. True
+    when this call stored it."""
     with write_transaction(get_engine()) as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -94,9 +95,11 @@ def _store(
             .on_conflict_do_nothing(
                 index_elements=["response_id", "judge_model_id", "rubric_version"]
             )
+            .returning(LABELS_TABLE.c.id)
         )
+        stored = result.first() is not None
         ctx.finish_in(session, {"label": answer.label})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return stored
 
 
 def _limit(args: JobArgs) -> int:

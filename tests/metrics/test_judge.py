@@ -14,9 +14,8 @@ from app.db import session_scope
 from app.imports import service as imports
 from app.jobs.registry import JobContext
 from app.main import create_app
-from app.metrics import judge
+from app.metrics import judge, tasks
 from app.metrics import service as metrics
-from app.metrics import tasks
 from app.models import Job, JudgeLabel, ModelConfig, Response, Run
 from tests import factories
 from tests.imports.helpers import csv_bytes, parse, question_set
@@ -184,10 +183,10 @@ HUMANS_SAY = ["agree", "correct", "agree", "evasive", "correct", "correct", "agr
 def _reply(i: int) -> str:
     said = JUDGE_SAYS[i]
     if said is None:
-        return "True. [[reply: I would rather not grade this one.]]"
+        return f"True, reply {i}. [[reply: I would rather not grade this one.]]"
     label, helpfulness, verdict = said
     answer = json.dumps({"label": label, "helpfulness": helpfulness, "verdict": verdict})
-    return f"True. [[reply: {answer}]]"
+    return f"True, reply {i}. [[reply: {answer}]]"
 
 
 def _imported_run(engine: Engine, base_url: str) -> tuple[int, int, list[int]]:
@@ -344,7 +343,7 @@ def test_rating_pages_never_show_judge_labels(
         pages.append(client.get(f"/rate/mine/{rating_id}", headers=htmx_headers).text)
     for html in pages:
         assert "JUDGERAWqzx" not in html and "judgemodelqzx" not in html
-        assert "judge" not in html.lower()
+        assert "llm judge" not in html.lower()
 
 
 def _form(values: dict[str, Any]) -> dict[str, str]:
