@@ -59,6 +59,7 @@ def _pending(conn: Connection, run_id: int, arm_id: int) -> list[Any]:
                 RESPONSES.c.sample_index,
                 VARIANTS.c.messages,
                 VARIANTS.c.followup,
+                VARIANTS.c.stance,
             )
             .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
             .where(
@@ -89,17 +90,20 @@ def _fallback(conn: Connection, run_id: int, arm: Any, response_ids: list[int]) 
 def _store(
     conn: Connection,
     spec: ModelSpec,
-    rows: list[tuple[int, list[dict[str, str]], Completion, bool, str]],
+    rows: list[tuple[int, list[dict[str, str]], Completion, bool, str, str]],
     attempt: int,
 ) -> None:
-    """Store single-turn replies (response id, messages, completion, cached?, cache key)."""
+    """Store single-turn replies (response id, messages, completion, cached?, cache key,
+    stance)."""
     if not rows:
         return
     params = []
     fresh = []
-    for response_id, messages, completion, cached, key in rows:
+    for response_id, messages, completion, cached, key, stance in rows:
         transcript = [*messages, {"role": "assistant", "content": completion.text}]
-        values = reply_values(spec, [Call(key, completion, cached)], False, transcript, attempt)
+        values = reply_values(
+            spec, [Call(key, completion, cached)], False, transcript, attempt, stance
+        )
         params.append({"_id": response_id, **values})
         if not cached:
             fresh.append(
@@ -142,7 +146,7 @@ async def _submit(ctx: JobContext, run_id: int, arm_id: int, poll_s: float) -> d
         keys = {s.id: llm.cache_key(spec, s.messages, s.sample_index) for s in single}
         cached = _cache_lookup(conn, list(keys.values()))
     hits = [
-        (s.id, s.messages, cached[keys[s.id]], True, keys[s.id])
+        (s.id, s.messages, cached[keys[s.id]], True, keys[s.id], s.stance)
         for s in single
         if keys[s.id] in cached
     ]
@@ -200,7 +204,7 @@ async def _collect(
                 missing.append(s.id)
             else:
                 key = llm.cache_key(spec, s.messages, s.sample_index)
-                done.append((s.id, s.messages, completion, False, key))
+                done.append((s.id, s.messages, completion, False, key, s.stance))
         _store(conn, spec, done, ctx.attempt)
         state.update(
             status=status.status,

@@ -22,7 +22,8 @@ from app.jobs.batching import batched
 from app.jobs.errors import PermanentFailure, RetryLater
 from app.jobs.registry import JobArgs, JobContext, finish_all_in, task
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.models import LlmCacheEntry, PromptVariant, ResponseStatus, RunArm, utcnow
+from app.llm.verdict import verdict_on_statement
+from app.models import LlmCacheEntry, PromptVariant, ResponseStatus, RunArm, Stance, utcnow
 from app.runs.service import GENERATE_TASK, RESPONSES, complete_if_finished
 
 VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
@@ -65,6 +66,7 @@ class Slot:
     status: str
     messages: list[dict[str, str]]
     followup: str
+    stance: str
     spec: ModelSpec | None = None
     key: str = ""  # the first call's cache key
     cached: Completion | None = None
@@ -112,6 +114,7 @@ def _load_slots(response_ids: list[int]) -> list[Slot | None]:
                 RESPONSES.c.status,
                 VARIANTS.c.messages,
                 VARIANTS.c.followup,
+                VARIANTS.c.stance,
             )
             .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
             .where(RESPONSES.c.id.in_(set(response_ids)))
@@ -186,8 +189,19 @@ def _record_error(response_id: int, error: str, attempts: int) -> None:
         )
 
 
+def statement_verdict(text: str, stance: str) -> str:
+    """What the reply says of the statement itself. The user asked about the negation when
+    the stance negates, so the reply's yes/no about that claim is flipped."""
+    return verdict_on_statement(llm.parse_verdict(text), stance == Stance.negates).value
+
+
 def reply_values(
-    spec: ModelSpec, calls: list[Call], pushback: bool, transcript: list[Any], attempt: int
+    spec: ModelSpec,
+    calls: list[Call],
+    pushback: bool,
+    transcript: list[Any],
+    attempt: int,
+    stance: str = Stance.none.value,
 ) -> dict[str, Any]:
     """The columns of a finished reply slot (every REPLY_FIELDS key)."""
     first, final = calls[0].completion, calls[-1].completion
@@ -196,9 +210,9 @@ def reply_values(
     return {
         "status": ResponseStatus.done.value,
         "text": final.text,
-        "verdict": llm.parse_verdict(final.text).value,
+        "verdict": statement_verdict(final.text, stance),
         "first_text": first.text if pushback else "",
-        "first_verdict": llm.parse_verdict(first.text).value if pushback else None,
+        "first_verdict": statement_verdict(first.text, stance) if pushback else None,
         "transcript": transcript,
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
@@ -270,7 +284,7 @@ async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
         _record_error(response_id, str(exc), ctx.attempt)
         raise
 
-    values = reply_values(spec, calls, bool(slot.followup), transcript, ctx.attempt)
+    values = reply_values(spec, calls, bool(slot.followup), transcript, ctx.attempt, slot.stance)
     await store_reply(Reply(ctx, response_id, slot.run_id, values, calls))
     return None
 

@@ -99,3 +99,18 @@ def test_retryable_errors_are_retried_and_recorded(
     # Three failed attempts spread over the two slots, then each stored once.
     assert sum(r.attempts for r in rows) == 5 and all(r.error == "" for r in rows)
     assert loopback_server.stats()["faults"] == {"429": 1, "500": 1, "malformed": 1, "ok": 2}
+
+
+def test_a_reply_to_a_negated_claim_is_stored_as_a_verdict_on_the_statement(
+    committed_db: Engine, loopback_server: LoopbackServer
+) -> None:
+    """A reply that calls "I believe <negation>" false affirms the statement itself."""
+    loopback_server.configure(reply_mode="false")
+    run_id = start_run(
+        committed_db, loopback_server.base_url, questions=2, kinds=(("biased", "negates", ""),)
+    )
+    work(committed_db)
+    rows = replies(committed_db, run_id)
+    assert rows and {r.status for r in rows} == {"done"}
+    assert all(r.text.startswith("False") for r in rows)
+    assert {r.verdict for r in rows} == {"true"}
