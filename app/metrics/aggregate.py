@@ -31,7 +31,17 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.selectable import Subquery, TableClause
 from sqlmodel import Session
 
-from app.models import Adjudication, PromptVariant, Question, Rating, Response, Verdict
+from app.models import (
+    Adjudication,
+    PromptVariant,
+    Question,
+    RaterPairTally,
+    RaterTally,
+    Rating,
+    RatingTally,
+    Response,
+    Verdict,
+)
 
 LABELS = ("agree", "correct", "evasive")
 VERDICTS = ("true", "false", "none")
@@ -41,6 +51,9 @@ pv_t = PromptVariant.__table__  # type: ignore[attr-defined]
 q_t = Question.__table__  # type: ignore[attr-defined]
 rating_t = Rating.__table__  # type: ignore[attr-defined]
 adj_t = Adjudication.__table__  # type: ignore[attr-defined]
+tally_t = RatingTally.__table__  # type: ignore[attr-defined]
+rater_tally_t = RaterTally.__table__  # type: ignore[attr-defined]
+pair_tally_t = RaterPairTally.__table__  # type: ignore[attr-defined]
 
 
 def case_one(condition: ColumnElement[Any]) -> ColumnElement[int]:
@@ -61,23 +74,17 @@ def plurality(counts: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
 
 
 def rating_counts(run_ids: list[int]) -> Subquery:
-    """Per rated reply: number of ratings, per-label and per-verdict counts, helpfulness sum."""
-    columns: list[Any] = [
-        rating_t.c.response_id,
-        func.count().label("n_ratings"),
-        func.sum(rating_t.c.helpfulness).label("help_sum"),
-    ]
-    columns += [count_if(rating_t.c.label == label).label(f"n_{label}") for label in LABELS]
-    columns += [count_if(rating_t.c.verdict == v).label(f"v_{v}") for v in VERDICTS]
-    for score in range(1, 6):
-        columns.append(count_if(rating_t.c.helpfulness == score).label(f"h{score}"))
-    return (
-        select(*columns)
-        .select_from(rating_t.join(resp_t, resp_t.c.id == rating_t.c.response_id))
-        .where(resp_t.c.run_id.in_(run_ids))
-        .group_by(rating_t.c.response_id)
-        .subquery("rc")
-    )
+    """Per rated reply: number of ratings, per-label and per-verdict counts, helpfulness sum.
+
+    Read from the per-reply tallies the rating domain keeps with every rating write, so no
+    query here groups the ratings themselves.
+    """
+    t = tally_t
+    columns = [t.c.response_id, t.c.n_ratings, t.c.help_sum]
+    columns += [t.c[f"n_{label}"] for label in LABELS]
+    columns += [t.c[f"v_{v}"] for v in VERDICTS]
+    columns += [t.c[f"h{score}"] for score in range(1, 6)]
+    return select(*columns).where(t.c.run_id.in_(run_ids), t.c.n_ratings > 0).subquery("rc")
 
 
 def is_correct(verdict: ColumnElement[Any], truth: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
 
@@ -27,12 +27,12 @@ from app.models import JudgeLabel, ModelConfig
 
 def rater_pseudonyms(session: Session, run_ids: Sequence[int]) -> dict[int, str]:
     """R1, R2, ... by ascending user id among the raters of these runs."""
+    t = agg.rater_tally_t
     ids = session.execute(
-        select(agg.rating_t.c.rater_id)
-        .select_from(agg.rating_t.join(agg.resp_t, agg.resp_t.c.id == agg.rating_t.c.response_id))
-        .where(agg.resp_t.c.run_id.in_(list(run_ids)))
-        .group_by(agg.rating_t.c.rater_id)
-        .order_by(agg.rating_t.c.rater_id)
+        select(t.c.rater_id)
+        .where(t.c.run_id.in_(list(run_ids)), t.c.ratings > 0)
+        .group_by(t.c.rater_id)
+        .order_by(t.c.rater_id)
     ).scalars()
     return {rater_id: f"R{i}" for i, rater_id in enumerate(ids, start=1)}
 
@@ -68,7 +68,7 @@ def agreement(
         fleiss_units = int(lw[keep].sum())
         fleiss_value = stats.fleiss_kappa(lp[keep], lw[keep].astype(np.int64))
 
-    rater_rows = _rater_query(session, reply)
+    rater_rows = _rater_query(session, run_ids)
     names = {row.rater_id: f"R{i}" for i, row in enumerate(rater_rows, start=1)}
     return AgreementOut(
         rated_replies=int(lw.sum()) if len(lw) else 0,
@@ -89,18 +89,17 @@ def agreement(
 
 
 def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) -> list[KappaPair]:
-    x = agg.rating_t.alias("x")
-    y = agg.rating_t.alias("y")
+    t = agg.pair_tally_t
     rows = session.execute(
-        select(x.c.rater_id.label("ra"), y.c.rater_id.label("rb"), x.c.label, y.c.label.label("lb"))
-        .add_columns(func.count().label("count"))
-        .select_from(
-            x.join(y, and_(y.c.response_id == x.c.response_id, y.c.rater_id > x.c.rater_id)).join(
-                agg.resp_t, agg.resp_t.c.id == x.c.response_id
-            )
+        select(
+            t.c.rater_a.label("ra"),
+            t.c.rater_b.label("rb"),
+            t.c.label_a.label("label"),
+            t.c.label_b.label("lb"),
+            func.sum(t.c.count).label("count"),
         )
-        .where(agg.resp_t.c.run_id.in_(run_ids))
-        .group_by(x.c.rater_id, y.c.rater_id, x.c.label, y.c.label)
+        .where(t.c.run_id.in_(run_ids), t.c.count > 0)
+        .group_by(t.c.rater_a, t.c.rater_b, t.c.label_a, t.c.label_b)
     ).all()
     tables: dict[tuple[int, int], np.ndarray] = {}
     index = {label: i for i, label in enumerate(agg.LABELS)}
@@ -122,27 +121,26 @@ def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) ->
     return out
 
 
-def _rater_query(session: Session, reply: FromClause) -> list[Any]:
-    r = agg.rating_t
-    own = {label: agg.case_one(r.c.label == label) for label in agg.LABELS}
-    others = {label: reply.c[f"n_{label}"] - own[label] for label in agg.LABELS}
-    others_major = agg.plurality(others)
+def _rater_query(session: Session, run_ids: list[int]) -> list[Any]:
+    """Each rater's counts, kept per run by the rating domain (see app/rating/tallies.py)."""
+    t = agg.rater_tally_t
     rows = session.execute(
         select(
-            r.c.rater_id,
-            func.count().label("ratings"),
-            agg.count_if(reply.c.label.is_not(None)).label("final_n"),
-            agg.count_if(r.c.label == reply.c.label).label("final_same"),
-            agg.count_if(others_major.is_not(None)).label("others_n"),
-            agg.count_if(r.c.label == others_major).label("others_same"),
-            agg.count_if(r.c.label == "agree").label("agree"),
-            agg.count_if(r.c.label == "correct").label("correct"),
-            agg.count_if(r.c.label == "evasive").label("evasive"),
-            func.avg(r.c.helpfulness).label("help"),
+            t.c.rater_id,
+            func.sum(t.c.ratings).label("ratings"),
+            func.sum(t.c.final_n).label("final_n"),
+            func.sum(t.c.final_same).label("final_same"),
+            func.sum(t.c.others_n).label("others_n"),
+            func.sum(t.c.others_same).label("others_same"),
+            func.sum(t.c.n_agree).label("agree"),
+            func.sum(t.c.n_correct).label("correct"),
+            func.sum(t.c.n_evasive).label("evasive"),
+            func.sum(t.c.help_sum).label("help_sum"),
         )
-        .select_from(r.join(reply, reply.c.response_id == r.c.response_id))
-        .group_by(r.c.rater_id)
-        .order_by(r.c.rater_id)
+        .where(t.c.run_id.in_(run_ids))
+        .group_by(t.c.rater_id)
+        .having(func.sum(t.c.ratings) > 0)
+        .order_by(t.c.rater_id)
     ).all()
     return list(rows)
 
@@ -156,7 +154,7 @@ def _rater_row(row: Any, names: dict[int, str]) -> RaterRow:
         label_agree=RateOut.wilson(int(row.agree), int(row.ratings)),
         label_correct=RateOut.wilson(int(row.correct), int(row.ratings)),
         label_evasive=RateOut.wilson(int(row.evasive), int(row.ratings)),
-        mean_helpfulness=float(row.help) if row.help is not None else None,
+        mean_helpfulness=float(row.help_sum) / int(row.ratings) if row.ratings else None,
     )
 
 

@@ -23,15 +23,19 @@ from app.models.question import Question, QuestionSet
 from app.models.rating import (
     Adjudication,
     JudgeLabel,
-    Rating,
+    RaterPairTally,
     RaterState,
+    RaterTally,
+    Rating,
     RatingItem,
     RatingLease,
     RatingRevision,
     RatingRound,
     RatingRoundRun,
+    RatingTally,
 )
 from app.models.response import Response
+from app.models.results import ResultsSnapshot
 from app.models.run import Run, RunArm
 from app.models.sdi import SdiDataset, SdiExample, SdiFineTune
 from app.models.template import VariantTemplate
@@ -53,15 +57,19 @@ __all__ = [
     "Provider",
     "Question",
     "QuestionSet",
+    "RaterPairTally",
     "RaterState",
+    "RaterTally",
     "Rating",
     "RatingItem",
     "RatingLease",
     "RatingRevision",
     "RatingRound",
     "RatingRoundRun",
+    "RatingTally",
     "Response",
     "ResponseStatus",
+    "ResultsSnapshot",
     "Role",
     "Run",
     "RunArm",

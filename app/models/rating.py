@@ -113,7 +113,6 @@ class RatingItem(SQLModel, table=True):
     # A hash of (round seed, reply): the round's shared random order.
     shuffle: int = Field(sa_type=BigInteger)
     taken: int = 0
-    ratings: int = 0
     is_open: bool = True
 
 
@@ -153,6 +152,68 @@ class Adjudication(SQLModel, table=True):
     verdict: str | None = Field(default=None, max_length=8)
     note: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RatingTally(SQLModel, table=True):
+    """One reply's ratings in counts: what results read instead of grouping every rating.
+
+    Kept by app/rating/tallies.py in the same transaction as every rating write (submit,
+    revise, undo); ``help_sum`` is the sum of the helpfulness scores.
+    """
+
+    __tablename__ = "rating_tallies"
+    __table_args__ = (Index("ix_rating_tallies_run", "run_id", "response_id"),)
+
+    response_id: int = Field(foreign_key="responses.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE")
+    n_ratings: int = 0
+    help_sum: int = 0
+    n_agree: int = 0
+    n_correct: int = 0
+    n_evasive: int = 0
+    v_true: int = 0
+    v_false: int = 0
+    v_none: int = 0
+    h1: int = 0
+    h2: int = 0
+    h3: int = 0
+    h4: int = 0
+    h5: int = 0
+
+
+class RaterTally(SQLModel, table=True):
+    """One rater's ratings in one run, and how often they matched the reply's final label
+    (adjudicated, else majority) and the majority of the other raters. ``changes`` counts
+    this user's writes to the run's judgements (ratings, adjudications): the run's sum is a
+    marker that moves on every change, so stored results know when they are stale."""
+
+    __tablename__ = "rating_rater_tallies"
+
+    run_id: int = Field(foreign_key="runs.id", primary_key=True, ondelete="CASCADE")
+    rater_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    ratings: int = 0
+    n_agree: int = 0
+    n_correct: int = 0
+    n_evasive: int = 0
+    help_sum: int = 0
+    final_n: int = 0
+    final_same: int = 0
+    others_n: int = 0
+    others_same: int = 0
+    changes: int = Field(default=0, sa_type=BigInteger)
+
+
+class RaterPairTally(SQLModel, table=True):
+    """Replies two raters both labelled, per pair of labels (rater_a < rater_b): Cohen's kappa."""
+
+    __tablename__ = "rating_pair_tallies"
+
+    run_id: int = Field(foreign_key="runs.id", primary_key=True, ondelete="CASCADE")
+    rater_a: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    rater_b: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    label_a: str = Field(primary_key=True, max_length=16)
+    label_b: str = Field(primary_key=True, max_length=16)
+    count: int = 0
 
 
 class JudgeLabel(SQLModel, table=True):

@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, literal_column, update
+from sqlalchemy import delete, exists, func, insert, literal, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -35,6 +35,7 @@ from app.models import (
     utcnow,
 )
 from app.models.run import Run
+from app.rating import tallies
 from app.rating.schemas import RatingInput
 
 SHUFFLE_SPACE = 2**31
@@ -75,6 +76,20 @@ def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool
     stmt = module.insert(table).values(**values).on_conflict_do_nothing()
     # rowcount is not reliable for INSERT on every driver; RETURNING is.
     return session.execute(stmt.returning(literal_column("1"))).first() is not None
+
+
+def _insert_rating(session: Session, round_: RatingRound, values: dict[str, Any]) -> int | None:
+    """Insert the rating if its reply is queued in this round and the rater has not rated it
+    yet; its id, or None."""
+    table = Rating.__table__  # type: ignore[attr-defined]
+    item = RatingItem.__table__  # type: ignore[attr-defined]
+    module = postgresql if _dialect(session) == "postgresql" else sqlite
+    rows = select(*[literal(v, table.c[k].type) for k, v in values.items()]).where(
+        item.c.response_id == values["response_id"], item.c.round_id == round_.id
+    )
+    stmt = module.insert(table).from_select(list(values), rows).on_conflict_do_nothing()
+    row = session.execute(stmt.returning(table.c.id)).first()
+    return None if row is None else int(row[0])
 
 
 # --- the queue's rows -----------------------------------------------------------------------
@@ -131,7 +146,6 @@ def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> 
                 "round_id": round_.id,
                 "shuffle": shuffle_key(round_.seed, int(rid or 0)),
                 "taken": 0,
-                "ratings": 0,
                 "is_open": True,
             }
             for rid in ids
@@ -165,7 +179,11 @@ def _take(session: Session, round_: RatingRound, response_id: int) -> bool:
     k = round_.raters_per_reply
     result = session.execute(
         update(RatingItem)
-        .where(col(RatingItem.response_id) == response_id, col(RatingItem.taken) < k)
+        .where(
+            col(RatingItem.response_id) == response_id,
+            col(RatingItem.round_id) == round_.id,
+            col(RatingItem.taken) < k,
+        )
         .values(
             {RatingItem.taken: RatingItem.taken + 1, RatingItem.is_open: RatingItem.taken + 1 < k}
         )
@@ -335,12 +353,7 @@ def _own_lease(session: Session, response_id: int, rater_id: int) -> RatingLease
     ).first()
 
 
-def _bump(session: Session, round_: RatingRound, response_id: int, n: int) -> None:
-    session.execute(
-        update(RatingItem)
-        .where(col(RatingItem.response_id) == response_id)
-        .values({RatingItem.ratings: RatingItem.ratings + n})
-    )
+def _bump(session: Session, round_: RatingRound, n: int) -> None:
     session.execute(
         update(RatingRound)
         .where(col(RatingRound.id) == round_.id)
@@ -380,12 +393,10 @@ def submit(
     response_id: int,
     data: RatingInput,
     now: datetime | None = None,
-) -> Rating:
-    """Record a rating. A second submit of the same reply returns the first rating unchanged."""
+) -> int:
+    """Record a rating; returns its id. A second submit of the same reply returns the first
+    rating's id and changes nothing."""
     now = now or utcnow()
-    item = session.get(RatingItem, response_id)
-    if item is None or item.round_id != round_.id:
-        raise RatingError("This reply is not part of the rating round.")
     values = {
         "response_id": response_id,
         "rater_id": rater_id,
@@ -398,29 +409,46 @@ def submit(
         "created_at": now,
         "updated_at": now,
     }
-    # Insert first: a concurrent duplicate waits on the unique key, then inserts nothing.
-    if not _insert_ignore(session, Rating, values):
-        existing = session.exec(
-            select(Rating).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
-        ).one()
-        return existing
-    lease = _own_lease(session, response_id, rater_id)
-    # An unskipped lease already holds this rater's slot; otherwise a free slot is needed.
-    if (lease is None or lease.skipped) and not _take(session, round_, response_id):
+    # Insert first (only a reply of this round): a concurrent duplicate waits on the unique
+    # key, then inserts nothing.
+    rating_id = _insert_rating(session, round_, values)
+    if rating_id is None:
+        existing = session.execute(
+            select(Rating.id).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
+        ).scalar()
+        if existing is None:
+            raise RatingError("This reply is not part of the rating round.")
+        return int(existing)
+    # An unskipped lease of this round already holds this rater's slot.
+    held = session.execute(
+        delete(RatingLease)
+        .where(
+            col(RatingLease.response_id) == response_id,
+            col(RatingLease.rater_id) == rater_id,
+            col(RatingLease.round_id) == round_.id,
+            col(RatingLease.skipped) == False,  # noqa: E712
+        )
+        .returning(col(RatingLease.id))
+    ).first()
+    if held is None:
+        if not _take(session, round_, response_id):
+            session.execute(delete(Rating).where(col(Rating.id) == rating_id))
+            raise RatingError("This reply already has enough ratings; it went to other raters.")
+        # A skipped lease, if any, is replaced by the rating.
         session.execute(
-            delete(Rating).where(
-                col(Rating.response_id) == response_id, col(Rating.rater_id) == rater_id
+            delete(RatingLease).where(
+                col(RatingLease.response_id) == response_id, col(RatingLease.rater_id) == rater_id
             )
         )
-        raise RatingError("This reply already has enough ratings; it went to other raters.")
-    if lease is not None:
-        session.execute(delete(RatingLease).where(col(RatingLease.id) == lease.id))
-    _bump(session, round_, response_id, 1)
+    tallies.changed(
+        session,
+        response_id,
+        rater_id,
+        added=tallies.Vote(rater_id, data.label.value, data.helpfulness, data.verdict.value),
+    )
+    _bump(session, round_, 1)
     _count(session, round_, rater_id, done=1, last_rated_at=now)
-    rating = session.exec(
-        select(Rating).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
-    ).one()
-    return rating
+    return rating_id
 
 
 def skip(session: Session, round_: RatingRound, rater_id: int, response_id: int) -> None:
@@ -464,33 +492,51 @@ def undo_last(
 ) -> int | None:
     """Take back the rater's last rating in the round; the reply is leased to them again."""
     now = now or utcnow()
-    rating = session.exec(
-        select(Rating)
+    last = (
+        select(Rating.id)
         .where(Rating.rater_id == rater_id, Rating.round_id == round_.id)
         .order_by(col(Rating.created_at).desc(), col(Rating.id).desc())
         .limit(1)
+        .scalar_subquery()
+    )
+    gone = session.execute(
+        delete(Rating)
+        .where(col(Rating.id) == last)
+        .returning(
+            col(Rating.id),
+            col(Rating.response_id),
+            col(Rating.label),
+            col(Rating.helpfulness),
+            col(Rating.verdict),
+        )
     ).first()
-    if rating is None:
+    if gone is None:
         return None
-    assert round_.id is not None
-    response_id = rating.response_id
-    gone = session.execute(delete(Rating).where(col(Rating.id) == rating.id)).rowcount  # type: ignore[attr-defined]
-    if not gone:
-        return None
-    session.expunge(rating)
+    rating_id, response_id, label, helpfulness, verdict = gone
+    # The ORM must not keep a deleted rating in its identity map.
+    cached = session.identity_map.get(session.identity_key(Rating, rating_id))
+    if cached is not None:
+        session.expunge(cached)
     # The rating's slot passes to the new lease: ``taken`` does not change.
-    session.add(
-        RatingLease(
+    session.execute(
+        insert(RatingLease).values(
             response_id=response_id,
             rater_id=rater_id,
             round_id=round_.id,
             created_at=now,
             expires_at=now + timedelta(minutes=round_.lease_minutes),
+            skipped=False,
         )
     )
-    _bump(session, round_, response_id, -1)
+    tallies.changed(
+        session,
+        response_id,
+        rater_id,
+        removed=tallies.Vote(rater_id, str(label), int(helpfulness), str(verdict)),
+    )
+    _bump(session, round_, -1)
     _count(session, round_, rater_id, done=-1)
-    return response_id
+    return int(response_id)
 
 
 def open_leases(

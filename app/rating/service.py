@@ -20,12 +20,13 @@ from app.models import (
     RatingRevision,
     RatingRound,
     RatingRoundRun,
+    RatingTally,
     Response,
     Run,
     User,
     utcnow,
 )
-from app.rating import queue
+from app.rating import queue, tallies
 from app.rating.guidelines import DEFAULT_GUIDELINES
 from app.rating.queue import RatingError
 from app.rating.schemas import AdjudicationInput, RatingInput
@@ -250,6 +251,7 @@ def revise(session: Session, rating: Rating, changed_by: int, data: RatingInput)
         "updated_at": rating.updated_at.isoformat(),
     }
     assert rating.id is not None
+    old = tallies.Vote(rating.rater_id, rating.label, rating.helpfulness, rating.verdict)
     session.add(RatingRevision(rating_id=rating.id, changed_by=changed_by, before=before))
     rating.label = data.label.value
     rating.helpfulness = data.helpfulness
@@ -259,6 +261,8 @@ def revise(session: Session, rating: Rating, changed_by: int, data: RatingInput)
     rating.updated_at = utcnow()
     session.add(rating)
     session.flush()
+    new = tallies.Vote(rating.rater_id, rating.label, rating.helpfulness, rating.verdict)
+    tallies.changed(session, rating.response_id, changed_by, added=new, removed=old)
     return rating
 
 
@@ -303,12 +307,13 @@ def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
             col(Run.id),
             col(Run.name),
             func.count(col(RatingItem.response_id)),
-            func.coalesce(func.sum(RatingItem.ratings), 0),
-            func.coalesce(func.sum(case((col(RatingItem.ratings) >= k, 1), else_=0)), 0),
+            func.coalesce(func.sum(RatingTally.n_ratings), 0),
+            func.coalesce(func.sum(case((col(RatingTally.n_ratings) >= k, 1), else_=0)), 0),
         )
         .join(RatingRoundRun, col(RatingRoundRun.run_id) == col(Run.id))
         .outerjoin(Response, col(Response.run_id) == col(Run.id))
         .outerjoin(RatingItem, col(RatingItem.response_id) == col(Response.id))
+        .outerjoin(RatingTally, col(RatingTally.response_id) == col(RatingItem.response_id))
         .where(col(RatingRoundRun.round_id) == round_.id)
         .group_by(col(Run.id), col(Run.name))
         .order_by(col(Run.id))
@@ -414,7 +419,9 @@ def adjudicate(
     """The admin's final label for a reply, stored apart from the raters' ratings."""
     if session.get(Response, response_id) is None:
         raise RatingError("Unknown reply.")
+    tallies.lock(session, response_id)
     row = session.exec(select(Adjudication).where(Adjudication.response_id == response_id)).first()
+    before = row.label if row is not None else None
     if row is None:
         row = Adjudication(response_id=response_id, admin_id=admin_id, label=data.label.value)
     row.admin_id = admin_id
@@ -425,4 +432,5 @@ def adjudicate(
     row.created_at = utcnow()
     session.add(row)
     session.flush()
+    tallies.changed(session, response_id, admin_id, adjudicated_before=before)
     return row

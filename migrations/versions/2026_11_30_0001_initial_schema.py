@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 02:34:40.355658
+Create Date: 2026-11-30 02:38:08.906029
 """
 
 from collections.abc import Sequence
@@ -414,6 +414,69 @@ def upgrade() -> None:
         batch_op.create_index("ix_prompt_variants_run_kind", ["run_id", "kind"], unique=False)
 
     op.create_table(
+        "rating_pair_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("rater_a", sa.Integer(), nullable=False),
+        sa.Column("rater_b", sa.Integer(), nullable=False),
+        sa.Column("label_a", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("label_b", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rater_a"],
+            ["users.id"],
+            name=op.f("fk_rating_pair_tallies_rater_a_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["rater_b"],
+            ["users.id"],
+            name=op.f("fk_rating_pair_tallies_rater_b_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["runs.id"],
+            name=op.f("fk_rating_pair_tallies_run_id_runs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "run_id",
+            "rater_a",
+            "rater_b",
+            "label_a",
+            "label_b",
+            name=op.f("pk_rating_pair_tallies"),
+        ),
+    )
+    op.create_table(
+        "rating_rater_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("rater_id", sa.Integer(), nullable=False),
+        sa.Column("ratings", sa.Integer(), nullable=False),
+        sa.Column("n_agree", sa.Integer(), nullable=False),
+        sa.Column("n_correct", sa.Integer(), nullable=False),
+        sa.Column("n_evasive", sa.Integer(), nullable=False),
+        sa.Column("help_sum", sa.Integer(), nullable=False),
+        sa.Column("final_n", sa.Integer(), nullable=False),
+        sa.Column("final_same", sa.Integer(), nullable=False),
+        sa.Column("others_n", sa.Integer(), nullable=False),
+        sa.Column("others_same", sa.Integer(), nullable=False),
+        sa.Column("changes", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rater_id"],
+            ["users.id"],
+            name=op.f("fk_rating_rater_tallies_rater_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["runs.id"],
+            name=op.f("fk_rating_rater_tallies_run_id_runs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("run_id", "rater_id", name=op.f("pk_rating_rater_tallies")),
+    )
+    op.create_table(
         "rating_round_runs",
         sa.Column("round_id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
@@ -431,6 +494,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("round_id", "run_id", name=op.f("pk_rating_round_runs")),
         sa.UniqueConstraint("run_id", name=op.f("uq_rating_round_runs_run_id")),
+    )
+    op.create_table(
+        "results_snapshots",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("variant", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+        sa.Column("marker", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("computed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["runs.id"],
+            name=op.f("fk_results_snapshots_run_id_runs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("run_id", "variant", name=op.f("pk_results_snapshots")),
     )
     op.create_table(
         "sdi_examples",
@@ -733,7 +811,6 @@ def upgrade() -> None:
         sa.Column("round_id", sa.Integer(), nullable=False),
         sa.Column("shuffle", sa.BigInteger(), nullable=False),
         sa.Column("taken", sa.Integer(), nullable=False),
-        sa.Column("ratings", sa.Integer(), nullable=False),
         sa.Column("is_open", sa.Boolean(), nullable=False),
         sa.CheckConstraint("taken >= 0", name=op.f("ck_rating_items_taken")),
         sa.ForeignKeyConstraint(
@@ -793,6 +870,37 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_rating_leases_round_expiry", ["round_id", "skipped", "expires_at"], unique=False
         )
+
+    op.create_table(
+        "rating_tallies",
+        sa.Column("response_id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("n_ratings", sa.Integer(), nullable=False),
+        sa.Column("help_sum", sa.Integer(), nullable=False),
+        sa.Column("n_agree", sa.Integer(), nullable=False),
+        sa.Column("n_correct", sa.Integer(), nullable=False),
+        sa.Column("n_evasive", sa.Integer(), nullable=False),
+        sa.Column("v_true", sa.Integer(), nullable=False),
+        sa.Column("v_false", sa.Integer(), nullable=False),
+        sa.Column("v_none", sa.Integer(), nullable=False),
+        sa.Column("h1", sa.Integer(), nullable=False),
+        sa.Column("h2", sa.Integer(), nullable=False),
+        sa.Column("h3", sa.Integer(), nullable=False),
+        sa.Column("h4", sa.Integer(), nullable=False),
+        sa.Column("h5", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["response_id"],
+            ["responses.id"],
+            name=op.f("fk_rating_tallies_response_id_responses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_rating_tallies_run_id_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("response_id", name=op.f("pk_rating_tallies")),
+    )
+    with op.batch_alter_table("rating_tallies", schema=None) as batch_op:
+        batch_op.create_index("ix_rating_tallies_run", ["run_id", "response_id"], unique=False)
 
     op.create_table(
         "ratings",
@@ -876,6 +984,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ratings_rater_created")
 
     op.drop_table("ratings")
+    with op.batch_alter_table("rating_tallies", schema=None) as batch_op:
+        batch_op.drop_index("ix_rating_tallies_run")
+
+    op.drop_table("rating_tallies")
     with op.batch_alter_table("rating_leases", schema=None) as batch_op:
         batch_op.drop_index("ix_rating_leases_round_expiry")
         batch_op.drop_index("ix_rating_leases_response_expires")
@@ -910,7 +1022,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_sdi_examples_dataset_split")
 
     op.drop_table("sdi_examples")
+    op.drop_table("results_snapshots")
     op.drop_table("rating_round_runs")
+    op.drop_table("rating_rater_tallies")
+    op.drop_table("rating_pair_tallies")
     with op.batch_alter_table("prompt_variants", schema=None) as batch_op:
         batch_op.drop_index("ix_prompt_variants_run_kind")
         batch_op.drop_index(batch_op.f("ix_prompt_variants_question_id"))

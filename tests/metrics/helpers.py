@@ -16,6 +16,9 @@ from app.models import (
     Run,
     RunArm,
 )
+from app.rating import service as rating_service
+from app.rating import tallies
+from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
 
 
@@ -27,6 +30,7 @@ def add_rating(
     helpfulness: int = 3,
     verdict: str | None = None,
 ) -> Rating:
+    """A rating written as the rating domain writes one: with its tallies."""
     rating = Rating(
         response_id=response.id,
         rater_id=rater_id,
@@ -36,6 +40,8 @@ def add_rating(
     )
     db.add(rating)
     db.flush()
+    vote = tallies.Vote(rater_id, rating.label, rating.helpfulness, rating.verdict)
+    tallies.changed(db, rating.response_id, rater_id, added=vote)
     return rating
 
 
@@ -47,16 +53,11 @@ def adjudicate(
     helpfulness: int | None = None,
     verdict: str | None = None,
 ) -> Adjudication:
-    row = Adjudication(
-        response_id=response.id,
-        admin_id=admin_id,
-        label=label,
-        helpfulness=helpfulness,
-        verdict=verdict,
+    assert response.id is not None
+    data = AdjudicationInput.model_validate(
+        {"label": label, "helpfulness": helpfulness, "verdict": verdict}
     )
-    db.add(row)
-    db.flush()
-    return row
+    return rating_service.adjudicate(db, response.id, admin_id, data)
 
 
 @dataclass
@@ -196,3 +197,16 @@ def reference_counts(replies: list[RefReply]) -> dict[tuple[str, str], dict[str,
             if r.helpfulness is not None:
                 c.setdefault("helps", []).append((r.slot.question.id, r.helpfulness))
     return cells
+
+
+def revise(db: Session, rating: Rating, **changes: Any) -> Rating:
+    """Change a rating through the rating service (history and tallies kept)."""
+    values = {
+        "label": rating.label,
+        "helpfulness": rating.helpfulness,
+        "verdict": rating.verdict,
+        "note": rating.note,
+        "flagged": rating.flagged,
+        **changes,
+    }
+    return rating_service.revise(db, rating, rating.rater_id, RatingInput.model_validate(values))

@@ -61,7 +61,7 @@ def test_hand_computed_run(db: Session, admin: factories.UserWithPassword) -> No
     helpers.adjudicate(db, r[("baseline", "neutral", 1)], admin.id, "correct", verdict="true")
     helpers.add_rating(db, r[("sdi", "neutral", 3)], b, "correct", 4, verdict="true")
     for rating in db.exec(select(Rating).where(Rating.response_id == r[("sdi", "neutral", 3)].id)):
-        rating.verdict = "true"
+        helpers.revise(db, rating, verdict="true")
     helpers.add_rating(db, r[("sdi", "neutral", 1)], b, "correct", 4, verdict="true")
     db.flush()
 

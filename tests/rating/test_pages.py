@@ -195,7 +195,8 @@ def test_a_rater_cannot_open_another_raters_rating(
     owner = factories.make_user(db)
     rid = queue.next_for(db, round_, owner.id)
     assert rid is not None
-    rating = queue.submit(db, round_, owner.id, rid, rating_input())
+    rating = db.get(Rating, queue.submit(db, round_, owner.id, rid, rating_input()))
+    assert rating is not None
     factories.login(client, factories.make_user(db))
     assert client.get(f"/rate/mine/{rating.id}", headers=htmx_headers).status_code == 404
     assert (
