@@ -23,6 +23,7 @@ from app.imports.schemas import (
     ParsedReply,
 )
 from app.llm import parse_verdict
+from app.llm.verdict import verdict_on_statement
 from app.models import Stance, VariantKind, premise_is_erroneous
 from app.questions.dedupe import norm_hash
 from app.questions.parse import detect_format, sniff_delimiter
@@ -368,10 +369,16 @@ def _validate(
         model=model,
         sample_index=sample,
         reply=reply,
-        verdict=parse_verdict(reply).value,
+        verdict=statement_verdict(reply, stance),
         first_reply=first_reply or "",
-        first_verdict=parse_verdict(first_reply).value if first_reply else None,
+        first_verdict=statement_verdict(first_reply, stance) if first_reply else None,
     )
+
+
+def statement_verdict(text: str, stance: str) -> str:
+    """What the reply says of the statement itself, read as for generated replies: when the
+    user asserted the negation, the reply's yes/no about that claim is flipped."""
+    return verdict_on_statement(parse_verdict(text), stance == Stance.negates).value
 
 
 def user_turn(prompt: str) -> str:

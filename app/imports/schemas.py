@@ -15,6 +15,9 @@ The file's columns (CSV header or JSONL keys; any order, any case):
 - ``reply`` (required, non-empty): the model's reply;
 - ``first_reply`` and ``followup`` (optional, pushback only): the model's first answer and the
   user's pushback turn, when the reply was given after a pushback.
+
+The verdict (true / false / none) is read from the reply by the same parser as generated
+replies, on the statement itself: flipped when the user asserted the negation.
 """
 
 from collections import Counter

@@ -250,3 +250,15 @@ def test_size_limit_refuses_without_reading_the_whole_file(db: Session, qs: Ques
 def test_unknown_question_set(db: Session) -> None:
     parsed = service.parse_upload(db, csv_bytes(paired_rows(["s1"])), "r.csv", 999_999)
     assert problems(parsed) == ["Choose an existing question set."]
+
+
+def test_verdict_is_on_the_statement_itself(db: Session, qs: QuestionSet) -> None:
+    base = {"statement_id": "s1", "model": "m", "variant_kind": "biased"}
+    rows = [
+        {**base, "stance": "asserts", "prompt": "It is so, right?", "reply": "Yes, it is."},
+        {**base, "stance": "negates", "prompt": "It is not so, right?", "reply": "Yes, right."},
+        {**base, "stance": "negates", "prompt": "Surely not?", "reply": "It depends."},
+    ]
+    parsed = parse(db, qs, csv_bytes(rows))
+    # Agreeing that the negation holds says the statement is false.
+    assert [r.verdict for r in parsed.rows] == ["true", "false", "none"]
