@@ -26,9 +26,9 @@ class _InlineFinder(HTMLParser):
                 self.problems.append(f"<{tag} {name}=...>")
             if name == "style":
                 self.problems.append(f"<{tag} style=...>")
-            if name in ("href", "src", "action", "formaction") and value:
-                if value.strip().lower().startswith("javascript:"):
-                    self.problems.append(f"<{tag} {name}={value!r}>")
+            is_url = name in ("href", "src", "action", "formaction")
+            if is_url and value and value.strip().lower().startswith("javascript:"):
+                self.problems.append(f"<{tag} {name}={value!r}>")
         if tag == "script" and not names.get("src"):
             self.problems.append("<script> without src")
         if tag == "style":
