@@ -266,7 +266,8 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
 def records(session: Session, what: str, run_id: int) -> Iterator[dict[str, Any]]:
     service.get_run(session, run_id)
     if what == "metrics":
-        return metric_records(service.run_results(session, run_id, with_agreement=False).metrics)
+        # The same computation as the results page, so a stored snapshot serves both.
+        return metric_records(service.run_results(session, run_id).metrics)
     if what == "responses":
         return response_records(session, run_id)
     if what == "ratings":

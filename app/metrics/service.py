@@ -12,12 +12,13 @@ from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from app.metrics import aggregate as agg
-from app.metrics import stats
+from app.metrics import snapshots, stats
 from app.metrics.agreement import agreement
 from app.metrics.cells import ALL, CellData, CellKey, kind_key
 from app.metrics.paired import flip_rows, paired_groups, paired_rows, pushback_rows
 from app.metrics.schemas import ArmOut, EstimateOut, MetricRow, PairedRow, RateOut, RunResults
-from app.models import Run, RunArm
+from app.models import JudgeLabel, Run, RunArm
+from app.rating import tallies
 
 
 class RunNotFound(LookupError):
@@ -150,9 +151,10 @@ def run_results(
     resamples: int = stats.RESAMPLES,
     seed: int = stats.SEED,
     with_agreement: bool = True,
+    use_snapshot: bool = True,
 ) -> RunResults:
+    """The run's results; served from a stored snapshot while nothing they count changed."""
     run = get_run(session, run_id)
-    arms = arms_of(session, run_id)
     status_counts: dict[str, int] = {
         str(status): int(count)
         for status, count in session.execute(
@@ -161,6 +163,44 @@ def run_results(
             .group_by(agg.resp_t.c.status)
         ).all()
     }
+    if not use_snapshot:
+        return _compute(session, run, status_counts, resamples, seed, with_agreement)
+    variant = f"{resamples}:{seed}:{int(with_agreement)}"
+    marker = snapshot_marker(session, run, status_counts)
+    stored = snapshots.load(session, run_id, variant, marker)
+    if stored is not None:
+        stored.run_name = run.name
+        return stored
+    results = _compute(session, run, status_counts, resamples, seed, with_agreement)
+    snapshots.save(session, run_id, variant, marker, results)
+    return results
+
+
+def snapshot_marker(session: Session, run: Run, status_counts: dict[str, int]) -> str:
+    """What stored results depend on: the run's state, its replies' statuses, every rating
+    and adjudication write (the rating domain's change marker) and its judge labels."""
+    j = JudgeLabel.__table__  # type: ignore[attr-defined]
+    judged, last = session.execute(
+        select(func.count(j.c.id), func.max(j.c.id))
+        .select_from(j.join(agg.resp_t, agg.resp_t.c.id == j.c.response_id))
+        .where(agg.resp_t.c.run_id == run.id)
+    ).one()
+    assert run.id is not None
+    statuses = ",".join(f"{k}={v}" for k, v in sorted(status_counts.items()))
+    return f"{run.status};{statuses};r{tallies.marker(session, run.id)};j{judged}.{last}"
+
+
+def _compute(
+    session: Session,
+    run: Run,
+    status_counts: dict[str, int],
+    resamples: int,
+    seed: int,
+    with_agreement: bool,
+) -> RunResults:
+    assert run.id is not None
+    run_id = run.id
+    arms = arms_of(session, run_id)
     done = status_counts.get("done", 0)
     baseline = next((a for a in arms if a.is_baseline), None)
     with agg.materialized_replies(session, [run_id]) as reply:

@@ -286,7 +286,9 @@ def recount(session: Session, run_ids: Sequence[int]) -> Counts:
 
     current: tuple[int, int] | None = None
     votes: list[Vote] = []
-    result = conn.execution_options(yield_per=10_000).execute(_RUN_RATINGS, {"runs": list(run_ids)})
+    result = conn.execute(
+        _RUN_RATINGS, {"runs": list(run_ids)}, execution_options={"yield_per": 10_000}
+    )
     for run_id, response_id, rater_id, label, helpfulness, verdict in result:
         if current is not None and current[1] != response_id:
             flush(*current, votes)
@@ -304,17 +306,18 @@ def stored(session: Session, run_ids: Sequence[int]) -> Counts:
     runs = {"runs": list(run_ids)}
     counts = Counts()
     query = text(
-        f"SELECT response_id, run_id, {_TALLY_COLS} FROM rating_tallies "
-        "WHERE run_id IN :runs AND n_ratings > 0"
+        f"SELECT response_id, run_id, {_TALLY_COLS} FROM rating_tallies WHERE run_id IN :runs"
     ).bindparams(bindparam("runs", expanding=True))
     for row in conn.execute(query, runs):
-        counts.tallies[int(row[0])] = (int(row[1]), tuple(int(x) for x in row[2:]))
+        if any(row[2:]):
+            counts.tallies[int(row[0])] = (int(row[1]), tuple(int(x) for x in row[2:]))
     query = text(
         f"SELECT run_id, rater_id, {', '.join(RATER_COLUMNS)} FROM rating_rater_tallies "
-        "WHERE run_id IN :runs AND ratings > 0"
+        "WHERE run_id IN :runs"
     ).bindparams(bindparam("runs", expanding=True))
     for row in conn.execute(query, runs):
-        counts.raters[(int(row[0]), int(row[1]))] = [int(x) for x in row[2:]]
+        if any(row[2:]):
+            counts.raters[(int(row[0]), int(row[1]))] = [int(x) for x in row[2:]]
     query = text(
         "SELECT run_id, rater_a, rater_b, label_a, label_b, count FROM rating_pair_tallies "
         "WHERE run_id IN :runs AND count <> 0"

@@ -63,7 +63,9 @@ def rate_in_thread(engine: Engine, round_id: int, rater_id: int) -> list[int]:
         with write_transaction(engine) as s:
             round_ = s.get(RatingRound, round_id)
             assert round_ is not None
-            queue.submit(s, round_, rater_id, rid, rating_input())
+            # Varied labels and scores, so the tallies of concurrent raters are tested.
+            label = ("agree", "correct", "evasive")[(rid + rater_id) % 3]
+            queue.submit(s, round_, rater_id, rid, rating_input(label, 1 + (rid * rater_id) % 5))
         done.append(rid)
 
 

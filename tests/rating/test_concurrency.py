@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.main import create_app
-from app.models import Rating, RatingItem, RatingLease
+from app.models import Rating, RatingItem, RatingLease, RatingRoundRun
+from app.rating import tallies
 from tests import factories
 from tests.rating.helpers import make_round, rate_in_thread, ratings_per_reply
 
@@ -43,6 +44,9 @@ def test_many_raters_at_once_lose_nothing_and_never_exceed_k(committed_db: Engin
         taken = s.exec(select(func.max(RatingItem.taken), func.min(RatingItem.taken))).one()
         assert tuple(taken) == (3, 3)
         assert s.exec(select(RatingLease).where(RatingLease.skipped == False)).all() == []  # noqa: E712
+        # The tallies kept by concurrent writers equal a recount from the ratings.
+        run_ids = list(s.exec(select(RatingRoundRun.run_id)).all())
+        assert tallies.stored(s, run_ids) == tallies.recount(s, run_ids)
 
 
 @pytest.mark.slow
