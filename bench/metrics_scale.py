@@ -6,8 +6,9 @@ Postgres when SDILAB_BENCH_DATABASE_URL is set (migrated; the benchmark rows are
 afterwards). Then:
 
 - times ``metrics.service.run_results`` (what the results page computes: every metric with
-  its CI, the paired tests, flips and rater agreement, 2,000 bootstrap resamples) and reports
-  peak RSS of that process;
+  its CI, the paired tests, flips and rater agreement, 2,000 bootstrap resamples) cold
+  (computed from the tables) and warm (the stored results, still valid), and reports peak
+  RSS of that process;
 - runs each CSV export (metrics, responses, ratings) in a subprocess, reporting its wall time,
   its peak RSS (``ru_maxrss``) and the file size.
 
@@ -290,15 +291,24 @@ def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
             ["response_id", "admin_id", "label", "helpfulness", "note", "created_at"],
             adjudications,
         )
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE"))
-        else:
-            conn.execute(text("ANALYZE"))
+        conn.execute(text("ANALYZE"))
     print(
         f"built run {run_id}: {len(response_ids):,} replies, {len(ratings):,} ratings "
         f"in {time.perf_counter() - t0:.1f} s",
         flush=True,
     )
+    # Ratings were bulk-loaded behind the app's back: count them as the app would have.
+    from sqlmodel import Session
+
+    from app.rating import tallies
+
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        tallies.rebuild(session, [int(run_id)])
+        session.commit()
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    print(f"tallies recounted in {time.perf_counter() - t0:.1f} s", flush=True)
     engine.dispose()
     return int(run_id)
 
@@ -363,6 +373,7 @@ def _best_of(engine: object, run_id: int, repeats: int, **kwargs: object) -> tup
             t0, c0 = time.perf_counter(), time.process_time()
             service.run_results(session, run_id, **kwargs)  # type: ignore[arg-type]
             best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
+            session.commit()
     return best
 
 
@@ -371,26 +382,40 @@ def time_results(url: str, run_id: int, label: str, repeats: int) -> None:
     from app.db import build_engine
 
     engine = build_engine(url)
-    wall, cpu = _best_of(engine, run_id, repeats, with_agreement=False)
+    target = f"< {RESULTS_TARGET_S:g} s"
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    wall, cpu = _best_of(engine, run_id, repeats, with_agreement=False, use_snapshot=False)
     figure(
-        "results: metric table + paired tests + flips (1M ratings)",
+        "results cold: metric table + paired tests + flips (1M ratings)",
         wall,
         "s",
-        target=f"< {RESULTS_TARGET_S:g} s",
+        target=target,
         met=wall < RESULTS_TARGET_S,
         database=label,
     )
     figure("  of which CPU time in this process", cpu, "s", database=label)
-    wall, cpu = _best_of(engine, run_id, repeats)
+    wall, cpu = _best_of(engine, run_id, repeats, use_snapshot=False)
     figure(
-        "results page, everything incl. rater agreement (1M ratings)",
+        "results page cold, everything incl. rater agreement (1M ratings)",
         wall,
         "s",
-        target=f"< {RESULTS_TARGET_S:g} s",
+        target=target,
         met=wall < RESULTS_TARGET_S,
         database=label,
     )
+    figure("  of which CPU time in this process", cpu, "s", database=label)
     figure("results computation peak RSS (process)", rss_mb(), "MB", database=label)
+    _best_of(engine, run_id, 1)  # computes once more and stores the snapshot
+    wall, cpu = _best_of(engine, run_id, 3)
+    figure(
+        "results page warm, stored results still valid (1M ratings)",
+        wall,
+        "s",
+        target=target,
+        met=wall < RESULTS_TARGET_S,
+        database=label,
+    )
+    print(f"load average: {os.getloadavg()[0]:.1f}", flush=True)
     engine.dispose()
 
 
@@ -431,7 +456,8 @@ def time_exports(url: str, run_id: int, label: str) -> None:
             )
             seconds, peak = (float(x) for x in out.stdout.split()[-2:])
             size = path.stat().st_size / 1e6
-        figure(f"export {what}.csv wall time", seconds, "s", database=label)
+        note = " (from the stored results)" if what == "metrics" else ""
+        figure(f"export {what}.csv wall time{note}", seconds, "s", database=label)
         figure(
             f"export {what}.csv peak RSS ({size:.0f} MB file)",
             peak,

@@ -28,13 +28,18 @@ class CellData:
     def __init__(self, rows: Sequence[Any], fields: Sequence[str]) -> None:
         self.fields = list(fields)
         n = len(rows)
-        maps = [r._mapping for r in rows]
-        arms = [int(r["arm_id"]) for r in maps]
-        kinds = [str(r["kind"]) for r in maps]
-        questions = np.array([int(r["question_id"]) for r in maps], dtype=np.int64)
+        names = list(rows[0]._fields) if n else []
+        columns = list(zip(*rows, strict=True)) if n else []
+
+        def column(name: str) -> Sequence[Any]:
+            return columns[names.index(name)] if n else []
+
+        arms = [int(a) for a in column("arm_id")]
+        kinds = [str(k) for k in column("kind")]
+        questions = np.array(column("question_id"), dtype=np.int64)
         self.values = np.array(
-            [[r[f] if r[f] is not None else 0 for f in fields] for r in maps], dtype=np.float64
-        ).reshape(n, len(fields))
+            [[0 if x is None else x for x in column(f)] for f in fields], dtype=np.float64
+        ).T.reshape(n, len(fields))
         self.values = np.nan_to_num(self.values)
         keys: set[CellKey] = set(zip(arms, kinds, strict=True)) | {(a, ALL) for a in arms}
         self.keys = sorted(keys)

@@ -15,11 +15,9 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import wilcoxon
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
-from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
-from statsmodels.stats.proportion import proportion_confint
+
+# scipy and statsmodels are imported where used: together they add ~100 MB to a process
+# (a CSV export that needs none of them stays small).
 
 ALPHA = 0.05
 RESAMPLES = 2000
@@ -71,6 +69,8 @@ def wilson(k: int, n: int, alpha: float = ALPHA) -> Proportion:
     """Wilson score interval (statsmodels ``proportion_confint(method="wilson")``)."""
     if n <= 0:
         return Proportion(k=k, n=n, value=None, low=None, high=None)
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
     return Proportion(k=k, n=n, value=k / n, low=float(low), high=float(high))
 
@@ -196,6 +196,8 @@ def mcnemar_exact(b: int, c: int, alpha: float = ALPHA) -> TestResult:
     name = "exact McNemar"
     if b + c == 0:
         return TestResult(name, None, 1.0, 0, significance_sentence(name, 1.0, alpha))
+    from statsmodels.stats.contingency_tables import mcnemar
+
     result = mcnemar([[0, b], [c, 0]], exact=True)
     p = float(result.pvalue)
     sentence = significance_sentence(name, p, alpha)
@@ -211,6 +213,8 @@ def wilcoxon_signed_rank(differences: npt.ArrayLike, alpha: float = ALPHA) -> Te
         return TestResult(name, None, None, 0, significance_sentence(name, None, alpha))
     if nonzero == 0:
         return TestResult(name, None, 1.0, 0, significance_sentence(name, 1.0, alpha))
+    from scipy.stats import wilcoxon
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         result = wilcoxon(d, zero_method="wilcox")
@@ -231,6 +235,8 @@ def cohens_kappa(table: npt.ArrayLike) -> float | None:
     expected = float((t.sum(axis=0) * t.sum(axis=1)).sum() / total**2)
     if math.isclose(expected, 1.0):
         return None
+    from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
+
     return float(sm_cohens_kappa(t, return_results=False))
 
 
@@ -249,6 +255,8 @@ def fleiss_kappa(patterns: npt.ArrayLike, weights: npt.ArrayLike) -> float | Non
     p_cat = table.sum(axis=0) / table.sum()
     if math.isclose(float((p_cat * p_cat).sum()), 1.0):
         return None
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
+
     return float(sm_fleiss_kappa(table, method="fleiss"))
 
 
