@@ -82,6 +82,11 @@ def truncate_all(engine: Engine) -> None:
 def committed_db(engine: Engine) -> Iterator[Engine]:
     """For tests whose writes must be seen by other threads or processes; emptied afterwards."""
     truncate_all(engine)
+    # Ids start again after the truncation (never so in production), so a worker's
+    # per-process cache of arm specs by id would hand a new arm an old one's spec.
+    from app.runs import tasks as run_tasks
+
+    run_tasks._specs.clear()
     yield engine
     truncate_all(engine)
 

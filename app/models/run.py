@@ -38,6 +38,8 @@ class RunArm(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("run_id", "model_config_id", name="uq_run_arms_run_model"),
         UniqueConstraint("run_id", "label", name="uq_run_arms_run_label"),
+        # Workers cache an arm's frozen spec by id: an id must never be reused on SQLite.
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 02:38:08.906029
+Create Date: 2026-11-30 03:01:28.623984
 """
 
 from collections.abc import Sequence
@@ -566,6 +566,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_run_arms")),
         sa.UniqueConstraint("run_id", "label", name="uq_run_arms_run_label"),
         sa.UniqueConstraint("run_id", "model_config_id", name="uq_run_arms_run_model"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "sdi_fine_tunes",
