@@ -4,8 +4,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from app.db import build_engine
 from app.config import get_settings
+from app.db import build_engine
 
 target_metadata = SQLModel.metadata
 
