@@ -8,9 +8,23 @@ neither header (curl, scripts) are not browsers and carry no ambient cookies to 
 
 from urllib.parse import urlsplit
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import get_settings
+
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Room for the multipart envelope and form fields around an upload of max_upload_bytes.
+BODY_MARGIN = 256 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413, f"The request is larger than the upload limit of {limit / (1024 * 1024):.1f} MB."
+        )
+
+
 ALLOWED_FETCH_SITES = {"same-origin", "none"}
 
 CONTENT_SECURITY_POLICY = (
@@ -49,6 +63,12 @@ class SecurityMiddleware:
         if scope["method"] not in SAFE_METHODS and is_cross_site(headers):
             await _refuse(send)
             return
+        limit = get_settings().max_upload_bytes
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit + BODY_MARGIN:
+            await _refuse(send, 413, BodyTooLarge(limit).detail.encode())
+            return
+        receive = _limited(receive, limit + BODY_MARGIN, limit)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -58,12 +78,33 @@ class SecurityMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _refuse(send: Send) -> None:
-    body = b"Cross-site request refused."
+def _limited(receive: Receive, cap: int, limit: int) -> Receive:
+    """Count body bytes as the app reads them; past the cap, stop reading with a 413.
+
+    A streamed (chunked) body has no Content-Length to check up front, and multipart parsing
+    would otherwise spool all of it to disk before a route could look at its size.
+    """
+    seen = 0
+
+    async def receive_limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > cap:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_limited
+
+
+async def _refuse(
+    send: Send, status: int = 403, body: bytes = b"Cross-site request refused."
+) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 403,
+            "status": status,
             "headers": [(b"content-type", b"text/plain; charset=utf-8"), *SECURITY_HEADERS],
         }
     )

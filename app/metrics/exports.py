@@ -119,7 +119,10 @@ _BATCH = 1000
 
 def neutralise(value: Any) -> Any:
     """A text cell a spreadsheet would treat as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
+    # Spreadsheets skip leading blanks and line breaks before deciding it is a formula.
+    if isinstance(value, str) and (
+        value.startswith(_DANGEROUS) or value.lstrip().startswith(_DANGEROUS)
+    ):
         return "'" + value
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -58,7 +58,8 @@ class Watch:
         self.page.wait_for_timeout(50)  # let onerror/onload handlers of broken images fire
         fired = self.page.evaluate(FIRED)
         injected = self.page.evaluate(
-            f"Array.from(document.querySelectorAll({INJECTED!r})).map(e => e.outerHTML.slice(0, 80))"
+            f"Array.from(document.querySelectorAll({INJECTED!r}))"
+            ".map(e => e.outerHTML.slice(0, 80))"
         )
         if fired or injected:
             self.problems[label] = {"fired": fired, "injected": injected}

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from app.models import (
     Job,
+    Label,
     ModelConfig,
     PromptVariant,
     Question,
@@ -155,7 +156,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
                 round_,
                 rater.id,
                 rid,
-                RatingInput(label=label, helpfulness=3, note=text(f"rater{n}.note")),  # type: ignore[arg-type]
+                RatingInput(label=Label(label), helpfulness=3, note=text(f"rater{n}.note")),
             )
             rated.append(rid)
     adjudicated = rated[0]
@@ -163,7 +164,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
         s,
         adjudicated,
         admin.id,
-        AdjudicationInput(label="correct", note=text("adjudication.note")),  # type: ignore[arg-type]
+        AdjudicationInput(label=Label.correct, note=text("adjudication.note")),
     )
     from app.models import Rating
 
