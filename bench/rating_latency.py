@@ -251,11 +251,11 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
     def item_rows() -> Any:
         for rid in range(1, total + 1):
             have = 2 + rid % 3
-            yield (rid, round_id, shuffle_key(0, rid), have, have, have < K)
+            yield (rid, round_id, shuffle_key(0, rid), have, have < K)
 
     loader.load(
         "rating_items",
-        ["response_id", "round_id", "shuffle", "taken", "ratings", "is_open"],
+        ["response_id", "round_id", "shuffle", "taken", "is_open"],
         item_rows(),
         total,
     )
@@ -316,6 +316,14 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
+    # The ratings were bulk-loaded: count them into the tallies as the app would have.
+    from app.rating import tallies
+
+    started = time.perf_counter()
+    with Session(engine) as s:
+        tallies.rebuild(s, [run_id], batch=20_000)
+        s.commit()
+    print(f"  tallies: recounted in {time.perf_counter() - started:.0f} s", flush=True)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     engine.dispose()

@@ -21,7 +21,7 @@ def register(cli: typer.Typer) -> None:
         with session_scope() as session:
             counts = tallies.rebuild(session, runs)
         typer.echo(
-            f"Recounted {len(counts.tallies)} rated replies, {len(counts.raters)} rater rows, "
+            f"Recounted {counts.replies} rated replies, {len(counts.raters)} rater rows, "
             f"{len(counts.pairs)} rater-pair cells.",
             err=True,
         )

@@ -19,8 +19,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, literal, literal_column, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from app.accounts.service import begin_write
@@ -78,18 +79,164 @@ def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool
     return session.execute(stmt.returning(literal_column("1"))).first() is not None
 
 
-def _insert_rating(session: Session, round_: RatingRound, values: dict[str, Any]) -> int | None:
-    """Insert the rating if its reply is queued in this round and the rater has not rated it
-    yet; its id, or None."""
-    table = Rating.__table__  # type: ignore[attr-defined]
-    item = RatingItem.__table__  # type: ignore[attr-defined]
-    module = postgresql if _dialect(session) == "postgresql" else sqlite
-    rows = select(*[literal(v, table.c[k].type) for k, v in values.items()]).where(
-        item.c.response_id == values["response_id"], item.c.round_id == round_.id
+# --- prebuilt statements for the hot paths ---------------------------------------------------
+# Built once with bind parameters and run on the session's connection: no ORM objects, no
+# per-request expression building (their compiled forms are cached by SQLAlchemy).
+
+items_t = RatingItem.__table__  # type: ignore[attr-defined]
+leases_t = RatingLease.__table__  # type: ignore[attr-defined]
+states_t = RaterState.__table__  # type: ignore[attr-defined]
+rounds_t = RatingRound.__table__  # type: ignore[attr-defined]
+ratings_t = Rating.__table__  # type: ignore[attr-defined]
+
+_TAKE = (
+    update(items_t)
+    .where(
+        items_t.c.response_id == bindparam("r"),
+        items_t.c.round_id == bindparam("round"),
+        items_t.c.taken < bindparam("k"),
     )
-    stmt = module.insert(table).from_select(list(values), rows).on_conflict_do_nothing()
-    row = session.execute(stmt.returning(table.c.id)).first()
-    return None if row is None else int(row[0])
+    .values(taken=items_t.c.taken + 1, is_open=items_t.c.taken + 1 < bindparam("k"))
+)
+_RELEASE = (
+    update(items_t)
+    .where(items_t.c.response_id == bindparam("r"))
+    .values(taken=items_t.c.taken - bindparam("n"), is_open=True)
+)
+_RECLAIM = (
+    delete(leases_t)
+    .where(
+        leases_t.c.id.in_(
+            select(leases_t.c.id)
+            .where(
+                leases_t.c.round_id == bindparam("round"),
+                leases_t.c.skipped == False,  # noqa: E712
+                leases_t.c.expires_at < bindparam("now", type_=leases_t.c.expires_at.type),
+            )
+            .limit(RECLAIM_BATCH)
+            .scalar_subquery()
+        )
+    )
+    .returning(leases_t.c.response_id)
+)
+_MY_LEASE = (
+    select(leases_t.c.id)
+    .where(
+        leases_t.c.rater_id == bindparam("u"),
+        leases_t.c.round_id == bindparam("round"),
+        leases_t.c.skipped == False,  # noqa: E712
+    )
+    .order_by(leases_t.c.created_at.desc(), leases_t.c.id.desc())
+    .limit(1)
+)
+# The rater's current lease, extended; one statement.
+_RENEW = (
+    update(leases_t)
+    .where(leases_t.c.id == _MY_LEASE.scalar_subquery())
+    .values(expires_at=bindparam("expires", type_=leases_t.c.expires_at.type))
+    .returning(leases_t.c.response_id)
+)
+_DROP_LEASE = delete(leases_t).where(
+    leases_t.c.response_id == bindparam("r"), leases_t.c.rater_id == bindparam("u")
+)
+_HELD_LEASE = (
+    delete(leases_t)
+    .where(
+        leases_t.c.response_id == bindparam("r"),
+        leases_t.c.rater_id == bindparam("u"),
+        leases_t.c.round_id == bindparam("round"),
+        leases_t.c.skipped == False,  # noqa: E712
+    )
+    .returning(leases_t.c.id)
+)
+_CURSOR = select(states_t.c.cursor).where(
+    states_t.c.round_id == bindparam("round"), states_t.c.rater_id == bindparam("u")
+)
+_SET_CURSOR = (
+    update(states_t)
+    .where(states_t.c.round_id == bindparam("round"), states_t.c.rater_id == bindparam("u"))
+    .values(cursor=bindparam("cursor"))
+)
+_BUMP_ROUND = (
+    update(rounds_t)
+    .where(rounds_t.c.id == bindparam("round"))
+    .values(rating_count=rounds_t.c.rating_count + bindparam("n"))
+)
+_RATED_BY = exists().where(
+    ratings_t.c.response_id == items_t.c.response_id, ratings_t.c.rater_id == bindparam("u")
+)
+_LEASED_BY = exists().where(
+    leases_t.c.response_id == items_t.c.response_id, leases_t.c.rater_id == bindparam("u")
+)
+_CANDIDATES = (
+    select(items_t.c.response_id, items_t.c.shuffle)
+    .where(
+        items_t.c.round_id == bindparam("round"),
+        items_t.c.is_open == True,  # noqa: E712
+        items_t.c.shuffle >= bindparam("lo"),
+        items_t.c.shuffle < bindparam("hi"),
+        ~_RATED_BY,
+        ~_LEASED_BY,
+    )
+    .order_by(items_t.c.shuffle)
+    .limit(bindparam("limit"))
+)
+# Rows another rater is claiming right now are skipped rather than waited for (Postgres).
+_CANDIDATES_PG = _CANDIDATES.with_for_update(skip_locked=True, of=items_t)
+_RATING_COLUMNS = (
+    "response_id",
+    "rater_id",
+    "round_id",
+    "label",
+    "helpfulness",
+    "verdict",
+    "note",
+    "flagged",
+    "created_at",
+    "updated_at",
+)
+_LEASE_COLUMNS = ("response_id", "rater_id", "round_id", "created_at", "expires_at", "skipped")
+_BY_DIALECT: dict[tuple[str, str], Any] = {}
+
+
+def _conn(session: Session) -> Connection:
+    return session.connection()
+
+
+def _prepared(session: Session, name: str) -> Any:
+    """Dialect-specific statements (INSERT ... ON CONFLICT), built once per dialect."""
+    dialect = _dialect(session)
+    key = (dialect, name)
+    if key not in _BY_DIALECT:
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        params = {
+            c: bindparam(c, type_=t.c[c].type)
+            for t, cols in ((ratings_t, _RATING_COLUMNS), (leases_t, _LEASE_COLUMNS))
+            for c in cols
+        }
+        if name == "rating":
+            # Only a reply queued in this round; nothing when the rater rated it already.
+            rows = select(*[params[c] for c in _RATING_COLUMNS]).where(
+                items_t.c.response_id == params["response_id"],
+                items_t.c.round_id == params["round_id"],
+            )
+            stmt = module.insert(ratings_t).from_select(list(_RATING_COLUMNS), rows)
+            stmt = stmt.on_conflict_do_nothing().returning(ratings_t.c.id)
+        elif name == "lease":
+            stmt = module.insert(leases_t).values({c: params[c] for c in _LEASE_COLUMNS})
+            stmt = stmt.on_conflict_do_nothing().returning(leases_t.c.id)
+        else:  # "state"
+            stmt = module.insert(states_t).values(
+                round_id=bindparam("round"),
+                rater_id=bindparam("u"),
+                cursor=0,
+                done=0,
+                skipped=0,
+                started_at=bindparam("now", type_=states_t.c.started_at.type),
+            )
+            stmt = stmt.on_conflict_do_nothing()
+        _BY_DIALECT[key] = stmt
+    return _BY_DIALECT[key]
 
 
 # --- the queue's rows -----------------------------------------------------------------------
@@ -176,93 +323,36 @@ def _runs_still_running(session: Session, round_: RatingRound) -> bool:
 
 def _take(session: Session, round_: RatingRound, response_id: int) -> bool:
     """Count one more rating-or-lease on the item, unless it already has k."""
-    k = round_.raters_per_reply
-    result = session.execute(
-        update(RatingItem)
-        .where(
-            col(RatingItem.response_id) == response_id,
-            col(RatingItem.round_id) == round_.id,
-            col(RatingItem.taken) < k,
-        )
-        .values(
-            {RatingItem.taken: RatingItem.taken + 1, RatingItem.is_open: RatingItem.taken + 1 < k}
-        )
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    params = {"r": response_id, "round": round_.id, "k": round_.raters_per_reply}
+    return bool(_conn(session).execute(_TAKE, params).rowcount == 1)
 
 
 def _release(session: Session, counts: Counter[int]) -> None:
-    for response_id, n in counts.items():
-        session.execute(
-            update(RatingItem)
-            .where(col(RatingItem.response_id) == response_id)
-            .values({RatingItem.taken: RatingItem.taken - n, RatingItem.is_open: True})
-        )
+    if counts:
+        _conn(session).execute(_RELEASE, [{"r": r, "n": n} for r, n in counts.items()])
 
 
 def reclaim_expired(session: Session, round_: RatingRound, now: datetime | None = None) -> int:
     """Return the replies of expired leases to the pool (a batch per call)."""
     now = now or utcnow()
-    expired = (
-        select(RatingLease.id)
-        .where(
-            RatingLease.round_id == round_.id,
-            RatingLease.skipped == False,  # noqa: E712
-            col(RatingLease.expires_at) < now,
-        )
-        .limit(RECLAIM_BATCH)
-    )
     # DELETE ... RETURNING: when two requests reclaim the same lease, only one gets it back.
-    gone = session.execute(
-        delete(RatingLease)
-        .where(col(RatingLease.id).in_(expired.scalar_subquery()))
-        .returning(col(RatingLease.response_id))
-    ).all()
+    gone = _conn(session).execute(_RECLAIM, {"round": round_.id, "now": now}).all()
     counts = Counter(row[0] for row in gone)
     _release(session, counts)
     return sum(counts.values())
 
 
 def current_lease(session: Session, round_: RatingRound, rater_id: int) -> RatingLease | None:
-    return session.exec(
-        select(RatingLease)
-        .where(
-            RatingLease.rater_id == rater_id,
-            RatingLease.round_id == round_.id,
-            RatingLease.skipped == False,  # noqa: E712
-        )
-        .order_by(col(RatingLease.created_at).desc(), col(RatingLease.id).desc())
-        .limit(1)
-    ).first()
+    lease_id = _conn(session).execute(_MY_LEASE, {"u": rater_id, "round": round_.id}).scalar()
+    return None if lease_id is None else session.get(RatingLease, lease_id)
 
 
 def _candidates(
     session: Session, round_: RatingRound, rater_id: int, lo: int, hi: int, limit: int
 ) -> list[tuple[int, int]]:
-    rated = exists().where(
-        col(Rating.response_id) == col(RatingItem.response_id), col(Rating.rater_id) == rater_id
-    )
-    leased = exists().where(
-        col(RatingLease.response_id) == col(RatingItem.response_id),
-        col(RatingLease.rater_id) == rater_id,
-    )
-    stmt = (
-        select(RatingItem.response_id, RatingItem.shuffle)
-        .where(
-            RatingItem.round_id == round_.id,
-            RatingItem.is_open == True,  # noqa: E712
-            col(RatingItem.shuffle) >= lo,
-            col(RatingItem.shuffle) < hi,
-            ~rated,
-            ~leased,
-        )
-        .order_by(col(RatingItem.shuffle))
-        .limit(limit)
-    )
-    if _dialect(session) == "postgresql":
-        # Rows another rater is claiming right now are skipped rather than waited for.
-        stmt = stmt.with_for_update(skip_locked=True, of=RatingItem)
-    return [(int(r), int(s)) for r, s in session.execute(stmt).all()]
+    stmt = _CANDIDATES_PG if _dialect(session) == "postgresql" else _CANDIDATES
+    params = {"round": round_.id, "u": rater_id, "lo": lo, "hi": hi, "limit": limit}
+    return [(int(r), int(s)) for r, s in _conn(session).execute(stmt, params)]
 
 
 def _window(
@@ -283,6 +373,16 @@ def _cycle_position(round_: RatingRound, rater_id: int, shuffle: int) -> int:
     return (shuffle - rater_offset(round_.seed, rater_id)) % SHUFFLE_SPACE
 
 
+def _cursor(session: Session, round_: RatingRound, rater_id: int, now: datetime) -> int:
+    """The rater's place in the round's cycle (their state row is made if missing)."""
+    conn = _conn(session)
+    cursor = conn.execute(_CURSOR, {"round": round_.id, "u": rater_id}).scalar()
+    if cursor is None:
+        conn.execute(_prepared(session, "state"), {"round": round_.id, "u": rater_id, "now": now})
+        return 0
+    return int(cursor)
+
+
 def next_for(
     session: Session, round_: RatingRound, rater_id: int, now: datetime | None = None
 ) -> int | None:
@@ -292,18 +392,17 @@ def next_for(
     """
     assert round_.id is not None
     now = now or utcnow()
-    lease_time = timedelta(minutes=round_.lease_minutes)
-    mine = current_lease(session, round_, rater_id)
+    conn = _conn(session)
+    expires = now + timedelta(minutes=round_.lease_minutes)
+    mine = conn.execute(_RENEW, {"u": rater_id, "round": round_.id, "expires": expires}).scalar()
     if mine is not None:
-        mine.expires_at = now + lease_time
-        session.add(mine)
-        session.flush()
-        return mine.response_id
+        return int(mine)
     if not round_.is_open:
         return None
-    state = start(session, round_, rater_id)
+    state_cursor = _cursor(session, round_, rater_id, now)
     reclaim_expired(session, round_, now)
-    for cursor in (state.cursor, 0, -1):
+    lease = _prepared(session, "lease")
+    for cursor in (state_cursor, 0, -1):
         if cursor == -1:
             # Nothing left: perhaps the runs finished more replies since the last sync.
             if not _runs_still_running(session, round_) or not sync_round(
@@ -316,31 +415,22 @@ def next_for(
             continue
         ranked = sorted(window, key=lambda c: rater_rank(round_.seed, rater_id, c[0]))
         for response_id, _shuffle in ranked:
-            if not _insert_ignore(
-                session,
-                RatingLease,
-                {
-                    "response_id": response_id,
-                    "rater_id": rater_id,
-                    "round_id": round_.id,
-                    "created_at": now,
-                    "expires_at": now + lease_time,
-                    "skipped": False,
-                },
-            ):
+            values = {
+                "response_id": response_id,
+                "rater_id": rater_id,
+                "round_id": round_.id,
+                "created_at": now,
+                "expires_at": expires,
+                "skipped": False,
+            }
+            if conn.execute(lease, values).first() is None:
                 continue
             if not _take(session, round_, response_id):
-                session.execute(
-                    delete(RatingLease).where(
-                        col(RatingLease.response_id) == response_id,
-                        col(RatingLease.rater_id) == rater_id,
-                    )
-                )
+                conn.execute(_DROP_LEASE, {"r": response_id, "u": rater_id})
                 continue
             # Everything before the window's first item is ineligible for this rater now.
-            state.cursor = min(_cycle_position(round_, rater_id, s) for _r, s in window)
-            session.add(state)
-            session.flush()
+            position = min(_cycle_position(round_, rater_id, s) for _r, s in window)
+            conn.execute(_SET_CURSOR, {"round": round_.id, "u": rater_id, "cursor": position})
             return response_id
     return None
 
@@ -354,11 +444,20 @@ def _own_lease(session: Session, response_id: int, rater_id: int) -> RatingLease
 
 
 def _bump(session: Session, round_: RatingRound, n: int) -> None:
-    session.execute(
-        update(RatingRound)
-        .where(col(RatingRound.id) == round_.id)
-        .values({RatingRound.rating_count: RatingRound.rating_count + n})
+    _conn(session).execute(_BUMP_ROUND, {"round": round_.id, "n": n})
+
+
+_COUNT = (
+    update(states_t)
+    .where(states_t.c.round_id == bindparam("round"), states_t.c.rater_id == bindparam("u"))
+    .values(
+        done=states_t.c.done + bindparam("done"),
+        skipped=states_t.c.skipped + bindparam("skipped"),
+        last_rated_at=func.coalesce(
+            bindparam("last", type_=states_t.c.last_rated_at.type), states_t.c.last_rated_at
+        ),
     )
+)
 
 
 def _count(
@@ -370,20 +469,21 @@ def _count(
     skipped: int = 0,
     last_rated_at: datetime | None = None,
 ) -> None:
-    values: dict[Any, Any] = {
-        RaterState.done: RaterState.done + done,
-        RaterState.skipped: RaterState.skipped + skipped,
+    params = {
+        "round": round_.id,
+        "u": rater_id,
+        "done": done,
+        "skipped": skipped,
+        "last": last_rated_at,
     }
-    if last_rated_at is not None:
-        values[RaterState.last_rated_at] = last_rated_at
-    stmt = (
-        update(RaterState)
-        .where(col(RaterState.round_id) == round_.id, col(RaterState.rater_id) == rater_id)
-        .values(values)
-    )
-    if not session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+    if not _conn(session).execute(_COUNT, params).rowcount:
         start(session, round_, rater_id)
-        session.execute(stmt)
+        _conn(session).execute(_COUNT, params)
+
+
+def started(session: Session, round_: RatingRound, rater_id: int) -> bool:
+    """Has the rater begun this round (read its guidelines)?"""
+    return _conn(session).execute(_CURSOR, {"round": round_.id, "u": rater_id}).first() is not None
 
 
 def submit(
@@ -411,7 +511,8 @@ def submit(
     }
     # Insert first (only a reply of this round): a concurrent duplicate waits on the unique
     # key, then inserts nothing.
-    rating_id = _insert_rating(session, round_, values)
+    conn = _conn(session)
+    rating_id = conn.execute(_prepared(session, "rating"), values).scalar()
     if rating_id is None:
         existing = session.execute(
             select(Rating.id).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
@@ -420,26 +521,14 @@ def submit(
             raise RatingError("This reply is not part of the rating round.")
         return int(existing)
     # An unskipped lease of this round already holds this rater's slot.
-    held = session.execute(
-        delete(RatingLease)
-        .where(
-            col(RatingLease.response_id) == response_id,
-            col(RatingLease.rater_id) == rater_id,
-            col(RatingLease.round_id) == round_.id,
-            col(RatingLease.skipped) == False,  # noqa: E712
-        )
-        .returning(col(RatingLease.id))
-    ).first()
+    who = {"r": response_id, "u": rater_id}
+    held = conn.execute(_HELD_LEASE, {**who, "round": round_.id}).first()
     if held is None:
         if not _take(session, round_, response_id):
-            session.execute(delete(Rating).where(col(Rating.id) == rating_id))
+            conn.execute(delete(ratings_t).where(ratings_t.c.id == rating_id))
             raise RatingError("This reply already has enough ratings; it went to other raters.")
         # A skipped lease, if any, is replaced by the rating.
-        session.execute(
-            delete(RatingLease).where(
-                col(RatingLease.response_id) == response_id, col(RatingLease.rater_id) == rater_id
-            )
-        )
+        conn.execute(_DROP_LEASE, who)
     tallies.changed(
         session,
         response_id,
@@ -448,7 +537,7 @@ def submit(
     )
     _bump(session, round_, 1)
     _count(session, round_, rater_id, done=1, last_rated_at=now)
-    return rating_id
+    return int(rating_id)
 
 
 def skip(session: Session, round_: RatingRound, rater_id: int, response_id: int) -> None:

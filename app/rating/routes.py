@@ -73,7 +73,7 @@ def _item_context(
     }
     last_round = None
     for round_ in service.rounds_for_rater(session):
-        if queue.get_state(session, round_, rater_id) is None:
+        if not queue.started(session, round_, rater_id):
             ctx["start_round"] = round_
             ctx["guidelines"] = render_markdown(round_.guidelines_md)
             return ctx

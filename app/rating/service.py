@@ -6,7 +6,7 @@ The queue itself (leases, submit, skip, undo) lives in app/rating/queue.py.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, distinct, func, or_
+from sqlalchemy import bindparam, case, distinct, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -165,32 +165,47 @@ class ReplyView:
     reference: Reference | None
 
 
+_resp_t = Response.__table__  # type: ignore[attr-defined]
+_pv_t = PromptVariant.__table__  # type: ignore[attr-defined]
+_q_t = Question.__table__  # type: ignore[attr-defined]
+_REPLY = (
+    sa_select(
+        _resp_t.c.text,
+        _resp_t.c.first_text,
+        _resp_t.c.verdict,
+        _pv_t.c.messages,
+        _pv_t.c.followup,
+        _q_t.c.statement,
+        _q_t.c.truth,
+        _q_t.c.explanation,
+    )
+    .select_from(
+        _resp_t.join(_pv_t, _pv_t.c.id == _resp_t.c.prompt_variant_id).join(
+            _q_t, _q_t.c.id == _pv_t.c.question_id
+        )
+    )
+    .where(_resp_t.c.id == bindparam("r"))
+)
+
+
 def reply_view(session: Session, round_: RatingRound, response_id: int) -> ReplyView:
-    row = session.exec(
-        select(Response, PromptVariant, Question)
-        .join(PromptVariant, col(PromptVariant.id) == col(Response.prompt_variant_id))
-        .join(Question, col(Question.id) == col(PromptVariant.question_id))
-        .where(Response.id == response_id)
-    ).first()
+    row = session.connection().execute(_REPLY, {"r": response_id}).first()
     if row is None:
         raise RatingError("Unknown reply.")
-    response, variant, question = row
     # Only the user's turns and the model's answers: a system prompt could reveal the arm.
     turns = [
         Turn(role=m["role"], text=str(m.get("content", "")))
-        for m in variant.messages
+        for m in row.messages
         if m.get("role") in ("user", "assistant")
     ]
-    if variant.followup:
-        if response.first_text:
-            turns.append(Turn(role="assistant", text=response.first_text))
-        turns.append(Turn(role="user", text=variant.followup))
+    if row.followup:
+        if row.first_text:
+            turns.append(Turn(role="assistant", text=row.first_text))
+        turns.append(Turn(role="user", text=row.followup))
     reference = (
-        Reference(question.statement, question.truth, question.explanation)
-        if round_.show_reference
-        else None
+        Reference(row.statement, row.truth, row.explanation) if round_.show_reference else None
     )
-    return ReplyView(response_id, turns, response.text, response.verdict, reference)
+    return ReplyView(response_id, turns, row.text, row.verdict, reference)
 
 
 @dataclass(frozen=True)
@@ -203,18 +218,33 @@ class RaterProgress:
         return self.done + self.remaining
 
 
+_rounds_t = RatingRound.__table__  # type: ignore[attr-defined]
+_states_t = RaterState.__table__  # type: ignore[attr-defined]
+_PROGRESS = (
+    sa_select(
+        _rounds_t.c.item_count,
+        _rounds_t.c.raters_per_reply,
+        _rounds_t.c.rating_count,
+        _states_t.c.done,
+        _states_t.c.skipped,
+    )
+    .select_from(
+        _rounds_t.outerjoin(
+            _states_t,
+            (_states_t.c.round_id == _rounds_t.c.id) & (_states_t.c.rater_id == bindparam("u")),
+        )
+    )
+    .where(_rounds_t.c.id == bindparam("round"))
+)
+
+
 def rater_progress(session: Session, round_: RatingRound, rater_id: int) -> RaterProgress:
     """Done by this rater, and an upper bound of what is left for them (O(1) counters)."""
-    state = session.exec(
-        select(RaterState)
-        .where(RaterState.round_id == round_.id, RaterState.rater_id == rater_id)
-        .execution_options(populate_existing=True)
-    ).first()
-    session.refresh(round_)
-    done = state.done if state else 0
-    skipped = state.skipped if state else 0
-    open_slots = round_.item_count * round_.raters_per_reply - round_.rating_count
-    remaining = max(0, min(round_.item_count - done - skipped, open_slots))
+    row = session.connection().execute(_PROGRESS, {"u": rater_id, "round": round_.id}).one()
+    items, k, ratings, done, skipped = row
+    done, skipped = done or 0, skipped or 0
+    open_slots = items * k - ratings
+    remaining = max(0, min(items - done - skipped, open_slots))
     return RaterProgress(done=done, remaining=remaining)
 
 

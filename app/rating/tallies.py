@@ -15,7 +15,7 @@ raters depend on the whole reply, so deltas are computed from both states, never
 """
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, text
@@ -254,6 +254,7 @@ class Counts:
     tallies: dict[int, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     raters: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     pairs: Counter[tuple[int, int, int, str, str]] = field(default_factory=Counter)
+    replies: int = 0
 
 
 _RUN_RATINGS = text(
@@ -267,23 +268,14 @@ _RUN_ADJUDICATIONS = text(
 ).bindparams(bindparam("runs", expanding=True))
 
 
-def recount(session: Session, run_ids: Sequence[int]) -> Counts:
-    """Count from scratch, streaming the runs' ratings reply by reply."""
+def _replies(
+    session: Session, run_ids: Sequence[int]
+) -> Iterator[tuple[int, int, list[Vote], str | None]]:
+    """(run, reply, its votes, its adjudicated label) for every rated reply of the runs."""
     conn = _conn(session)
     adjudicated = {
         int(r): str(label) for r, label in conn.execute(_RUN_ADJUDICATIONS, {"runs": list(run_ids)})
     }
-    counts = Counts()
-
-    def flush(run_id: int, response_id: int, votes: list[Vote]) -> None:
-        counts.tallies[response_id] = (run_id, reply_tally(votes))
-        for rater_id, row in rater_rows(votes, adjudicated.get(response_id)).items():
-            total = counts.raters.setdefault((run_id, rater_id), [0] * len(RATER_COLUMNS))
-            for i, x in enumerate(row):
-                total[i] += x
-        for (a, b, la, lb), n in pair_counts(votes).items():
-            counts.pairs[(run_id, a, b, la, lb)] += n
-
     current: tuple[int, int] | None = None
     votes: list[Vote] = []
     result = conn.execute(
@@ -291,12 +283,29 @@ def recount(session: Session, run_ids: Sequence[int]) -> Counts:
     )
     for run_id, response_id, rater_id, label, helpfulness, verdict in result:
         if current is not None and current[1] != response_id:
-            flush(*current, votes)
+            yield (*current, votes, adjudicated.get(current[1]))
             votes = []
         current = (int(run_id), int(response_id))
         votes.append(Vote(int(rater_id), str(label), int(helpfulness), str(verdict)))
     if current is not None:
-        flush(*current, votes)
+        yield (*current, votes, adjudicated.get(current[1]))
+
+
+def _add(counts: "Counts", run_id: int, votes: list[Vote], adjudicated: str | None) -> None:
+    for rater_id, row in rater_rows(votes, adjudicated).items():
+        total = counts.raters.setdefault((run_id, rater_id), [0] * len(RATER_COLUMNS))
+        for i, x in enumerate(row):
+            total[i] += x
+    for (a, b, la, lb), n in pair_counts(votes).items():
+        counts.pairs[(run_id, a, b, la, lb)] += n
+
+
+def recount(session: Session, run_ids: Sequence[int]) -> Counts:
+    """Count from scratch, streaming the runs' ratings reply by reply."""
+    counts = Counts()
+    for run_id, response_id, votes, adjudicated in _replies(session, run_ids):
+        counts.tallies[response_id] = (run_id, reply_tally(votes))
+        _add(counts, run_id, votes, adjudicated)
     return counts
 
 
@@ -328,10 +337,13 @@ def stored(session: Session, run_ids: Sequence[int]) -> Counts:
 
 
 def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> Counts:
-    """Replace the runs' counts with a recount; the change marker still moves forward."""
+    """Replace the runs' counts with a recount; the change marker still moves forward.
+
+    Reply tallies are written as they are counted; the returned Counts holds the rater and
+    pair counts only (and how many replies were counted, as ``replies``).
+    """
     conn = _conn(session)
     runs = {"runs": list(run_ids)}
-    counts = recount(session, run_ids)
     previous = {
         (int(run), int(rater)): int(n)
         for run, rater, n in conn.execute(
@@ -352,21 +364,25 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
         f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}) "
         f"VALUES (:response_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)})"
     )
+    counts = Counts()
     rows: list[dict[str, int]] = []
-    for response_id, (run_id, tally) in counts.tallies.items():
-        values = dict(zip(TALLY_COLUMNS, tally, strict=True))
+    for run_id, response_id, votes, adjudicated in _replies(session, run_ids):
+        values = dict(zip(TALLY_COLUMNS, reply_tally(votes), strict=True))
         rows.append({"response_id": response_id, "run_id": run_id, **values})
+        _add(counts, run_id, votes, adjudicated)
+        counts.replies += 1
         if len(rows) >= batch:
             conn.execute(insert_tally, rows)
             rows = []
     if rows:
         conn.execute(insert_tally, rows)
     keys = counts.raters.keys() | previous.keys()
+    zero = [0] * len(RATER_COLUMNS)
     rater_rows_ = [
         {
             "run_id": run_id,
             "rater_id": rater_id,
-            **dict(zip(RATER_COLUMNS, counts.raters.get((run_id, rater_id), [0] * 9), strict=True)),
+            **dict(zip(RATER_COLUMNS, counts.raters.get((run_id, rater_id), zero), strict=True)),
             # One more change than before, so a stored result counted earlier is stale.
             "changes": previous.get((run_id, rater_id), 0) + 1,
         }
