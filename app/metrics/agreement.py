@@ -43,12 +43,19 @@ def agreement(
     label_cols = [reply.c[f"n_{label}"] for label in agg.LABELS]
     help_cols = [reply.c[f"h{s}"] for s in range(1, 6)]
     rated = reply.c.n_ratings > 0
-    label_patterns = session.execute(
-        select(*label_cols, func.count().label("units")).where(rated).group_by(*label_cols)
+    # One scan: label and helpfulness patterns together, split here (a few hundred rows).
+    joint = session.execute(
+        select(*label_cols, *help_cols, func.count().label("units"))
+        .where(rated)
+        .group_by(*label_cols, *help_cols)
     ).all()
-    help_patterns = session.execute(
-        select(*help_cols, func.count().label("units")).where(rated).group_by(*help_cols)
-    ).all()
+    label_units: dict[tuple[int, ...], int] = defaultdict(int)
+    help_units: dict[tuple[int, ...], int] = defaultdict(int)
+    for row in joint:
+        label_units[tuple(row[:3])] += row[8]
+        help_units[tuple(row[3:8])] += row[8]
+    label_patterns = sorted((*k, v) for k, v in label_units.items())
+    help_patterns = sorted((*k, v) for k, v in help_units.items())
     lp = np.array([row[:3] for row in label_patterns], dtype=np.float64).reshape(-1, 3)
     lw = np.array([row[3] for row in label_patterns], dtype=np.float64)
     hp = np.array([row[:5] for row in help_patterns], dtype=np.float64).reshape(-1, 5)
