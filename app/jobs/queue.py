@@ -5,6 +5,25 @@ when the caller commits). Workers claim in one short write transaction (``FOR UP
 LOCKED`` on Postgres, ``BEGIN IMMEDIATE`` on SQLite), run the handler outside it, and record
 the outcome in another; every outcome update is guarded by ``status = 'doing' AND worker_id``
 so a job recovered by another worker is never finished twice.
+
+Concurrency limits are global: a concurrency key (e.g. ``model:7``) with a limit (its task's
+``limit(args)``, frozen in the job's args) never has more than that many jobs ``doing``, over
+every worker process on every host. The database is the only shared state, and the count of
+``doing`` jobs per key *is* the set of leases, so nothing can drift:
+
+- a claim counts the key's ``doing`` jobs and takes at most ``limit - doing`` more, in its
+  write transaction. On Postgres, where claims run concurrently, it first takes a per-key
+  transaction lock (``pg_advisory_xact_lock(hashtext(key))``, keys in sorted order), so the
+  count it reads is taken after the previous claimer of that key committed (READ COMMITTED
+  takes a fresh snapshot per statement). On SQLite ``BEGIN IMMEDIATE`` serialises claims.
+- only a claim raises the count; finishing, retrying, releasing or cancelling a job lowers it
+  and needs no lock (a claimer that reads a stale, higher count only takes fewer jobs).
+- a dead worker's jobs hold their slots until ``stale_jobs`` returns them to the queue (no
+  heartbeat for ``stale_after_s``).
+
+A slot is held from the claim until the outcome is recorded, so the calls in flight for a key
+are at most its limit. Claimed jobs of limited keys are started at once (the worker asks for
+no more than it has free slots for), so a worker never sits on slots another could use.
 """
 
 import random
@@ -13,9 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlmodel import Session
 
+from app.jobs import registry
 from app.models import Job, JobStatus, utcnow
 
 JOBS = Job.__table__  # type: ignore[attr-defined]
@@ -169,6 +189,22 @@ def _write_conn(engine: Engine) -> Connection:
     return conn
 
 
+def global_limit(task: str, args: dict[str, Any]) -> int | None:
+    """The limit of a job's concurrency key, from its task's ``limit(args)`` (frozen in the
+    job's args); None when the task declares none."""
+    spec = registry.get(task)
+    if spec is None or spec.limit is None:
+        return None
+    return max(1, int(spec.limit(args)))
+
+
+def _lock_keys(conn: Connection, keys: Sequence[str]) -> None:
+    """Serialise claims per concurrency key until the transaction ends (Postgres). Sorted, so
+    two claimers never wait for each other in a cycle; a hash collision only shares a lock."""
+    for key in sorted(keys):
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"sdilab.jobs:{key}"))))
+
+
 def claim(
     engine: Engine,
     *,
@@ -176,34 +212,30 @@ def claim(
     worker_id: str,
     limit: int,
     exclude_keys: Sequence[str] = (),
+    limited_room: int | None = None,
+    saturated: set[str] | None = None,
+    check_first: bool = True,
 ) -> list[ClaimedJob]:
     """Take up to ``limit`` due jobs of ``queue`` for ``worker_id``, oldest first, skipping
-    jobs whose concurrency key is in ``exclude_keys`` (keys this worker has saturated)."""
+    jobs whose concurrency key is in ``exclude_keys``.
+
+    A job whose key has a limit is taken only while fewer than that many jobs of the key are
+    doing, counted over every worker (see the module docstring), and at most
+    ``limited_room`` such jobs (the slots the caller can start now). Keys found full are
+    added to ``saturated``. ``check_first`` reads before taking the write lock (idle polls)."""
     if limit <= 0:
         return []
     now = utcnow()
     is_due = (JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now)
-    # A read first: an idle worker's polls take no write lock (SQLite has only one).
-    with engine.connect() as conn:
-        if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
-            return []
+    if check_first:  # an idle worker's polls take no write lock (SQLite has only one)
+        with engine.connect() as conn:
+            if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
+                return []
+    room = limit if limited_room is None else limited_room
     with _write_conn(engine) as conn, conn.begin():
-        due = select(JOBS.c.id).where(*is_due).order_by(JOBS.c.scheduled_at, JOBS.c.id).limit(limit)
-        if exclude_keys:
-            due = due.where(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
-        if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        rows = conn.execute(
-            update(JOBS)
-            .where(JOBS.c.id.in_(due.scalar_subquery()))
-            .values(
-                status=DOING,
-                worker_id=worker_id,
-                heartbeat_at=now,
-                started_at=now,
-                attempts=JOBS.c.attempts + 1,
-            )
-            .returning(
+        postgres = conn.dialect.name == "postgresql"
+        due = (
+            select(
                 JOBS.c.id,
                 JOBS.c.task,
                 JOBS.c.args,
@@ -211,14 +243,170 @@ def claim(
                 JOBS.c.max_attempts,
                 JOBS.c.concurrency_key,
             )
-        ).all()
-    jobs = [ClaimedJob(*row) for row in rows]
+            .where(*is_due)
+            .order_by(JOBS.c.scheduled_at, JOBS.c.id)
+            .limit(limit)
+        )
+        if exclude_keys:
+            due = due.where(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
+        if postgres:
+            due = due.with_for_update(skip_locked=True)
+        candidates = conn.execute(due).all()
+        limits = [
+            global_limit(task, args) if key else None for _i, task, args, *_r, key in candidates
+        ]
+        keys = {c[-1] for c, lim in zip(candidates, limits, strict=True) if lim is not None}
+        doing: dict[str, int] = {}
+        if keys:
+            if postgres:
+                _lock_keys(conn, list(keys))
+            doing = {
+                key: int(n)
+                for key, n in conn.execute(
+                    select(JOBS.c.concurrency_key, func.count())
+                    .where(JOBS.c.status == DOING, JOBS.c.concurrency_key.in_(keys))
+                    .group_by(JOBS.c.concurrency_key)
+                )
+            }
+        jobs: list[ClaimedJob] = []
+        for (job_id, task, args, attempts, max_attempts, key), lim in zip(
+            candidates, limits, strict=True
+        ):
+            if lim is not None:
+                if doing.get(key, 0) >= lim:
+                    if saturated is not None:
+                        saturated.add(key)
+                    continue
+                if room <= 0:
+                    continue
+                doing[key] = doing.get(key, 0) + 1
+                room -= 1
+            jobs.append(ClaimedJob(job_id, task, args, attempts + 1, max_attempts, key))
+        if jobs:
+            # The rows are ours (locked on Postgres, the write lock on SQLite): the attempts
+            # read above are current.
+            conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id.in_([j.id for j in jobs]))
+                .values(
+                    status=DOING,
+                    worker_id=worker_id,
+                    heartbeat_at=now,
+                    started_at=now,
+                    attempts=JOBS.c.attempts + 1,
+                )
+            )
     jobs.sort(key=lambda j: j.id)
     return jobs
 
 
 def _owned(job_id: int, worker_id: str) -> Any:
     return (JOBS.c.id == job_id) & (JOBS.c.worker_id == worker_id) & (JOBS.c.status == DOING)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job to mark succeeded. With ``hand_off``, its concurrency slot goes straight to the
+    next due job of its key and queue (when there is one), in the same transaction."""
+
+    job_id: int
+    worker_id: str
+    result: dict[str, Any] | None = None
+    hand_off: "HandOff | None" = None
+
+
+@dataclass(frozen=True)
+class HandOff:
+    queue: str
+    concurrency_key: str
+    limit: int
+
+
+def _mark_owned(conn: Session | Connection, done: Sequence[Finished]) -> set[int]:
+    values = {"status": SUCCEEDED, "finished_at": utcnow(), "last_error": ""}
+    owned: set[int] = set()
+    if all(f.result is None for f in done):
+        by_worker: dict[str, list[int]] = {}
+        for f in done:
+            by_worker.setdefault(f.worker_id, []).append(f.job_id)
+        for worker_id, ids in by_worker.items():
+            rows = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id.in_(ids), JOBS.c.worker_id == worker_id, JOBS.c.status == DOING)
+                .values(result=None, **values)
+                .returning(JOBS.c.id)
+            )
+            owned.update(rows.scalars())
+        return owned
+    for f in done:
+        row = conn.execute(
+            update(JOBS)
+            .where(_owned(f.job_id, f.worker_id))
+            .values(result=f.result, **values)
+            .returning(JOBS.c.id)
+        ).first()
+        if row is not None:
+            owned.add(f.job_id)
+    return owned
+
+
+def hand_off(conn: Session | Connection, worker_id: str, to: HandOff, n: int) -> list[ClaimedJob]:
+    """Claim up to ``n`` due jobs of ``to``'s key for ``worker_id``, in place of ``n`` jobs of
+    the key that this transaction finished: the key's count of doing jobs does not grow, so
+    no lock or count is needed. Jobs whose own limit is lower wait for an ordinary claim."""
+    now = utcnow()
+    due = (
+        select(JOBS.c.id, JOBS.c.task, JOBS.c.args, JOBS.c.attempts, JOBS.c.max_attempts)
+        .where(
+            JOBS.c.queue == to.queue,
+            JOBS.c.status == TODO,
+            JOBS.c.scheduled_at <= now,
+            JOBS.c.concurrency_key == to.concurrency_key,
+        )
+        .order_by(JOBS.c.scheduled_at, JOBS.c.id)
+        .limit(n)
+    )
+    bind = conn if isinstance(conn, Connection) else conn.get_bind()
+    if bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    jobs = [
+        ClaimedJob(job_id, task, args, attempts + 1, max_attempts, to.concurrency_key)
+        for job_id, task, args, attempts, max_attempts in conn.execute(due)
+        if (global_limit(task, args) or 0) >= to.limit
+    ]
+    if jobs:
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_([j.id for j in jobs]))
+            .values(
+                status=DOING,
+                worker_id=worker_id,
+                heartbeat_at=now,
+                started_at=now,
+                attempts=JOBS.c.attempts + 1,
+            )
+        )
+    return jobs
+
+
+def finish_many(
+    conn: Session | Connection, done: Sequence[Finished]
+) -> list[list[ClaimedJob] | None]:
+    """Mark jobs succeeded in the caller's transaction. For each: None if its worker no
+    longer owns it, else the jobs handed its slot (see :class:`Finished`)."""
+    if not done:
+        return []
+    owned = _mark_owned(conn, done)
+    out: list[list[ClaimedJob] | None] = [[] if f.job_id in owned else None for f in done]
+    groups: dict[tuple[str, HandOff], list[int]] = {}
+    for index, f in enumerate(done):
+        if f.hand_off is not None and f.job_id in owned:
+            groups.setdefault((f.worker_id, f.hand_off), []).append(index)
+    for (worker_id, to), indexes in groups.items():
+        taken = hand_off(conn, worker_id, to, len(indexes))
+        for index, job in zip(indexes, taken, strict=False):
+            out[index] = [job]
+    return out
 
 
 def mark_succeeded(
@@ -228,37 +416,27 @@ def mark_succeeded(
     result: dict[str, Any] | None = None,
 ) -> bool:
     """Finish a job inside the caller's transaction; False if the worker no longer owns it."""
-    res = session.execute(
-        update(JOBS)
-        .where(_owned(job_id, worker_id))
-        .values(status=SUCCEEDED, result=result, finished_at=utcnow(), last_error="")
-    )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return finish_many(session, [Finished(job_id, worker_id, result)])[0] is not None
 
 
 def mark_succeeded_many(
     conn: Session | Connection, done: Sequence[tuple[int, str, dict[str, Any] | None]]
 ) -> None:
     """Finish several jobs, each (job id, worker id, result), in the caller's transaction."""
-    if not done:
-        return
-    conn.execute(
-        update(JOBS)
-        .where(
-            JOBS.c.id == bindparam("_id"),
-            JOBS.c.worker_id == bindparam("_worker"),
-            JOBS.c.status == DOING,
-        )
-        .values(status=SUCCEEDED, result=bindparam("_result"), finished_at=utcnow(), last_error=""),
-        [{"_id": i, "_worker": w, "_result": r} for i, w, r in done],
-    )
+    finish_many(conn, [Finished(i, w, r) for i, w, r in done])
 
 
 def complete(
     engine: Engine, job_id: int, worker_id: str, result: dict[str, Any] | None = None
 ) -> bool:
+    return finish(engine, Finished(job_id, worker_id, result)) is not None
+
+
+def finish(engine: Engine, job: Finished) -> list[ClaimedJob] | None:
+    """Finish one job in its own transaction: None if its worker no longer owns it, else the
+    jobs handed its slot."""
     with _write_conn(engine) as conn, conn.begin():
-        return mark_succeeded(conn, job_id, worker_id, result)
+        return finish_many(conn, [job])[0]
 
 
 def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:

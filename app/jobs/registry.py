@@ -5,9 +5,12 @@ import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import app
+
+if TYPE_CHECKING:
+    from app.jobs.queue import ClaimedJob, HandOff
 
 JobArgs = dict[str, Any]
 
@@ -28,6 +31,11 @@ class JobContext:
     beat: Callable[[], None] = field(default=lambda: None, repr=False)
     finished: bool = False
     result: dict[str, Any] | None = None
+    owned: bool = False  # finishing found the job still this worker's
+    # Set by the worker for a job of a limited key: finishing it hands its slot to the next
+    # due job of the key, claimed in the same transaction and returned in ``successors``.
+    hand_off: "HandOff | None" = None
+    successors: "list[ClaimedJob]" = field(default_factory=list)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -40,22 +48,23 @@ class JobContext:
     def finish_in(self, session: Any, result: dict[str, Any] | None = None) -> bool:
         """Mark the job succeeded inside the caller's transaction. False if this worker no
         longer owns the job (it was recovered by another worker or cancelled)."""
-        from app.jobs import queue
-
-        ok = queue.mark_succeeded(session, self.job_id, self.worker_id, result)
-        self.finished = True
-        self.result = result
-        return ok
+        finish_all_in(session, [(self, result)])
+        return self.owned
 
 
 def finish_all_in(session: Any, done: list[tuple[JobContext, dict[str, Any] | None]]) -> None:
-    """``finish_in`` for several jobs at once (one statement), e.g. from a batched writer."""
+    """``finish_in`` for several jobs at once (a statement or two), e.g. from a batched
+    writer."""
     from app.jobs import queue
 
-    queue.mark_succeeded_many(session, [(c.job_id, c.worker_id, r) for c, r in done])
-    for ctx, result in done:
+    outcomes = queue.finish_many(
+        session, [queue.Finished(c.job_id, c.worker_id, r, c.hand_off) for c, r in done]
+    )
+    for (ctx, result), successors in zip(done, outcomes, strict=True):
         ctx.finished = True
         ctx.result = result
+        ctx.owned = successors is not None
+        ctx.successors = successors or []
 
 
 Handler = Callable[[JobContext, JobArgs], Awaitable[dict[str, Any] | None]]

@@ -79,6 +79,11 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._key_running: Counter[str] = Counter()
         self._key_limit: dict[str, int] = {}
+        # Keys found full over all workers, excluded from claims until the time given (or
+        # until one of this worker's jobs of the key finishes and frees a slot).
+        self._full_until: dict[str, float] = {}
+        self._limited_keys: set[str] = set()
+        self._queue_busy = False  # the last claim saw due jobs: skip the idle-poll read
         self._wake = asyncio.Event()
         self._stopping = False
         self._next_claim = 0.0
@@ -126,12 +131,23 @@ class Worker:
             want = self.concurrency + self.prefetch - held
             idle_slot = len(self._running) < self.concurrency and not self._ready
             if (want >= self.prefetch // 2 or idle_slot) and want > 0 and now >= self._next_claim:
+                full: set[str] = set()
                 jobs = queue.claim(
                     self.engine,
                     queue=self.queue,
                     worker_id=self.worker_id,
                     limit=want,
-                    exclude_keys=self._saturated_keys(),
+                    exclude_keys=self._saturated_keys(now),
+                    limited_room=self.concurrency - held,
+                    saturated=full,
+                    check_first=not self._queue_busy,
+                )
+                self._queue_busy = bool(jobs or full)
+                for key in full:
+                    self._full_until[key] = now + self.poll_interval_s
+                self._limited_keys.update(full)
+                self._limited_keys.update(
+                    j.concurrency_key for j in jobs if queue.global_limit(j.task, j.args)
                 )
                 if jobs:
                     self._ready.extend(jobs)
@@ -158,13 +174,17 @@ class Worker:
             self._key_limit[key] = max(1, int(limit))
         return self._key_limit[key]
 
-    def _saturated_keys(self) -> list[str]:
+    def _saturated_keys(self, now: float) -> list[str]:
         waiting = Counter(j.concurrency_key for j in self._ready)
-        return [
+        local = {
             key
             for key, limit in self._key_limit.items()
             if key and self._key_running[key] + waiting[key] >= limit
-        ]
+        }
+        for key, until in list(self._full_until.items()):
+            if until <= now:
+                del self._full_until[key]
+        return sorted(local | self._full_until.keys())
 
     def _dispatch(self) -> None:
         if not self._ready or len(self._running) >= self.concurrency:
@@ -185,21 +205,36 @@ class Worker:
     # -- one job --------------------------------------------------------------------------
 
     async def _run(self, job: queue.ClaimedJob, spec: TaskSpec | None) -> None:
+        successors: list[queue.ClaimedJob] = []
         try:
-            await self._execute(job, spec)
+            successors = await self._execute(job, spec)
         except Exception:  # recording an outcome failed: the job goes stale and is recovered
             log.exception("job %s: could not record its outcome", job.id)
         finally:
             self._running.pop(job.id, None)
             self._key_running[job.concurrency_key] -= 1
+            if successors and self._stopping:
+                queue.release(
+                    self.engine, [j.id for j in successors], self.worker_id, started=False
+                )
+            elif successors:  # they hold the slot this job held: first in line
+                self._ready.extendleft(reversed(successors))
+            elif job.concurrency_key in self._limited_keys:
+                # A global slot is free (its outcome is recorded): claim for it now.
+                self._full_until.pop(job.concurrency_key, None)
+                self._next_claim = 0.0
             if not self._stopping:
                 self._dispatch()  # a prefetched job takes the slot at once
             self._wake.set()
 
-    async def _execute(self, job: queue.ClaimedJob, spec: TaskSpec | None) -> None:
+    async def _execute(
+        self, job: queue.ClaimedJob, spec: TaskSpec | None
+    ) -> list[queue.ClaimedJob]:
+        """Run the job and record its outcome; return the jobs handed its slot, if any."""
         if spec is None:
             self._fail(job, None, f"unknown task {job.task!r}")
-            return
+            return []
+        limit = queue.global_limit(job.task, job.args) if job.concurrency_key else None
         ctx = JobContext(
             job_id=job.id,
             task=job.task,
@@ -207,6 +242,11 @@ class Worker:
             max_attempts=job.max_attempts,
             worker_id=self.worker_id,
             beat=lambda: self._beat_one(job.id),
+            hand_off=(
+                queue.HandOff(self.queue, job.concurrency_key, limit)
+                if limit is not None and not self._stopping
+                else None
+            ),
         )
         timeout = spec.timeout_s(job.args) if spec.timeout_s else DEFAULT_TIMEOUT_S
         try:
@@ -230,9 +270,12 @@ class Worker:
             self._retry(job, spec, f"{type(exc).__name__}: {exc}", None)
         else:
             if not ctx.finished:
-                queue.complete(self.engine, job.id, self.worker_id, result)
+                finished = queue.Finished(job.id, self.worker_id, result, ctx.hand_off)
+                ctx.successors = queue.finish(self.engine, finished) or []
             self.stats.succeeded += 1
             self.stats.by_task[job.task] += 1
+            return ctx.successors
+        return []
 
     def _retry(
         self, job: queue.ClaimedJob, spec: TaskSpec, error: str, delay_s: float | None

@@ -7,14 +7,17 @@ error text.
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 
 from app.llm.types import Completion, LlmError, ModelSpec
@@ -73,6 +76,13 @@ async def _close_at_shutdown(
         clients.clear()
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The default verifying context, built once per process (loading the CA bundle costs
+    tens of ms of CPU; every new client would load it again)."""
+    return httpx2.create_ssl_context()
+
+
 def client_for(base_url: str, api_key_env: str) -> openai.AsyncOpenAI:
     """One client (and connection pool) per server and key variable; the key is read per call.
 
@@ -98,7 +108,7 @@ def client_for(base_url: str, api_key_env: str) -> openai.AsyncOpenAI:
             base_url=base_url or None,
             api_key=_key_reader(api_key_env),
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(),
+            http_client=openai.DefaultAioHttpClient(verify=_tls_context()),
         )
         per_loop.clients[key] = client
     return client
