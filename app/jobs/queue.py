@@ -16,6 +16,9 @@ every worker process on every host. The database is the only shared state, and t
   transaction lock (``pg_advisory_xact_lock(hashtext(key))``, keys in sorted order), so the
   count it reads is taken after the previous claimer of that key committed (READ COMMITTED
   takes a fresh snapshot per statement). On SQLite ``BEGIN IMMEDIATE`` serialises claims.
+- a finishing job may hand its slot to the next due job of its key in the transaction that
+  marks it succeeded (:func:`finish_many` with a :class:`HandOff`): the count stays the
+  same, so no lock is needed, and a busy worker keeps its slots filled with no claim at all.
 - only a claim raises the count; finishing, retrying, releasing or cancelling a job lowers it
   and needs no lock (a claimer that reads a stale, higher count only takes fewer jobs).
 - a dead worker's jobs hold their slots until ``stale_jobs`` returns them to the queue (no
