@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SDILAB = [sys.executable, "-m", "app.cli"]
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def stop(process: "subprocess.Popen[Any]", timeout: float = 20.0) -> None:
     """SIGTERM (graceful), then SIGKILL if it does not exit."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
