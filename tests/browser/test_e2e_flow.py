@@ -5,6 +5,7 @@ the three CSVs, whose contents are checked with pandas. Screenshots of the main 
 saved under test-artifacts/screenshots/."""
 
 import asyncio
+import re
 import threading
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def test_admin_to_csvs(
         page.wait_for_selector("form[action$='/confirm']")
         shot(page, "upload-preview")
         page.click("form[action$='/confirm'] button[type=submit]")
-        page.wait_for_url("**/sets/*")
+        page.wait_for_url(re.compile(r"/sets/\d+$"))
         shot(page, "set")
 
         page.goto("/runs/new")
@@ -144,7 +145,7 @@ def test_admin_to_csvs(
         arms[0].select_option(label="loop-base (openai)")
         arms[1].select_option(label="loop-sdi (openai)")
         page.click("form[action='/runs'] button[type=submit]")
-        page.wait_for_url("**/runs/*")
+        page.wait_for_url(re.compile(r"/runs/\d+$"))
         run_url = page.url
         page.wait_for_function(
             "() => document.body.innerText.toLowerCase().includes('completed')", timeout=60_000
@@ -160,7 +161,7 @@ def test_admin_to_csvs(
         page.goto("/rating/rounds")
         page.check(f"input[name=run_ids][value='{run.id}']")
         page.click("form[action='/rating/rounds'] button[type=submit]")
-        page.wait_for_url("**/rating/rounds/*")
+        page.wait_for_url(re.compile(r"/rating/rounds/\d+"))
         round_id = int(page.url.rstrip("/").rsplit("/", 1)[1].split("?")[0])
         shot(page, "round")
 

@@ -93,7 +93,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
         q.statement = text(f"question{q.position}.statement")
         q.negation = text(f"question{q.position}.negation")
         q.explanation = text(f"question{q.position}.explanation")
-        q.category = text(f"question{q.position}.category")[:100]
+        q.category = text(f"question{q.position}.category")[:80]
         s.add(q)
     s.flush()
     run = factories.make_run(s, qs, reply=text("reply"))
