@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -359,6 +360,9 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    # The event loop shares the GIL with the batched database threads: hand it over after
+    # 1 ms rather than 5, so a reply that arrived is not kept waiting behind a batch.
+    sys.setswitchinterval(0.001)
 
 
 def run_worker(
