@@ -6,8 +6,8 @@ from sqlmodel import Session
 
 from app.model_configs import service
 from tests import factories
+from tests.html import find
 from tests.loopback.server import LoopbackServer
-from tests.model_configs.html import find
 
 SECRET = "sk-page-canary-0d9e8f7a6b"
 

@@ -7,7 +7,7 @@ from app.models import Job, Response, Run
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate
 from tests import factories
-from tests.runs.html import find, table_rows
+from tests.html import find, table_rows
 
 
 def _pending_run(db: Session, n: int = 3) -> Run:
