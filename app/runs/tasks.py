@@ -248,12 +248,14 @@ def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
         .values(status=ResponseStatus.failed.value, error=error[:2000], attempts=attempts)
     )
     if run_id is not None and isinstance(session, Session):
-        engine = session.get_bind()
+        bind = session.get_bind()
+        # A write_transaction session is bound to a connection: finish on its engine.
+        engine = bind.engine if isinstance(bind, Connection) else bind
         # After the commit, so that the last slot to finish always sees the others finished.
         event.listen(
             session,
             "after_commit",
-            lambda _s: complete_if_finished(engine, run_id),  # type: ignore[arg-type]
+            lambda _s: complete_if_finished(engine, run_id),
             once=True,
         )
 
