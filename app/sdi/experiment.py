@@ -3,18 +3,29 @@
 Split a question set into training and test statements (seeded, stratified by truth and
 category; duplicates stay on one side), build SDI data from the training part with the
 leakage check against the test part, make the in-context SDI model from a base model, start
-the baseline-vs-SDI run on the test part with every active variant template, and open rating.
+the baseline-vs-SDI run on the test part with every active variant template (or the chosen
+ones), and open rating. ``prepare`` and ``start_run`` are the two halves, so that a caller can
+add arms in between (a model trained on the SDI data: see ``sdilab experiment paper --train``).
 """
 
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.models import ModelConfig, Question, QuestionSet, RatingRound, Run, SdiDataset
+from app.models import (
+    ModelConfig,
+    Question,
+    QuestionSet,
+    RatingRound,
+    Run,
+    SdiDataset,
+    VariantTemplate,
+)
 from app.sdi import service
 from app.sdi.schemas import BuildConfig
 
@@ -31,6 +42,18 @@ class ExperimentConfig:
     leakage: str = "remove"
     samples: int = 1
     raters_per_reply: int = 2
+    # Variant templates by name; None: every active template.
+    template_names: list[str] | None = None
+
+
+@dataclass
+class Prepared:
+    base: ModelConfig
+    source: QuestionSet
+    train_set: QuestionSet
+    test_set: QuestionSet
+    dataset: SdiDataset
+    sdi_model: ModelConfig
 
 
 @dataclass
@@ -43,7 +66,7 @@ class PaperExperiment:
     rating_round: RatingRound | None
 
 
-def _unique_name(session: Session, model: Any, base: str) -> str:
+def unique_name(session: Session, model: Any, base: str) -> str:
     name, n = base[:120], 2
     while session.exec(select(model).where(model.name == name)).first() is not None:
         suffix = f" ({n})"
@@ -99,7 +122,7 @@ def copy_set(
     session: Session, source: QuestionSet, questions: list[Question], name: str, note: str
 ) -> QuestionSet:
     copy = QuestionSet(
-        name=_unique_name(session, QuestionSet, name),
+        name=unique_name(session, QuestionSet, name),
         description=note,
         source_filename=source.source_filename,
         created_by=source.created_by,
@@ -133,13 +156,8 @@ def copy_set(
     return copy
 
 
-def run_paper_experiment(
-    session: Session, cfg: ExperimentConfig, *, created_by: int | None = None
-) -> PaperExperiment:
-    from app.rating.service import open_round
-    from app.runs.schemas import ArmCreate, RunCreate
-    from app.runs.service import create_run
-
+def prepare(session: Session, cfg: ExperimentConfig, *, created_by: int | None = None) -> Prepared:
+    """Split the set, build the SDI data from the training part, make the in-context model."""
     base = session.get(ModelConfig, cfg.model_id)
     if base is None:
         raise service.SdiError(f"no model config with id {cfg.model_id}")
@@ -162,7 +180,7 @@ def run_paper_experiment(
     dataset = service.build_dataset(
         session,
         BuildConfig(
-            name=_unique_name(session, SdiDataset, f"SDI · {train_set.name}"),
+            name=unique_name(session, SdiDataset, f"SDI · {train_set.name}"),
             question_set_id=train_set.id or 0,
             test_set_id=test_set.id,
             seed=cfg.seed,
@@ -177,18 +195,57 @@ def run_paper_experiment(
         dataset=dataset,
         shots=cfg.shots,
         seed=cfg.seed,
-        name=_unique_name(session, ModelConfig, f"{base.name} + SDI ({cfg.shots} shots)"),
+        name=unique_name(session, ModelConfig, f"{base.name} + SDI ({cfg.shots} shots)"),
     )
+    return Prepared(base, source, train_set, test_set, dataset, sdi_model)
+
+
+def _template_ids(session: Session, names: list[str] | None) -> list[int] | None:
+    if names is None:
+        return None
+    found = {
+        t.name: t.id
+        for t in session.exec(
+            select(VariantTemplate).where(col(VariantTemplate.name).in_(names))
+        ).all()
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise service.SdiError(f"no variant template named {', '.join(map(repr, missing))}")
+    return [found[n] or 0 for n in names]
+
+
+def start_run(
+    session: Session,
+    cfg: ExperimentConfig,
+    prepared: Prepared,
+    *,
+    extra_arms: Sequence[tuple[ModelConfig, str]] = (),
+    created_by: int | None = None,
+) -> PaperExperiment:
+    """The run on the test part (baseline, in-context SDI, then ``extra_arms``), and rating."""
+    from app.rating.service import open_round
+    from app.runs.schemas import ArmCreate, RunCreate
+    from app.runs.service import create_run
+
+    base, test_set, dataset, sdi_model = (
+        prepared.base,
+        prepared.test_set,
+        prepared.dataset,
+        prepared.sdi_model,
+    )
+    arms = [
+        ArmCreate(model_config_id=base.id or 0, label="baseline"),
+        ArmCreate(model_config_id=sdi_model.id or 0, label="sdi"),
+        *[ArmCreate(model_config_id=m.id or 0, label=label) for m, label in extra_arms],
+    ]
     run = create_run(
         session,
         RunCreate(
             question_set_id=test_set.id or 0,
-            arms=[
-                ArmCreate(model_config_id=base.id or 0, label="baseline"),
-                ArmCreate(model_config_id=sdi_model.id or 0, label="sdi"),
-            ],
+            arms=arms,
             name=f"Paper experiment · {base.name} vs SDI · {test_set.name}",
-            template_ids=None,  # every active template: every variant kind
+            template_ids=_template_ids(session, cfg.template_names),
             limit=cfg.limit,
             samples=cfg.samples,
             seed=cfg.seed,
@@ -199,13 +256,14 @@ def run_paper_experiment(
         **run.config,
         "experiment": {
             "kind": "paper",
-            "source_set": source.name,
-            "train_set": train_set.name,
+            "source_set": prepared.source.name,
+            "train_set": prepared.train_set.name,
             "test_set": test_set.name,
             "test_fraction": cfg.test_fraction,
             "seed": cfg.seed,
             "sdi_dataset": {"id": dataset.id, "name": dataset.name, "config": dataset.config},
             "sdi_model": {"id": sdi_model.id, "shots": cfg.shots, "seed": cfg.seed},
+            "extra_arms": [{"label": label, "model_config_id": m.id} for m, label in extra_arms],
         },
     }
     session.add(run)
@@ -218,4 +276,12 @@ def run_paper_experiment(
         seed=cfg.seed,
         created_by=created_by,
     )
-    return PaperExperiment(train_set, test_set, dataset, sdi_model, run, rating_round)
+    return PaperExperiment(prepared.train_set, test_set, dataset, sdi_model, run, rating_round)
+
+
+def run_paper_experiment(
+    session: Session, cfg: ExperimentConfig, *, created_by: int | None = None
+) -> PaperExperiment:
+    return start_run(
+        session, cfg, prepare(session, cfg, created_by=created_by), created_by=created_by
+    )

@@ -1,8 +1,11 @@
 """`sdilab train`: fine-tune a LoRA on an SDI dataset in this process, with a progress bar."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(cli: typer.Typer) -> None:
@@ -33,7 +36,6 @@ def register(cli: typer.Typer) -> None:
         """Fine-tune the local model on an SDI dataset (LoRA, CPU, offline)."""
         from pydantic import ValidationError
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from app.db import session_scope
         from app.training import service, trainer
@@ -79,40 +81,7 @@ def register(cli: typer.Typer) -> None:
             console.print(f"Queued training #{run_id}; the worker will run it (/training/{run_id})")
             return
 
-        console.print(f"Training #{run_id}: loading the base model ...")
-        with Progress(
-            TextColumn("[bold]{task.fields[steps]}"),
-            BarColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TextColumn("{task.fields[speed]}"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task_id = bar.add_task("train", total=None, steps="loading", losses="", speed="")
-
-            def show(p: trainer.Progress) -> None:
-                losses = " ".join(
-                    f"{label} {value:.3f}"
-                    for label, value in (("train", p.train_loss), ("val", p.val_loss))
-                    if value is not None
-                )
-                speed = f"{p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
-                bar.update(
-                    task_id,
-                    total=p.total_steps,
-                    completed=p.step,
-                    steps=f"step {p.step}/{p.total_steps}",
-                    losses=losses,
-                    speed=speed,
-                )
-
-            try:
-                outcome = service.execute(run_id, on_progress=show)
-            except KeyboardInterrupt:
-                outcome = {"status": "cancelled"}
-            except trainer.TrainingError as exc:
-                console.print(f"[red]Training failed: {exc}[/red]")
-                raise typer.Exit(1) from exc
+        outcome = train_with_progress(run_id, console)
         if outcome["status"] == "succeeded":
             with session_scope() as session:
                 done = service.get(session, run_id)
@@ -127,3 +96,46 @@ def register(cli: typer.Typer) -> None:
             console.print(f"Training #{run_id}: {outcome['status']}")
             if outcome["status"] == "cancelled":
                 raise typer.Exit(130)
+
+
+def train_with_progress(run_id: int, console: "Console") -> dict[str, Any]:
+    """Run a recorded training in this process with a rich progress bar; its outcome."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from app.training import service, trainer
+
+    console.print(f"Training #{run_id}: loading the base model ...")
+    with Progress(
+        TextColumn("[bold]{task.fields[steps]}"),
+        BarColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task_id = bar.add_task("train", total=None, steps="loading", losses="", speed="")
+
+        def show(p: trainer.Progress) -> None:
+            losses = " ".join(
+                f"{label} {value:.3f}"
+                for label, value in (("train", p.train_loss), ("val", p.val_loss))
+                if value is not None
+            )
+            speed = f"{p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
+            bar.update(
+                task_id,
+                total=p.total_steps,
+                completed=p.step,
+                steps=f"step {p.step}/{p.total_steps}",
+                losses=losses,
+                speed=speed,
+            )
+
+        try:
+            outcome = service.execute(run_id, on_progress=show)
+        except KeyboardInterrupt:
+            outcome = {"status": "cancelled"}
+        except trainer.TrainingError as exc:
+            console.print(f"[red]Training failed: {exc}[/red]")
+            raise typer.Exit(1) from exc
+    return outcome

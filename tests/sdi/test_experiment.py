@@ -19,6 +19,7 @@ from app.models import (
     Run,
     RunArm,
     SdiDataset,
+    VariantTemplate,
 )
 from app.sdi.cli import register
 from app.sdi.experiment import ExperimentConfig, run_paper_experiment, split_questions
@@ -157,3 +158,64 @@ def test_paper_experiment_offline_with_the_local_model(committed_db: Engine) -> 
         texts = [r.text for r in session.exec(select(Response).where(Response.run_id == run_id))]
         assert all(t.strip() for t in texts)  # real replies from SmolLM2
     _check_experiment(committed_db, run_id, limit=1)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_paper_experiment_with_a_trained_arm_offline(committed_db: Engine) -> None:
+    with session_scope(committed_db) as session:
+        base = ModelConfig(name="smol", provider="local", max_tokens=12, temperature=0.0, seed=3)
+        session.add(base)
+        session.flush()
+        _setup(session, base)
+        neutral = session.exec(select(VariantTemplate).where(VariantTemplate.kind == "neutral"))
+        neutral_name = neutral.one().name
+    runner = CliRunner()
+    cli = typer.Typer()
+    register(cli)
+    outcome = runner.invoke(
+        cli,
+        [
+            "experiment", "paper", "--model", "smol", "--set", "paper-source",
+            "--limit", "2", "--seed", "2", "--shots", "2", "--templates", neutral_name,
+            "--train", "--train-steps", "2", "--max-len", "48", "--wait",
+        ],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    assert "Trained:" in outcome.output
+    # The scores table closes the output: one column per arm.
+    assert "| measure | baseline | sdi | trained |" in outcome.output
+    with session_scope(committed_db) as session:
+        run = session.exec(select(Run)).one()
+        arms = {a.label: a for a in session.exec(select(RunArm).where(RunArm.run_id == run.id))}
+        assert sorted(arms) == ["baseline", "sdi", "trained"]
+        trained = session.get(ModelConfig, arms["trained"].model_config_id)
+        assert trained is not None and trained.provider == "trained"
+        # Same decoding as the baseline: only the weights differ.
+        assert (trained.max_tokens, trained.temperature, trained.seed) == (12, 0.0, 3)
+        assert trained.system_prompt == base_prompt(session)
+        replies = session.exec(select(Response).where(Response.run_id == run.id)).all()
+        assert len(replies) == 2 * 3 and {r.status for r in replies} == {"done"}
+        assert all(r.text.strip() for r in replies)
+
+
+def base_prompt(session: Session) -> str:
+    base = session.exec(select(ModelConfig).where(ModelConfig.name == "smol")).one()
+    return base.system_prompt
+
+
+def test_train_refuses_a_base_that_is_not_local(committed_db: Engine) -> None:
+    with session_scope(committed_db) as session:
+        base = factories.make_model_config(session, name="remote-base")
+        _setup(session, base)
+    cli = typer.Typer()
+    register(cli)
+    outcome = CliRunner().invoke(
+        cli,
+        ["experiment", "paper", "--model", "remote-base", "--set", "paper-source", "--train"],
+    )
+    assert outcome.exit_code == 1
+    assert "provider local" in outcome.output
+    with session_scope(committed_db) as session:
+        assert session.exec(select(Run)).first() is None
+        assert session.exec(select(SdiDataset)).first() is None  # nothing half-made is kept
