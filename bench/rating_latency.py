@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
     )
     labels = ("agree", "correct", "evasive")
     rating_total = sum(2 + rid % 3 for rid in range(1, total + 1))
+    done_by: Counter[int] = Counter()
 
     def rating_rows() -> Any:
         n = 0
@@ -269,6 +271,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
             for j in range(2 + rid % 3):
                 n += 1
                 rater = rater_ids[(first + j) % RATERS]
+                done_by[rater] += 1
                 yield (
                     n,
                     rid,
@@ -305,8 +308,20 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
 
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE rating_rounds SET item_count = :n, rating_count = :r, synced_at = :t"),
-            {"n": total, "r": rating_total, "t": datetime.now(UTC)},
+            text("UPDATE rating_rounds SET item_count = :n, synced_at = :t"),
+            {"n": total, "t": datetime.now(UTC)},
+        )
+        # Each rater's counts in the round, as rating through the app keeps them.
+        conn.execute(
+            text(
+                "INSERT INTO rating_rater_states "
+                "(round_id, rater_id, cursor, done, skipped, started_at, last_rated_at) "
+                "VALUES (:round, :rater, 0, :done, 0, :t, :t)"
+            ),
+            [
+                {"round": round_id, "rater": rater, "done": done, "t": now}
+                for rater, done in sorted(done_by.items())
+            ],
         )
         if loader.postgres:
             for table in ("prompt_variants", "responses", "ratings"):

@@ -21,9 +21,10 @@ class RatingRound(SQLModel, table=True):
     show_reference: bool = True
     seed: int = 0
     is_open: bool = True
-    # Counters kept in the same transaction as the rows they count, so progress is O(1).
+    # Kept in the same transaction as the items it counts. Ratings are not counted here: one
+    # row bumped by every rating serialised all raters on Postgres; the round's ratings are
+    # the sum of its raters' ``rating_rater_states.done``.
     item_count: int = 0
-    rating_count: int = 0
     # When done replies of the round's runs were last added to its queue.
     synced_at: datetime | None = None
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")

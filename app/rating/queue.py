@@ -86,7 +86,6 @@ def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool
 items_t = RatingItem.__table__  # type: ignore[attr-defined]
 leases_t = RatingLease.__table__  # type: ignore[attr-defined]
 states_t = RaterState.__table__  # type: ignore[attr-defined]
-rounds_t = RatingRound.__table__  # type: ignore[attr-defined]
 ratings_t = Rating.__table__  # type: ignore[attr-defined]
 
 _TAKE = (
@@ -156,11 +155,6 @@ _SET_CURSOR = (
     update(states_t)
     .where(states_t.c.round_id == bindparam("round"), states_t.c.rater_id == bindparam("u"))
     .values(cursor=bindparam("cursor"))
-)
-_BUMP_ROUND = (
-    update(rounds_t)
-    .where(rounds_t.c.id == bindparam("round"))
-    .values(rating_count=rounds_t.c.rating_count + bindparam("n"))
 )
 _RATED_BY = exists().where(
     ratings_t.c.response_id == items_t.c.response_id, ratings_t.c.rater_id == bindparam("u")
@@ -258,16 +252,28 @@ def start(session: Session, round_: RatingRound, rater_id: int) -> RaterState:
     return state
 
 
+def _synced_lately(round_: RatingRound) -> bool:
+    return round_.synced_at is not None and utcnow() - round_.synced_at < SYNC_EVERY
+
+
 def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> int:
     """Queue the done replies of the round's runs that are not queued yet; returns how many."""
     assert round_.id is not None
     from app.models import RatingRoundRun
 
+    if not force and _synced_lately(round_):
+        return 0
     if _dialect(session) == "postgresql":
-        # One sync at a time per round; the others wait, then find nothing left to add.
-        session.execute(select(RatingRound.id).where(RatingRound.id == round_.id).with_for_update())
+        # One sync at a time per round; the others wait, then find nothing left to add. NO KEY
+        # UPDATE: a plain FOR UPDATE would also wait for, and block, every rating and lease
+        # being inserted in the round (their foreign keys take KEY SHARE locks on it).
+        session.execute(
+            select(RatingRound.id)
+            .where(RatingRound.id == round_.id)
+            .with_for_update(key_share=True)
+        )
     session.refresh(round_)
-    if not force and round_.synced_at and utcnow() - round_.synced_at < SYNC_EVERY:
+    if not force and _synced_lately(round_):
         return 0
     run_ids = select(RatingRoundRun.run_id).where(RatingRoundRun.round_id == round_.id)
     queued = exists().where(col(RatingItem.response_id) == col(Response.id))
@@ -329,7 +335,9 @@ def _take(session: Session, round_: RatingRound, response_id: int) -> bool:
 
 def _release(session: Session, counts: Counter[int]) -> None:
     if counts:
-        _conn(session).execute(_RELEASE, [{"r": r, "n": n} for r, n in counts.items()])
+        # In reply order: two requests releasing the same items lock them in the same order.
+        rows = [{"r": r, "n": n} for r, n in sorted(counts.items())]
+        _conn(session).execute(_RELEASE, rows)
 
 
 def reclaim_expired(session: Session, round_: RatingRound, now: datetime | None = None) -> int:
@@ -443,10 +451,6 @@ def _own_lease(session: Session, response_id: int, rater_id: int) -> RatingLease
     ).first()
 
 
-def _bump(session: Session, round_: RatingRound, n: int) -> None:
-    _conn(session).execute(_BUMP_ROUND, {"round": round_.id, "n": n})
-
-
 _COUNT = (
     update(states_t)
     .where(states_t.c.round_id == bindparam("round"), states_t.c.rater_id == bindparam("u"))
@@ -535,7 +539,6 @@ def submit(
         rater_id,
         added=tallies.Vote(rater_id, data.label.value, data.helpfulness, data.verdict.value),
     )
-    _bump(session, round_, 1)
     _count(session, round_, rater_id, done=1, last_rated_at=now)
     return int(rating_id)
 
@@ -623,7 +626,6 @@ def undo_last(
         rater_id,
         removed=tallies.Vote(rater_id, str(label), int(helpfulness), str(verdict)),
     )
-    _bump(session, round_, -1)
     _count(session, round_, rater_id, done=-1)
     return int(response_id)
 

@@ -72,18 +72,23 @@ def _item_context(
         "start_round": None,
     }
     last_round = None
+    leased: int | None = None
     for round_ in service.rounds_for_rater(session):
         if not queue.started(session, round_, rater_id):
             ctx["start_round"] = round_
             ctx["guidelines"] = render_markdown(round_.guidelines_md)
             return ctx
         queue.begin_write(session)
-        response_id = queue.next_for(session, round_, rater_id)
+        leased = queue.next_for(session, round_, rater_id)
         last_round = round_
-        if response_id is not None:
+        if leased is not None:
             ctx["round"] = round_
-            ctx["view"] = service.reply_view(session, round_, response_id)
             break
+    # The lease is committed before the page is built, so SQLite's write lock and the rows the
+    # lease locked on Postgres are not held while the reply is read and rendered.
+    session.commit()
+    if leased is not None:
+        ctx["view"] = service.reply_view(session, ctx["round"], leased)
     shown: RatingRound | None = ctx["round"] or last_round
     if shown is not None:
         ctx["round"] = shown
@@ -94,6 +99,10 @@ def _item_context(
 
 def _rate_response(request: Request, session: Session, user: User, **kw: str) -> Response:
     """HTMX gets the next reply swapped in; a plain browser is sent back to /rate."""
+    # The write (rating, skip, undo) is committed on its own before the next reply is leased,
+    # as begin_write does on SQLite: on Postgres the rows it locked (the reply's tallies and
+    # its raters' counts, other raters' among them) are not held while the next page is built.
+    session.commit()
     if is_htmx(request):
         return render_partial(request, "rating/_item.html", _item_context(session, user, **kw))
     return redirect(request, "/rate")
@@ -231,18 +240,26 @@ def my_rating_revise(
 # --- admin: rounds, progress, adjudication --------------------------------------------------
 
 
-@router.get("/rating/rounds")
-def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
+def _rounds_page(
+    request: Request, session: Session, *, error: str = "", status_code: int = 200
+) -> Response:
     return render(
         request,
         "rating/rounds.html",
         {
             "rounds": service.list_rounds(session),
+            "ratings": service.ratings_per_round(session),
             "runs": service.runs_without_round(session),
             "default_guidelines": DEFAULT_GUIDELINES,
-            "error": "",
+            "error": error,
         },
+        status_code=status_code,
     )
+
+
+@router.get("/rating/rounds")
+def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
+    return _rounds_page(request, session)
 
 
 @router.post("/rating/rounds")
@@ -271,17 +288,7 @@ def round_create(
         round_ = service.open_round(session, **data.model_dump(), created_by=_uid(user))
     except (ValidationError, service.RatingError) as exc:
         session.rollback()
-        return render(
-            request,
-            "rating/rounds.html",
-            {
-                "rounds": service.list_rounds(session),
-                "runs": service.runs_without_round(session),
-                "default_guidelines": DEFAULT_GUIDELINES,
-                "error": str(exc),
-            },
-            status_code=422,
-        )
+        return _rounds_page(request, session, error=str(exc), status_code=422)
     return redirect(request, f"/rating/rounds/{round_.id}")
 
 

@@ -83,6 +83,14 @@ def list_rounds(session: Session) -> list[RatingRound]:
     return list(session.exec(select(RatingRound).order_by(col(RatingRound.id).desc())).all())
 
 
+def ratings_per_round(session: Session) -> dict[int, int]:
+    """Ratings given in each round, from its raters' counters (rounds without any left out)."""
+    rows = session.execute(
+        select(RaterState.round_id, func.sum(RaterState.done)).group_by(col(RaterState.round_id))
+    ).all()
+    return {int(round_id): int(done or 0) for round_id, done in rows}
+
+
 def get_round(session: Session, round_id: int) -> RatingRound | None:
     return session.get(RatingRound, round_id)
 
@@ -220,11 +228,18 @@ class RaterProgress:
 
 _rounds_t = RatingRound.__table__  # type: ignore[attr-defined]
 _states_t = RaterState.__table__  # type: ignore[attr-defined]
+_round_states_t = _states_t.alias("round_states")
+# The round's ratings: each rater's own counter, summed (one row per rater of the round).
+_ROUND_RATINGS = (
+    sa_select(func.coalesce(func.sum(_round_states_t.c.done), 0))
+    .where(_round_states_t.c.round_id == _rounds_t.c.id)
+    .scalar_subquery()
+)
 _PROGRESS = (
     sa_select(
         _rounds_t.c.item_count,
         _rounds_t.c.raters_per_reply,
-        _rounds_t.c.rating_count,
+        _ROUND_RATINGS,
         _states_t.c.done,
         _states_t.c.skipped,
     )
@@ -239,7 +254,8 @@ _PROGRESS = (
 
 
 def rater_progress(session: Session, round_: RatingRound, rater_id: int) -> RaterProgress:
-    """Done by this rater, and an upper bound of what is left for them (O(1) counters)."""
+    """Done by this rater, and an upper bound of what is left for them (from counters: the
+    round's item count and its raters' state rows)."""
     row = session.connection().execute(_PROGRESS, {"u": rater_id, "round": round_.id}).one()
     items, k, ratings, done, skipped = row
     done, skipped = done or 0, skipped or 0

@@ -218,6 +218,8 @@ def apply(
     old = rater_rows(before_votes, before_adj)
     new = rater_rows(after.votes, after.adjudicated)
     zero = (0,) * len(RATER_COLUMNS)
+    # Rater and pair rows are written in key order: a rating changes other raters' rows too,
+    # and two writers of different replies that share raters must lock them in one order.
     raters = []
     for rater_id in sorted(old.keys() | new.keys() | {actor_id}):
         pairs_ = zip(new.get(rater_id, zero), old.get(rater_id, zero), strict=True)

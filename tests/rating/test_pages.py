@@ -252,6 +252,9 @@ def test_admin_progress_and_adjudication(
     while (other := queue.next_for(db, round_, b.id)) not in (rid, None):
         queue.submit(db, round_, b.id, other, rating_input("agree", 1))
     queue.submit(db, round_, b.id, rid, rating_input("agree", 4))
+    given = len(db.exec(select(Rating).where(Rating.round_id == round_.id)).all())
+    listed = admin_client.get("/rating/rounds", headers=htmx_headers)
+    assert f'<td class="num">{given} / 8</td>' in listed.text
     detail = admin_client.get(f"/rating/rounds/{round_.id}", headers=htmx_headers)
     assert a.email.split("@")[0] in detail.text and b.email.split("@")[0] in detail.text
     page = admin_client.get(f"/rating/rounds/{round_.id}/adjudicate", headers=htmx_headers)

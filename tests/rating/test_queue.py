@@ -61,8 +61,23 @@ def test_each_reply_ends_with_exactly_k_ratings_and_no_rater_twice(db: Session) 
     for seen in walks.values():
         assert len(seen) == len(set(seen))
     assert set(ratings_per_reply(db, round_.id or 0).values()) == {2}
-    db.refresh(round_)
-    assert round_.rating_count == 2 * round_.item_count
+    assert service.ratings_per_round(db)[round_.id or 0] == 2 * round_.item_count
+    for rater in raters:
+        progress = service.rater_progress(db, round_, rater)
+        assert (progress.done, progress.remaining) == (len(walks[rater]), 0)
+
+
+def test_progress_counts_the_slots_other_raters_filled(db: Session) -> None:
+    round_, _ = make_round(db, k=1, questions=1)
+    a, b = factories.make_user(db).id, factories.make_user(db).id
+    for _ in range(3):
+        rid = queue.next_for(db, round_, a)
+        assert rid is not None
+        queue.submit(db, round_, a, rid, rating_input())
+    # Four replies, one rating each: a's three leave one slot, whatever b has not seen.
+    assert service.rater_progress(db, round_, b) == service.RaterProgress(done=0, remaining=1)
+    assert service.rater_progress(db, round_, a) == service.RaterProgress(done=3, remaining=1)
+    assert service.ratings_per_round(db) == {round_.id: 3}
 
 
 def test_orders_differ_per_rater_are_reproducible_and_interleave_arms(db: Session) -> None:
@@ -169,8 +184,7 @@ def test_undo_takes_back_the_last_rating_and_shows_that_reply_again(db: Session)
     assert db.exec(select(Rating).where(Rating.response_id == second)).all() == []
     assert _item(db, second).taken == 1 and _n_ratings(db, second) == 0
     assert queue.next_for(db, round_, a) == second
-    db.refresh(round_)
-    assert round_.rating_count == 1
+    assert service.ratings_per_round(db)[round_.id or 0] == 1
     assert service.rater_progress(db, round_, a).done == 1
 
 
