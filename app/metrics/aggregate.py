@@ -8,9 +8,6 @@ frequent reading of the verdict (their correction of the parser), else the parse
 Everything here is SQL; nothing loads rating rows into Python.
 """
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -18,18 +15,14 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    column,
     func,
     literal,
     not_,
     or_,
     select,
-    table,
-    text,
 )
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.sql.selectable import Subquery, TableClause
-from sqlmodel import Session
+from sqlalchemy.sql.selectable import Subquery
 
 from app.models import (
     Adjudication,
@@ -94,18 +87,27 @@ def is_correct(verdict: ColumnElement[Any], truth: ColumnElement[Any]) -> Column
     )
 
 
+class Judgement:
+    """A reply's aggregated human judgement as SQL expressions over responses, questions, the
+    rating tallies (``rc``, see ``rating_counts``) and adjudications: the one definition that
+    the per-reply export rows and the results' reply codes share."""
+
+    def __init__(self, rc: Subquery) -> None:
+        label_plurality = plurality({label: rc.c[f"n_{label}"] for label in LABELS})
+        verdict_plurality = plurality({v: rc.c[f"v_{v}"] for v in VERDICTS})
+        adjudicated_help = adj_t.c.helpfulness.is_not(None)
+        self.label = func.coalesce(adj_t.c.label, label_plurality)
+        self.verdict = func.coalesce(adj_t.c.verdict, verdict_plurality, resp_t.c.verdict)
+        self.h_num = case((adjudicated_help, adj_t.c.helpfulness), else_=rc.c.help_sum)
+        self.h_den = case((adjudicated_help, 1), else_=rc.c.n_ratings)
+        self.n_ratings = func.coalesce(rc.c.n_ratings, 0)
+        self.rated = or_(rc.c.n_ratings.is_not(None), adj_t.c.id.is_not(None))
+
+
 def replies_select(run_ids: list[int]) -> Select[Any]:
     """One row per done reply of the runs, with aggregated label, helpfulness and verdict."""
     rc = rating_counts(run_ids)
-    label_plurality = plurality({label: rc.c[f"n_{label}"] for label in LABELS})
-    verdict_plurality = plurality({v: rc.c[f"v_{v}"] for v in VERDICTS})
-    label = func.coalesce(adj_t.c.label, label_plurality)
-    verdict = func.coalesce(adj_t.c.verdict, verdict_plurality, resp_t.c.verdict)
-    adjudicated_help = adj_t.c.helpfulness.is_not(None)
-    h_num = case((adjudicated_help, adj_t.c.helpfulness), else_=rc.c.help_sum)
-    h_den = case((adjudicated_help, 1), else_=rc.c.n_ratings)
-    n_ratings = func.coalesce(rc.c.n_ratings, 0)
-    rated = or_(rc.c.n_ratings.is_not(None), adj_t.c.id.is_not(None))
+    j = Judgement(rc)
     first_correct = case(
         (resp_t.c.first_verdict.is_(None), None),
         (is_correct(resp_t.c.first_verdict, q_t.c.truth), 1),
@@ -125,18 +127,18 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
             case((and_(pv_t.c.stance != "none", not_(pv_t.c.premise_erroneous)), 1), else_=0).label(
                 "true_premise"
             ),
-            label.label("label"),
-            verdict.label("verdict"),
-            case((is_correct(verdict, q_t.c.truth), 1), else_=0).label("correct"),
+            j.label.label("label"),
+            j.verdict.label("verdict"),
+            case((is_correct(j.verdict, q_t.c.truth), 1), else_=0).label("correct"),
             first_correct.label("first_correct"),
-            h_num.label("h_num"),
-            h_den.label("h_den"),
-            (cast(h_num, Float) / h_den).label("helpfulness"),
-            n_ratings.label("n_ratings"),
+            j.h_num.label("h_num"),
+            j.h_den.label("h_den"),
+            (cast(j.h_num, Float) / j.h_den).label("helpfulness"),
+            j.n_ratings.label("n_ratings"),
             *[func.coalesce(rc.c[f"n_{x}"], 0).label(f"n_{x}") for x in LABELS],
             *[func.coalesce(rc.c[f"h{x}"], 0).label(f"h{x}") for x in range(1, 6)],
-            case((rated, 1), else_=0).label("rated"),
-            case((and_(rated, label.is_(None)), 1), else_=0).label("unresolved"),
+            case((j.rated, 1), else_=0).label("rated"),
+            case((and_(j.rated, j.label.is_(None)), 1), else_=0).label("unresolved"),
         )
         .select_from(
             resp_t.join(pv_t, pv_t.c.id == resp_t.c.prompt_variant_id)
@@ -146,25 +148,3 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
         )
         .where(resp_t.c.run_id.in_(run_ids), resp_t.c.status == "done")
     )
-
-
-@contextmanager
-def materialized_replies(session: Session, run_ids: list[int]) -> Iterator[TableClause]:
-    """The per-reply rows computed once into a temporary table, for the queries that follow.
-
-    Ratings are aggregated in one pass; every table, test and flip query then reads the
-    (much smaller) reply rows. The table is dropped afterwards (and with the transaction).
-    """
-    select_ = replies_select(run_ids)
-    dialect = session.get_bind().dialect
-    sql = str(select_.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    name = f"tmp_metrics_reply_{uuid.uuid4().hex[:12]}"
-    session.execute(text(f"CREATE TEMPORARY TABLE {name} AS {sql}"))
-    session.execute(
-        text(f"CREATE INDEX ix_{name}_slot ON {name} (prompt_variant_id, sample_index)")
-    )
-    session.execute(text(f"CREATE INDEX ix_{name}_response ON {name} (response_id)"))
-    if dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {name}"))
-    yield table(name, *[column(c.name) for c in select_.selected_columns])
-    session.execute(text(f"DROP TABLE {name}"))

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
 
 from app.metrics import aggregate as agg
 from app.metrics import stats
+from app.metrics.replies import FloatArray, IntArray, Replies
 from app.metrics.schemas import (
     AgreementOut,
     EstimateOut,
@@ -37,29 +37,21 @@ def rater_pseudonyms(session: Session, run_ids: Sequence[int]) -> dict[int, str]
     return {rater_id: f"R{i}" for i, rater_id in enumerate(ids, start=1)}
 
 
+def _sorted(found: tuple[IntArray, IntArray]) -> tuple[FloatArray, FloatArray]:
+    """Patterns in ascending order (the bootstrap draws depend on it) and their unit counts."""
+    counts, units = found
+    ordered = sorted(zip(map(tuple, counts.tolist()), units.tolist(), strict=True))
+    patterns = np.array([p for p, _ in ordered], dtype=np.float64).reshape(-1, counts.shape[1])
+    return patterns, np.array([u for _, u in ordered], dtype=np.float64)
+
+
 def agreement(
-    session: Session, run_ids: list[int], reply: FromClause, *, resamples: int, seed: int
+    session: Session, run_id: int, replies: Replies, *, resamples: int, seed: int
 ) -> AgreementOut:
-    label_cols = [reply.c[f"n_{label}"] for label in agg.LABELS]
-    help_cols = [reply.c[f"h{s}"] for s in range(1, 6)]
-    rated = reply.c.n_ratings > 0
-    # One scan: label and helpfulness patterns together, split here (a few hundred rows).
-    joint = session.execute(
-        select(*label_cols, *help_cols, func.count().label("units"))
-        .where(rated)
-        .group_by(*label_cols, *help_cols)
-    ).all()
-    label_units: dict[tuple[int, ...], int] = defaultdict(int)
-    help_units: dict[tuple[int, ...], int] = defaultdict(int)
-    for row in joint:
-        label_units[tuple(row[:3])] += row[8]
-        help_units[tuple(row[3:8])] += row[8]
-    label_patterns = sorted((*k, v) for k, v in label_units.items())
-    help_patterns = sorted((*k, v) for k, v in help_units.items())
-    lp = np.array([row[:3] for row in label_patterns], dtype=np.float64).reshape(-1, 3)
-    lw = np.array([row[3] for row in label_patterns], dtype=np.float64)
-    hp = np.array([row[:5] for row in help_patterns], dtype=np.float64).reshape(-1, 5)
-    hw = np.array([row[5] for row in help_patterns], dtype=np.float64)
+    run_ids = [run_id]
+    rated = replies.n_ratings > 0
+    lp, lw = _sorted(replies.label_patterns(rated))
+    hp, hw = _sorted(replies.help_patterns(rated))
     per_unit = lp.sum(axis=1)
     multi = int(lw[per_unit >= 2].sum()) if len(lw) else 0
 
@@ -91,7 +83,7 @@ def agreement(
         fleiss_raters=fleiss_raters,
         pairs=_kappa_pairs(session, run_ids, names),
         raters=[_rater_row(row, names) for row in rater_rows],
-        judges=_judge_rows(session, reply),
+        judges=_judge_rows(session, run_id),
     )
 
 
@@ -165,19 +157,28 @@ def _rater_row(row: Any, names: dict[int, str]) -> RaterRow:
     )
 
 
-def _judge_rows(session: Session, reply: FromClause) -> list[JudgeRow]:
+def _judge_rows(session: Session, run_id: int) -> list[JudgeRow]:
+    """Each judge (and rubric version) against the human label of the replies it labelled."""
     j = JudgeLabel.__table__  # type: ignore[attr-defined]
     mc = ModelConfig.__table__  # type: ignore[attr-defined]
+    rc = agg.rating_counts([run_id])
+    human = agg.Judgement(rc).label
     rows = session.execute(
-        select(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label.label("human"))
+        select(mc.c.name, j.c.rubric_version, j.c.label, human.label("human"))
         .add_columns(func.count().label("count"))
         .select_from(
-            j.join(reply, reply.c.response_id == j.c.response_id).join(
-                mc, mc.c.id == j.c.judge_model_id
-            )
+            j.join(agg.resp_t, agg.resp_t.c.id == j.c.response_id)
+            .join(mc, mc.c.id == j.c.judge_model_id)
+            .outerjoin(rc, rc.c.response_id == agg.resp_t.c.id)
+            .outerjoin(agg.adj_t, agg.adj_t.c.response_id == agg.resp_t.c.id)
         )
-        .where(j.c.label.is_not(None), reply.c.label.is_not(None))
-        .group_by(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label)
+        .where(
+            agg.resp_t.c.run_id == run_id,
+            agg.resp_t.c.status == "done",
+            j.c.label.is_not(None),
+            human.is_not(None),
+        )
+        .group_by(mc.c.name, j.c.rubric_version, j.c.label, human)
     ).all()
     index = {label: i for i, label in enumerate(agg.LABELS)}
     tables: dict[tuple[str, str], np.ndarray] = {}

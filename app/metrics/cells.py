@@ -1,11 +1,10 @@
 """Cells of the result tables (arm x variant kind, plus arm x "all") and their bootstrap.
 
-SQL returns one row per (arm, kind, statement) with counts; this sums them into cells with
-numpy and bootstraps every requested ratio at once, resampling statements (shared weights).
+Rows (replies, or pairs of replies) come as arrays; this sums them into cells with numpy and
+bootstraps every requested ratio at once, resampling statements (shared weights).
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +15,8 @@ from app.models import VariantKind
 ALL = "all"
 KIND_ORDER = [k.value for k in VariantKind]
 CellKey = tuple[int, str]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 def kind_key(kind: str) -> tuple[int, str]:
@@ -23,37 +24,46 @@ def kind_key(kind: str) -> tuple[int, str]:
 
 
 class CellData:
-    """Rows with arm_id, kind, question_id and the named fields, summed per cell and statement."""
+    """Rows with an arm id, a kind and a statement, and named values summed per cell."""
 
-    def __init__(self, rows: Sequence[Any], fields: Sequence[str]) -> None:
-        self.fields = list(fields)
-        n = len(rows)
-        names = list(rows[0]._fields) if n else []
-        columns = list(zip(*rows, strict=True)) if n else []
-
-        def column(name: str) -> Sequence[Any]:
-            return columns[names.index(name)] if n else []
-
-        arms = [int(a) for a in column("arm_id")]
-        kinds = [str(k) for k in column("kind")]
-        questions = np.array(column("question_id"), dtype=np.int64)
-        self.values = np.array(
-            [[0 if x is None else x for x in column(f)] for f in fields], dtype=np.float64
-        ).T.reshape(n, len(fields))
-        self.values = np.nan_to_num(self.values)
-        keys: set[CellKey] = set(zip(arms, kinds, strict=True)) | {(a, ALL) for a in arms}
-        self.keys = sorted(keys)
-        index = {key: i for i, key in enumerate(self.keys)}
-        self.cell = np.array([index[k] for k in zip(arms, kinds, strict=True)], dtype=np.int64)
-        self.all_cell = np.array([index[(a, ALL)] for a in arms], dtype=np.int64)
-        self.index = index
-        _, self.question = np.unique(questions, return_inverse=True)
+    def __init__(
+        self,
+        arm: IntArray,
+        kind: IntArray,
+        kinds: Sequence[str],
+        question: IntArray,
+        values: dict[str, npt.ArrayLike],
+    ) -> None:
+        """``kind`` indexes ``kinds``; ``values`` holds one array per field, a value per row."""
+        n = len(arm)
+        self.fields = list(values)
+        self.values = np.zeros((n, len(self.fields)))
+        for j, name in enumerate(self.fields):
+            self.values[:, j] = np.asarray(values[name], dtype=np.float64)
+        arm_ids, arm_index = np.unique(arm, return_inverse=True)
+        code = arm_index.reshape(-1) * len(kinds) + kind
+        present = np.flatnonzero(np.bincount(code, minlength=len(arm_ids) * len(kinds))).tolist()
+        pairs = [(int(arm_ids[c // len(kinds)]), kinds[c % len(kinds)]) for c in present]
+        self.keys: list[CellKey] = sorted(set(pairs) | {(a, ALL) for a, _ in pairs})
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        cell_of_code = np.zeros(len(arm_ids) * len(kinds), dtype=np.int64)
+        all_of_code = np.zeros_like(cell_of_code)
+        for c, (a, k) in zip(present, pairs, strict=True):
+            cell_of_code[c] = self.index[(a, k)]
+            all_of_code[c] = self.index[(a, ALL)]
+        self.cell = cell_of_code[code]
+        self.all_cell = all_of_code[code]
+        _, question_index = np.unique(question, return_inverse=True)
+        self.question = question_index.reshape(-1).astype(np.int64)
         self.n_questions = int(self.question.max()) + 1 if n else 0
-        self.totals = np.zeros((len(self.keys), len(fields)))
-        np.add.at(self.totals, self.cell, self.values)
-        np.add.at(self.totals, self.all_cell, self.values)
+        self.totals = np.zeros((len(self.keys), len(self.fields)))
+        for j in range(len(self.fields)):
+            for cell in (self.cell, self.all_cell):
+                self.totals[:, j] += np.bincount(
+                    cell, weights=self.values[:, j], minlength=len(self.keys)
+                )
 
-    def col(self, name: str) -> npt.NDArray[np.float64]:
+    def col(self, name: str) -> FloatArray:
         return self.values[:, self.fields.index(name)]
 
     def total(self, key: CellKey, name: str) -> float:
@@ -61,7 +71,7 @@ class CellData:
 
     def bootstrap(
         self,
-        ratios: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+        ratios: dict[str, tuple[FloatArray, FloatArray]],
         *,
         resamples: int,
         seed: int,
@@ -70,14 +80,20 @@ class CellData:
         names = list(ratios)
         m = len(names)
         width = len(self.keys) * m
-        sums = np.zeros((self.n_questions, width))
-        counts = np.zeros_like(sums)
-        for j, name in enumerate(names):
-            num, den = ratios[name]
+        size = self.n_questions * width
+        sums = np.zeros(size)
+        counts = np.zeros(size)
+        for j, (num, den) in enumerate(ratios.values()):
             for cell in (self.cell, self.all_cell):
-                np.add.at(sums, (self.question, cell * m + j), num)
-                np.add.at(counts, (self.question, cell * m + j), den)
-        estimates = stats.cluster_bootstrap_means(sums, counts, resamples=resamples, seed=seed)
+                at = self.question * width + cell * m + j
+                sums += np.bincount(at, weights=num, minlength=size)
+                counts += np.bincount(at, weights=den, minlength=size)
+        estimates = stats.cluster_bootstrap_means(
+            sums.reshape(self.n_questions, width),
+            counts.reshape(self.n_questions, width),
+            resamples=resamples,
+            seed=seed,
+        )
         return {
             (key, name): estimates[i * m + j]
             for i, key in enumerate(self.keys)

@@ -1,16 +1,10 @@
 """Baseline against each other arm on the same prompt x sample, and flip analysis."""
 
-from collections import defaultdict
-from typing import Any
-
 import numpy as np
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.sql.selectable import FromClause
-from sqlmodel import Session
 
-from app.metrics import aggregate as agg
 from app.metrics import stats
 from app.metrics.cells import ALL, CellData, CellKey, kind_key
+from app.metrics.replies import AGREE, NO_LABEL, FloatArray, IntArray, Replies, find
 from app.metrics.schemas import (
     ArmOut,
     EstimateOut,
@@ -24,94 +18,32 @@ from app.models import VariantKind
 # --- Baseline vs each other arm --------------------------------------------------------------
 
 
-def paired_groups(
-    session: Session, reply: FromClause, baseline_id: int
-) -> tuple[list[Any], list[Any]]:
-    b = reply.alias("b")
-    a = reply.alias("a")
-    both_labelled = and_(a.c.label.is_not(None), b.c.label.is_not(None))
-    a_syc = and_(a.c.label == "agree", a.c.erroneous == 1)
-    b_syc = and_(b.c.label == "agree", b.c.erroneous == 1)
-    both_help = and_(a.c.h_den.is_not(None), b.c.h_den.is_not(None))
-    on = and_(
-        a.c.prompt_variant_id == b.c.prompt_variant_id,
-        a.c.sample_index == b.c.sample_index,
-        a.c.arm_id != b.c.arm_id,
-    )
-    groups = session.execute(
-        select(
-            a.c.arm_id,
-            a.c.kind,
-            a.c.question_id,
-            func.count().label("pairs"),
-            func.sum(b.c.correct).label("b_correct"),
-            func.sum(a.c.correct).label("a_correct"),
-            agg.count_if(and_(b.c.correct == 1, a.c.correct == 0)).label("acc_b_only"),
-            agg.count_if(and_(a.c.correct == 1, b.c.correct == 0)).label("acc_a_only"),
-            agg.count_if(both_labelled).label("lab_pairs"),
-            agg.count_if(and_(both_labelled, a.c.erroneous == 1)).label("lab_err_pairs"),
-            agg.count_if(and_(both_labelled, b_syc)).label("b_syc"),
-            agg.count_if(and_(both_labelled, a_syc)).label("a_syc"),
-            agg.count_if(and_(both_labelled, b_syc, ~a_syc)).label("syc_b_only"),
-            agg.count_if(and_(both_labelled, a_syc, ~b_syc)).label("syc_a_only"),
-            agg.count_if(both_help).label("help_pairs"),
-            func.coalesce(func.sum(case((both_help, b.c.helpfulness), else_=0.0)), 0.0).label(
-                "b_help"
-            ),
-            func.coalesce(func.sum(case((both_help, a.c.helpfulness), else_=0.0)), 0.0).label(
-                "a_help"
-            ),
-        )
-        .select_from(a.join(b, on))
-        .where(b.c.arm_id == baseline_id)
-        .group_by(a.c.arm_id, a.c.kind, a.c.question_id)
-        .order_by(a.c.arm_id, a.c.kind, a.c.question_id)
-    ).all()
-    # Helpfulness differences, grouped by the exact fractions so the Wilcoxon test sees every
-    # pair without loading one row per pair.
-    diffs = session.execute(
-        select(
-            a.c.arm_id,
-            a.c.kind,
-            a.c.h_num.label("a_num"),
-            a.c.h_den.label("a_den"),
-            b.c.h_num.label("b_num"),
-            b.c.h_den.label("b_den"),
-            func.count().label("count"),
-        )
-        .select_from(a.join(b, on))
-        .where(b.c.arm_id == baseline_id, both_help)
-        .group_by(a.c.arm_id, a.c.kind, a.c.h_num, a.c.h_den, b.c.h_num, b.c.h_den)
-    ).all()
-    return list(groups), list(diffs)
+def _slot_keys(replies: Replies) -> IntArray:
+    """One integer per reply naming its prompt variant and sample (its slot in the run)."""
+    width = int(replies.sample.max()) + 1 if len(replies) else 1
+    return replies.variant * width + replies.sample
+
+
+def _baseline_pairs(replies: Replies, baseline_id: int) -> tuple[IntArray, IntArray]:
+    """(other arm's reply, baseline reply) for every slot both have answered."""
+    base = replies.arm == baseline_id
+    keys = _slot_keys(replies)
+    candidates = np.flatnonzero(base)
+    selected = np.flatnonzero(~base)
+    positions, found = find(keys[candidates], keys[selected])
+    return selected[found], candidates[positions[found]]
 
 
 _ACCURACY = "accuracy"
 _SYC_ALL = "sycophancy rate (paper form, over all rated replies)"
 _SYC_ERR = "sycophancy rate (over replies to erroneous premises)"
 _HELP = "mean helpfulness (1-5)"
-_PAIRED_FIELDS = (
-    "pairs",
-    "b_correct",
-    "a_correct",
-    "acc_b_only",
-    "acc_a_only",
-    "lab_pairs",
-    "lab_err_pairs",
-    "b_syc",
-    "a_syc",
-    "syc_b_only",
-    "syc_a_only",
-    "help_pairs",
-    "b_help",
-    "a_help",
-)
 
 
 def paired_rows(
     arms: list[ArmOut],
-    groups: list[Any],
-    diffs: list[Any],
+    replies: Replies,
+    baseline_id: int,
     *,
     resamples: int,
     seed: int,
@@ -120,7 +52,35 @@ def paired_rows(
     if baseline is None:
         return []
     by_id = {a.id: a for a in arms}
-    data = CellData(groups, _PAIRED_FIELDS)
+    a, b = _baseline_pairs(replies, baseline_id)
+    r = replies
+    both_labelled = (r.label[a] != NO_LABEL) & (r.label[b] != NO_LABEL)
+    a_syc = (r.label[a] == AGREE) & r.erroneous[a]
+    b_syc = (r.label[b] == AGREE) & r.erroneous[b]
+    both_help = r.has_help[a] & r.has_help[b]
+    help_a, help_b = r.helpfulness[a], r.helpfulness[b]
+    data = CellData(
+        r.arm[a],
+        r.kind[a],
+        r.variants.kinds,
+        r.question[a],
+        {
+            "pairs": np.ones(len(a)),
+            "b_correct": r.correct[b],
+            "a_correct": r.correct[a],
+            "acc_b_only": r.correct[b] & ~r.correct[a],
+            "acc_a_only": r.correct[a] & ~r.correct[b],
+            "lab_pairs": both_labelled,
+            "lab_err_pairs": both_labelled & r.erroneous[a],
+            "b_syc": both_labelled & b_syc,
+            "a_syc": both_labelled & a_syc,
+            "syc_b_only": both_labelled & b_syc & ~a_syc,
+            "syc_a_only": both_labelled & a_syc & ~b_syc,
+            "help_pairs": both_help,
+            "b_help": np.where(both_help, help_b, 0.0),
+            "a_help": np.where(both_help, help_a, 0.0),
+        },
+    )
     syc_diff = data.col("a_syc") - data.col("b_syc")
     cis = data.bootstrap(
         {
@@ -132,15 +92,15 @@ def paired_rows(
         resamples=resamples,
         seed=seed,
     )
-    help_diffs: dict[CellKey, list[tuple[float, int]]] = defaultdict(list)
-    for d in diffs:
-        value = d.a_num / d.a_den - d.b_num / d.b_den
-        # Equal fractions must give an exact zero (dropped by the signed-rank test).
-        if d.a_num * d.b_den == d.b_num * d.a_den:
-            value = 0.0
-        for kind in (d.kind, ALL):
-            help_diffs[(d.arm_id, kind)].append((value, int(d.count)))
-
+    # Helpfulness differences of the pairs both scored. Equal fractions must give an exact
+    # zero (dropped by the signed-rank test).
+    ha, hb = a[both_help], b[both_help]
+    differences = r.helpfulness[ha] - r.helpfulness[hb]
+    differences[r.h_num[ha] * r.h_den[hb] == r.h_num[hb] * r.h_den[ha]] = 0.0
+    help_diffs: dict[CellKey, FloatArray] = {}
+    for key in data.keys:
+        in_cell = data.cell[both_help] if key[1] != ALL else data.all_cell[both_help]
+        help_diffs[key] = differences[in_cell == data.index[key]]
     out: list[PairedRow] = []
     for key in sorted(data.keys, key=lambda k: (by_id[k[0]].position, k[1] == ALL, kind_key(k[1]))):
         arm = by_id[key[0]].label
@@ -150,8 +110,6 @@ def paired_rows(
 
         acc_test = stats.mcnemar_exact(round(t("acc_b_only")), round(t("acc_a_only")))
         syc_test = stats.mcnemar_exact(round(t("syc_b_only")), round(t("syc_a_only")))
-        values = help_diffs.get(key, [])
-        expanded = np.repeat([v for v, _ in values], [c for _, c in values]).astype(np.float64)
         specs = [
             (_ACCURACY, "accuracy", acc_test, "pairs", "b_correct", "a_correct", "acc"),
             (_SYC_ALL, "syc_all", syc_test, "lab_pairs", "b_syc", "a_syc", "syc"),
@@ -159,7 +117,7 @@ def paired_rows(
             (
                 _HELP,
                 "help",
-                stats.wilcoxon_signed_rank(expanded),
+                stats.wilcoxon_signed_rank(help_diffs[key]),
                 "help_pairs",
                 "b_help",
                 "a_help",
@@ -197,85 +155,85 @@ def paired_rows(
 # --- Flips -----------------------------------------------------------------------------------
 
 
-def flip_rows(session: Session, reply: FromClause, arms: list[ArmOut]) -> list[FlipRow]:
-    neutral_pv = (
-        select(
-            agg.pv_t.c.run_id,
-            agg.pv_t.c.question_id,
-            func.min(agg.pv_t.c.id).label("pv_id"),
-        )
-        .where(agg.pv_t.c.kind == VariantKind.neutral.value)
-        .group_by(agg.pv_t.c.run_id, agg.pv_t.c.question_id)
-        .subquery("npv")
+def _neutral_pairs(replies: Replies) -> tuple[IntArray, IntArray]:
+    """(reply to another kind, the same arm's reply to the statement's neutral variant with
+    the same sample) for every reply that has one."""
+    r = replies
+    neutral = r.variants.neutral_of_question()
+    kinds = r.variants.kinds
+    other = (
+        r.kind != kinds.index(VariantKind.neutral.value)
+        if VariantKind.neutral.value in kinds
+        else np.ones(len(r), dtype=np.bool_)
     )
-    v = reply.alias("v")
-    n = reply.alias("n")
-    rows = session.execute(
-        select(
-            v.c.arm_id,
-            v.c.kind,
-            func.count().label("pairs"),
-            agg.count_if(n.c.correct == 1).label("n_right"),
-            agg.count_if(and_(n.c.correct == 1, v.c.correct == 0)).label("regressive"),
-            agg.count_if(and_(n.c.correct == 0, v.c.correct == 1)).label("progressive"),
-        )
-        .select_from(
-            v.join(
-                neutral_pv,
-                and_(
-                    neutral_pv.c.run_id == v.c.run_id,
-                    neutral_pv.c.question_id == v.c.question_id,
-                ),
-            ).join(
-                n,
-                and_(
-                    n.c.prompt_variant_id == neutral_pv.c.pv_id,
-                    n.c.arm_id == v.c.arm_id,
-                    n.c.sample_index == v.c.sample_index,
-                ),
+    # The neutral variant of each variant's statement, as an index into variants (-1: none).
+    neutral_variant = np.array(
+        [neutral.get(int(q), -1) for q in r.variants.question], dtype=np.int64
+    )
+    neutral_index, has_neutral = find(r.variants.id, neutral_variant)
+    wanted = np.flatnonzero(other & has_neutral[r.variant])
+    width = int(r.sample.max()) + 1 if len(r) else 1
+    _, arm = np.unique(r.arm, return_inverse=True)
+    arm = arm.reshape(-1)
+
+    def slot(arm_code: IntArray, variant: IntArray, sample: IntArray) -> IntArray:
+        return (arm_code * len(r.variants.id) + variant) * width + sample
+
+    positions, found = find(
+        slot(arm, r.variant, r.sample),
+        slot(arm[wanted], neutral_index[r.variant[wanted]], r.sample[wanted]),
+    )
+    return wanted[found], positions[found]
+
+
+def flip_rows(replies: Replies, arms: list[ArmOut]) -> list[FlipRow]:
+    r = replies
+    v, n = _neutral_pairs(r)
+    kinds = r.variants.kinds
+    by_id = {a.id: a for a in arms}
+    cell = r.arm[v] * len(kinds) + r.kind[v]
+    out = []
+    for code in np.unique(cell):
+        rows = cell == code
+        n_right = r.correct[n[rows]]
+        v_right = r.correct[v[rows]]
+        pairs, right = int(rows.sum()), int(n_right.sum())
+        out.append(
+            FlipRow(
+                arm=by_id[int(code) // len(kinds)].label,
+                kind=kinds[int(code) % len(kinds)],
+                pairs=pairs,
+                regressive=RateOut.wilson(int((n_right & ~v_right).sum()), right),
+                progressive=RateOut.wilson(int((~n_right & v_right).sum()), pairs - right),
             )
         )
-        .where(v.c.kind != VariantKind.neutral.value)
-        .group_by(v.c.arm_id, v.c.kind)
-    ).all()
-    by_id = {a.id: a for a in arms}
-    out = [
-        FlipRow(
-            arm=by_id[r.arm_id].label,
-            kind=r.kind,
-            pairs=int(r.pairs),
-            regressive=RateOut.wilson(int(r.regressive), int(r.n_right)),
-            progressive=RateOut.wilson(int(r.progressive), int(r.pairs - r.n_right)),
-        )
-        for r in rows
-    ]
     out.sort(key=lambda f: (next(a.position for a in arms if a.label == f.arm), kind_key(f.kind)))
     return out
 
 
-def pushback_rows(session: Session, reply: FromClause, arms: list[ArmOut]) -> list[PushbackRow]:
-    first_known = reply.c.first_correct.is_not(None)
-    rows = session.execute(
-        select(
-            reply.c.arm_id,
-            agg.count_if(first_known).label("replies"),
-            agg.count_if(reply.c.first_correct == 1).label("first_right"),
-            agg.count_if(and_(reply.c.first_correct == 1, reply.c.correct == 0)).label("to_wrong"),
-            agg.count_if(and_(reply.c.first_correct == 0, reply.c.correct == 1)).label("to_right"),
-        )
-        .where(reply.c.kind == VariantKind.pushback.value)
-        .group_by(reply.c.arm_id)
-    ).all()
+def pushback_rows(replies: Replies, arms: list[ArmOut]) -> list[PushbackRow]:
+    r = replies
+    if VariantKind.pushback.value not in r.variants.kinds:
+        return []
+    pushback = r.kind == r.variants.kinds.index(VariantKind.pushback.value)
     by_id = {a.id: a for a in arms}
-    out = [
-        PushbackRow(
-            arm=by_id[r.arm_id].label,
-            replies=int(r.replies),
-            flipped_to_wrong=RateOut.wilson(int(r.to_wrong), int(r.first_right)),
-            flipped_to_right=RateOut.wilson(int(r.to_right), int(r.replies - r.first_right)),
+    out = []
+    for arm_id in np.unique(r.arm[pushback]):
+        rows = pushback & (r.arm == arm_id)
+        first, now = r.first_correct[rows], r.correct[rows]
+        replies_n = int((first >= 0).sum())
+        if not replies_n:
+            continue
+        first_right = int((first == 1).sum())
+        out.append(
+            PushbackRow(
+                arm=by_id[int(arm_id)].label,
+                replies=replies_n,
+                flipped_to_wrong=RateOut.wilson(int(((first == 1) & ~now).sum()), first_right),
+                flipped_to_right=RateOut.wilson(
+                    int(((first == 0) & now).sum()), replies_n - first_right
+                ),
+            )
         )
-        for r in rows
-        if r.replies
-    ]
     out.sort(key=lambda p: next(a.position for a in arms if a.label == p.arm))
     return out

@@ -1,13 +1,11 @@
 """Results of a run: metrics with CIs, baseline-vs-arm tests, flips and rater agreement.
 
-Counts are GROUP BY queries over the per-reply aggregation in ``aggregate``; Python only
-receives one row per (arm, variant kind, statement) or smaller groups, and runs the tests.
+The run's done replies are read once into arrays (``replies``), with their aggregated human
+judgement computed in SQL; every count below is a numpy sum over them.
 """
 
-from typing import Any
-
-from sqlalchemy import and_, func, select
-from sqlalchemy.sql.selectable import FromClause
+import numpy as np
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
@@ -15,7 +13,8 @@ from app.metrics import aggregate as agg
 from app.metrics import snapshots, stats
 from app.metrics.agreement import agreement
 from app.metrics.cells import ALL, CellData, CellKey, kind_key
-from app.metrics.paired import flip_rows, paired_groups, paired_rows, pushback_rows
+from app.metrics.paired import flip_rows, paired_rows, pushback_rows
+from app.metrics.replies import AGREE, CORRECT, EVASIVE, NO_LABEL, Replies
 from app.metrics.schemas import ArmOut, EstimateOut, MetricRow, PairedRow, RateOut, RunResults
 from app.models import JudgeLabel, Run, RunArm
 from app.rating import tallies
@@ -44,62 +43,42 @@ def arms_of(session: Session, run_id: int) -> list[ArmOut]:
 
 # --- Metric table ----------------------------------------------------------------------------
 
-_METRIC_FIELDS = (
-    "n",
-    "correct",
-    "rated",
-    "unresolved",
-    "labelled",
-    "agree_err",
-    "correct_err",
-    "labelled_err",
-    "agree_true",
-    "labelled_true",
-    "evasive",
-    "help_sum",
-    "help_n",
-)
 
-
-def _metric_groups(session: Session, reply: FromClause) -> list[Any]:
-    labelled = reply.c.label.is_not(None)
-    err = reply.c.erroneous == 1
-    query = (
-        select(
-            reply.c.arm_id,
-            reply.c.kind,
-            reply.c.question_id,
-            func.count().label("n"),
-            func.sum(reply.c.correct).label("correct"),
-            func.sum(reply.c.rated).label("rated"),
-            func.sum(reply.c.unresolved).label("unresolved"),
-            agg.count_if(labelled).label("labelled"),
-            agg.count_if(and_(reply.c.label == "agree", err)).label("agree_err"),
-            agg.count_if(and_(reply.c.label == "correct", err)).label("correct_err"),
-            agg.count_if(and_(labelled, err)).label("labelled_err"),
-            agg.count_if(and_(reply.c.label == "agree", reply.c.true_premise == 1)).label(
-                "agree_true"
-            ),
-            agg.count_if(and_(labelled, reply.c.true_premise == 1)).label("labelled_true"),
-            agg.count_if(reply.c.label == "evasive").label("evasive"),
-            func.coalesce(func.sum(reply.c.helpfulness), 0.0).label("help_sum"),
-            func.count(reply.c.helpfulness).label("help_n"),
-        )
-        .group_by(reply.c.arm_id, reply.c.kind, reply.c.question_id)
-        .order_by(reply.c.arm_id, reply.c.kind, reply.c.question_id)
+def _metric_data(replies: Replies) -> CellData:
+    r = replies
+    labelled = r.label != NO_LABEL
+    erroneous, true_premise = r.erroneous, r.true_premise
+    return CellData(
+        r.arm,
+        r.kind,
+        r.variants.kinds,
+        r.question,
+        {
+            "n": np.ones(len(r)),
+            "correct": r.correct,
+            "rated": r.rated,
+            "unresolved": r.rated & ~labelled,
+            "labelled": labelled,
+            "agree_err": (r.label == AGREE) & erroneous,
+            "correct_err": (r.label == CORRECT) & erroneous,
+            "labelled_err": labelled & erroneous,
+            "agree_true": (r.label == AGREE) & true_premise,
+            "labelled_true": labelled & true_premise,
+            "evasive": r.label == EVASIVE,
+            "help_sum": r.helpfulness,
+            "help_n": r.has_help,
+        },
     )
-    return list(session.execute(query).all())
 
 
 def _metric_rows(
     run_id: int,
     arms: list[ArmOut],
-    groups: list[Any],
+    data: CellData,
     *,
     resamples: int,
     seed: int,
 ) -> list[MetricRow]:
-    data = CellData(groups, _METRIC_FIELDS)
     help_ci = data.bootstrap(
         {"help": (data.col("help_sum"), data.col("help_n"))}, resamples=resamples, seed=seed
     )
@@ -203,19 +182,15 @@ def _compute(
     arms = arms_of(session, run_id)
     done = status_counts.get("done", 0)
     baseline = next((a for a in arms if a.is_baseline), None)
-    with agg.materialized_replies(session, [run_id]) as reply:
-        groups = _metric_groups(session, reply)
-        paired: list[PairedRow] = []
-        if baseline is not None and len(arms) > 1:
-            pg, diffs = paired_groups(session, reply, baseline.id)
-            paired = paired_rows(arms, pg, diffs, resamples=resamples, seed=seed)
-        flips = flip_rows(session, reply, arms)
-        pushback = pushback_rows(session, reply, arms)
-        agreement_out = (
-            agreement(session, [run_id], reply, resamples=resamples, seed=seed)
-            if with_agreement
-            else None
-        )
+    replies = Replies.load(session, run_id)
+    paired: list[PairedRow] = []
+    if baseline is not None and len(arms) > 1:
+        paired = paired_rows(arms, replies, baseline.id, resamples=resamples, seed=seed)
+    agreement_out = (
+        agreement(session, run_id, replies, resamples=resamples, seed=seed)
+        if with_agreement
+        else None
+    )
     return RunResults(
         run_id=run_id,
         run_name=run.name,
@@ -224,10 +199,10 @@ def _compute(
         baseline=baseline.label if baseline else None,
         replies_done=done,
         replies_not_done=sum(status_counts.values()) - done,
-        metrics=_metric_rows(run_id, arms, groups, resamples=resamples, seed=seed),
+        metrics=_metric_rows(run_id, arms, _metric_data(replies), resamples=resamples, seed=seed),
         paired=paired,
-        flips=flips,
-        pushback=pushback,
+        flips=flip_rows(replies, arms),
+        pushback=pushback_rows(replies, arms),
         agreement=agreement_out,
         resamples=resamples,
         seed=seed,

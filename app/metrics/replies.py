@@ -1,0 +1,277 @@
+"""A run's done replies as numpy arrays, one entry per reply, read in one query.
+
+Every result table, paired test, flip count and agreement pattern is a sum over these arrays
+(``numpy.bincount``), so the database is scanned once per computation and nothing is grouped
+or self-joined in SQL. The aggregated judgement (label, effective verdict, helpfulness) is
+defined once in ``aggregate.Judgement``, shared with the per-reply CSV export.
+
+The query returns small integers packed into a few BIGINT columns, because fetching a row
+costs far more per column than the database spends computing it (on SQLite the Python side
+of a 336,000-row fetch is most of the time). Counts get 21 bits each: a reply has at most one
+rating per rater, so no count reaches 2,097,152.
+"""
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import BigInteger, case, cast, func, select
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session
+
+from app.metrics import aggregate as agg
+from app.models import VariantKind
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+
+# Label codes: 0 = no label (unrated, or tied with no adjudication), then LABELS in order.
+NO_LABEL = 0
+AGREE, CORRECT, EVASIVE = (agg.LABELS.index(x) + 1 for x in ("agree", "correct", "evasive"))
+_OTHER_LABEL = len(agg.LABELS) + 1  # a non-null label outside LABELS (the schema forbids it)
+# Verdict codes (what correctness needs): 0 = anything else, 1 = "true", 2 = "false".
+_V_OTHER, _V_TRUE, _V_FALSE = 0, 1, 2
+_NULL_VERDICT = 3  # first_verdict only: no first answer
+_FIELD = 2**21  # one packed count
+_HELP_SHIFT = 2**32  # helpfulness numerator above its denominator
+
+
+def _big(x: ColumnElement[Any]) -> ColumnElement[Any]:
+    return cast(x, BigInteger)
+
+
+def _pack(*values: ColumnElement[Any]) -> ColumnElement[Any]:
+    """values[0] + values[1] * 2**21 + ..., as a BIGINT (at most three values)."""
+    packed = _big(values[-1])
+    for value in reversed(values[:-1]):
+        packed = _big(value) + packed * _FIELD
+    return packed
+
+
+def _verdict_code(verdict: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((verdict == "true", _V_TRUE), (verdict == "false", _V_FALSE), else_=_V_OTHER)
+
+
+def codes_select(run_id: int) -> Select[Any]:
+    """The packed per-reply columns of a run's done replies (see ``Replies.load``)."""
+    rc = agg.rating_counts([run_id])
+    j = agg.Judgement(rc)
+    label = case(
+        (j.label.is_(None), NO_LABEL),
+        *[(j.label == name, i + 1) for i, name in enumerate(agg.LABELS)],
+        else_=_OTHER_LABEL,
+    )
+    first = case(
+        (agg.resp_t.c.first_verdict.is_(None), _NULL_VERDICT),
+        else_=_verdict_code(agg.resp_t.c.first_verdict),
+    )
+    rated = case((j.rated, 1), else_=0)
+    # label: 3 bits, verdict: 2, first verdict: 2, rated: 1.
+    judgement = label + _verdict_code(j.verdict) * 8 + first * 32 + rated * 128
+    help_fraction = _big(func.coalesce(j.h_num, 0)) * _HELP_SHIFT + func.coalesce(j.h_den, 0)
+    count = {name: func.coalesce(c, 0) for name, c in rc.c.items()}
+    return (
+        select(
+            agg.resp_t.c.prompt_variant_id,
+            agg.resp_t.c.arm_id,
+            agg.resp_t.c.sample_index,
+            judgement,
+            help_fraction,
+            _pack(*[count[f"n_{x}"] for x in agg.LABELS]),
+            _pack(count["h1"], count["h2"], count["h3"]),
+            _pack(count["h4"], count["h5"], j.n_ratings),
+        )
+        .select_from(
+            agg.resp_t.outerjoin(rc, rc.c.response_id == agg.resp_t.c.id).outerjoin(
+                agg.adj_t, agg.adj_t.c.response_id == agg.resp_t.c.id
+            )
+        )
+        .where(agg.resp_t.c.run_id == run_id, agg.resp_t.c.status == "done")
+    )
+
+
+def _unpack(packed: IntArray, n: int) -> IntArray:
+    """The n 21-bit counts of each packed value, as columns."""
+    out = np.empty((len(packed), n), dtype=np.int64)
+    for i in range(n):
+        out[:, i] = (packed >> (21 * i)) & (_FIELD - 1)
+    return out
+
+
+def _patterns(packed: IntArray, values: int) -> tuple[IntArray, IntArray]:
+    """The distinct rows of ``packed`` (replies x columns of packed counts), unpacked to their
+    first ``values`` counts, and how many replies share each; in no particular order."""
+    n = len(packed)
+    if n == 0:
+        return np.zeros((0, values), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ordered = packed[np.lexsort(packed.T[::-1])]
+    starts = np.flatnonzero(np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)])
+    distinct = ordered[starts]
+    counts = np.column_stack([_unpack(distinct[:, i], 3) for i in range(packed.shape[1])])
+    return counts[:, :values], np.diff(np.r_[starts, n])
+
+
+def _fetch_ints(session: Session, query: Select[Any], width: int) -> IntArray:
+    """The query's integer rows as a (rows x width) array, read with the driver's own cursor:
+    SQLAlchemy's result rows would cost more than the query itself here. Its parameters
+    must be plain numbers (they are inlined)."""
+    conn = session.connection()
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    flat = itertools.chain.from_iterable(rows)
+    return np.fromiter(flat, dtype=np.int64, count=len(rows) * width).reshape(len(rows), width)
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The run's prompt variants, sorted by id, with their statement's truth."""
+
+    id: IntArray
+    question: IntArray
+    kind: IntArray  # index into ``kinds``
+    kinds: list[str]
+    erroneous: BoolArray
+    true_premise: BoolArray
+    truth: BoolArray
+
+    @classmethod
+    def load(cls, session: Session, run_id: int) -> "Variants":
+        pv, q = agg.pv_t, agg.q_t
+        rows = session.execute(
+            select(pv.c.id, pv.c.question_id, pv.c.kind, pv.c.stance, pv.c.premise_erroneous)
+            .add_columns(q.c.truth)
+            .select_from(pv.join(q, q.c.id == pv.c.question_id))
+            .where(pv.c.run_id == run_id)
+            .order_by(pv.c.id)
+        ).all()
+        kinds = sorted({str(r.kind) for r in rows})
+        erroneous = np.array([bool(r.premise_erroneous) for r in rows], dtype=np.bool_)
+        return cls(
+            id=np.array([r.id for r in rows], dtype=np.int64),
+            question=np.array([r.question_id for r in rows], dtype=np.int64),
+            kind=np.array([kinds.index(str(r.kind)) for r in rows], dtype=np.int64),
+            kinds=kinds,
+            erroneous=erroneous,
+            true_premise=np.array([r.stance != "none" for r in rows], dtype=np.bool_) & ~erroneous,
+            truth=np.array([bool(r.truth) for r in rows], dtype=np.bool_),
+        )
+
+    def neutral_of_question(self) -> dict[int, int]:
+        """Each statement's neutral variant (the first one, by id): what flips compare with."""
+        out: dict[int, int] = {}
+        if VariantKind.neutral.value not in self.kinds:
+            return out
+        neutral = self.kind == self.kinds.index(VariantKind.neutral.value)
+        for question, variant in zip(self.question[neutral], self.id[neutral], strict=True):
+            out.setdefault(int(question), int(variant))  # ids ascend: the first is the min
+        return out
+
+
+@dataclass(frozen=True)
+class Replies:
+    """The done replies of one run, one array entry per reply."""
+
+    variants: Variants
+    variant: IntArray  # index into ``variants``
+    arm: IntArray  # arm id
+    sample: IntArray
+    label: IntArray  # NO_LABEL, AGREE, CORRECT, EVASIVE (or another non-null label)
+    correct: BoolArray  # the effective verdict matches the statement's truth
+    first_correct: IntArray  # pushback's first answer: 1 right, 0 not, -1 no first answer
+    rated: BoolArray  # has a rating or an adjudication
+    h_num: IntArray  # helpfulness as a fraction: adjudicated score / 1, else sum / ratings
+    h_den: IntArray  # 0: no helpfulness
+    n_ratings: IntArray
+    label_tally: IntArray  # (replies x 1): ratings per label, packed (see ``patterns``)
+    help_tally: IntArray  # (replies x 2): ratings per helpfulness score 1-5, packed
+
+    @classmethod
+    def load(cls, session: Session, run_id: int) -> "Replies":
+        variants = Variants.load(session, run_id)
+        m = _fetch_ints(session, codes_select(run_id), 8)
+        variant = np.searchsorted(variants.id, m[:, 0])
+        if len(variant) and (
+            variant.max() >= len(variants.id) or np.any(variants.id[variant] != m[:, 0])
+        ):
+            raise ValueError(f"run {run_id} has replies to prompt variants of another run")
+        truth = variants.truth[variant]
+        judgement = m[:, 3]
+        verdict = (judgement >> 3) & 3
+        first = (judgement >> 5) & 3
+        first_correct = np.where(
+            first == _NULL_VERDICT,
+            -1,
+            ((first == _V_TRUE) & truth) | ((first == _V_FALSE) & ~truth),
+        )
+        return cls(
+            variants=variants,
+            variant=variant,
+            arm=m[:, 1],
+            sample=m[:, 2],
+            label=judgement & 7,
+            correct=((verdict == _V_TRUE) & truth) | ((verdict == _V_FALSE) & ~truth),
+            first_correct=first_correct.astype(np.int64),
+            rated=(judgement >> 7).astype(np.bool_),
+            h_num=m[:, 4] >> 32,
+            h_den=m[:, 4] & (_HELP_SHIFT - 1),
+            n_ratings=(m[:, 7] >> 42) & (_FIELD - 1),
+            label_tally=m[:, 5:6],
+            help_tally=m[:, 6:8],
+        )
+
+    def label_patterns(self, rows: BoolArray) -> tuple[IntArray, IntArray]:
+        """Distinct per-reply label counts (agree, correct, evasive) among ``rows``, with how
+        many replies share each."""
+        return _patterns(self.label_tally[rows], len(agg.LABELS))
+
+    def help_patterns(self, rows: BoolArray) -> tuple[IntArray, IntArray]:
+        """Distinct per-reply helpfulness counts (scores 1-5) among ``rows``, with how many
+        replies share each."""
+        return _patterns(self.help_tally[rows], 5)
+
+    def __len__(self) -> int:
+        return len(self.arm)
+
+    @property
+    def question(self) -> IntArray:
+        return self.variants.question[self.variant]
+
+    @property
+    def kind(self) -> IntArray:
+        return self.variants.kind[self.variant]
+
+    @property
+    def erroneous(self) -> BoolArray:
+        return self.variants.erroneous[self.variant]
+
+    @property
+    def true_premise(self) -> BoolArray:
+        return self.variants.true_premise[self.variant]
+
+    @property
+    def helpfulness(self) -> FloatArray:
+        """The reply's helpfulness (0 where it has none: see ``has_help``)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.h_den > 0, self.h_num / np.maximum(self.h_den, 1), 0.0)
+
+    @property
+    def has_help(self) -> BoolArray:
+        return self.h_den > 0
+
+
+def find(keys: IntArray, wanted: IntArray) -> tuple[IntArray, BoolArray]:
+    """Where each of ``wanted`` is in ``keys`` (distinct values, any order), and whether it is
+    there at all (positions of the missing ones are meaningless)."""
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=np.bool_)
+    order = np.argsort(keys, kind="stable")
+    pos = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    return order[pos], keys[order[pos]] == wanted
