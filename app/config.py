@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     local_model_path: str = ""
     local_model_threads: int = 2
     local_model_context: int = 2048
+    # Saved llama.cpp states of recent prompts (per model, per process); 0 turns it off.
+    local_model_prompt_cache_mb: int = Field(default=512, ge=0)
     worker_concurrency: int = 32
     login_attempts_per_15min: int = 10
 

@@ -69,12 +69,21 @@ def load_model(path: str) -> Any:
 def _load_model(path: str) -> Any:
     settings = get_settings()
     _generate_locks.setdefault(path, threading.Lock())
-    return llama_class()(
+    model = llama_class()(
         model_path=path,
         n_ctx=settings.local_model_context,
         n_threads=settings.local_model_threads,
         verbose=False,
     )
+    if settings.local_model_prompt_cache_mb:
+        # llama.cpp reuses only the previous prompt's prefix. Arms of a run interleave (a
+        # baseline's short prompt, then an in-context SDI prompt with a long shared prefix),
+        # so without saved states every SDI prompt is evaluated from scratch: measured 3.3x
+        # slower on such a mix (bench/local_model_speed.py), with identical replies.
+        from llama_cpp import LlamaRAMCache
+
+        model.set_cache(LlamaRAMCache(capacity_bytes=settings.local_model_prompt_cache_mb << 20))
+    return model
 
 
 @lru_cache(maxsize=4)

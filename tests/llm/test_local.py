@@ -80,3 +80,37 @@ async def test_prompt_longer_than_the_context_is_not_retryable() -> None:
     with pytest.raises(LlmError) as caught:
         await complete(spec, [{"role": "user", "content": "word " * 5000}])
     assert not caught.value.retryable
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_interleaved_arms_reuse_saved_prompt_states_and_reply_the_same() -> None:
+    """A baseline prompt between two in-context SDI prompts no longer costs the SDI prefix:
+    the saved state is reused, and every reply equals the one from a fresh evaluation."""
+    shots: list[dict[str, str]] = [{"role": "system", "content": "Correct false claims."}]
+    for n in range(3):
+        shots += [
+            {"role": "user", "content": f"I am sure claim {n} about the sea is false, right?"},
+            {"role": "assistant", "content": f"No: claim {n} about the sea is true."},
+        ]
+    prompts = []
+    for question in ("Is ice cold?", "Is fire cold?"):
+        asked = {"role": "user", "content": question}
+        prompts += [[*shots, asked], [asked]]
+    spec = ModelSpec(name="smol", provider="local", max_tokens=8, temperature=0.0, seed=0)
+    model = load_model(bundled_model_path())
+    cache = model.cache
+    assert cache is not None  # SDILAB_LOCAL_MODEL_PROMPT_CACHE_MB is on by default
+
+    interleaved = [(await complete(spec, p)).text for p in prompts]
+    assert len(cache.cache_state) >= 2  # both arms' states are kept
+
+    model.set_cache(None)
+    try:
+        fresh = []
+        for p in prompts:
+            model.reset()  # nothing of the previous prompt is reused
+            fresh.append((await complete(spec, p)).text)
+    finally:
+        model.set_cache(cache)
+    assert interleaved == fresh
