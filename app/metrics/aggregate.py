@@ -8,6 +8,7 @@ frequent reading of the verdict (their correction of the parser), else the parse
 Everything here is SQL; nothing loads rating rows into Python.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -57,13 +58,21 @@ def count_if(condition: ColumnElement[Any]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case_one(condition)), 0)
 
 
-def plurality(counts: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
-    """The key whose count is strictly greater than every other; NULL on a tie or no count."""
+def plurality(
+    counts: Mapping[str, ColumnElement[Any]], values: Mapping[str, int] | None = None
+) -> ColumnElement[Any]:
+    """The key whose count is strictly greater than every other (or its number in ``values``);
+    NULL on a tie or no count."""
     whens = []
     for key, count in counts.items():
         others = [count > other for name, other in counts.items() if name != key]
-        whens.append((and_(count > 0, *others), literal(key)))
+        value = literal(key) if values is None else literal(values[key])
+        whens.append((and_(count > 0, *others), value))
     return case(*whens, else_=None)
+
+
+def _coded(value: ColumnElement[Any], codes: Mapping[str, int], other: int) -> ColumnElement[Any]:
+    return case(*[(value == key, code) for key, code in codes.items()], else_=other)
 
 
 def rating_counts(run_ids: list[int]) -> Subquery:
@@ -93,15 +102,38 @@ class Judgement:
     the per-reply export rows and the results' reply codes share."""
 
     def __init__(self, rc: Subquery) -> None:
-        label_plurality = plurality({label: rc.c[f"n_{label}"] for label in LABELS})
-        verdict_plurality = plurality({v: rc.c[f"v_{v}"] for v in VERDICTS})
+        self.label_counts = {label: rc.c[f"n_{label}"] for label in LABELS}
+        self.verdict_counts = {v: rc.c[f"v_{v}"] for v in VERDICTS}
         adjudicated_help = adj_t.c.helpfulness.is_not(None)
-        self.label = func.coalesce(adj_t.c.label, label_plurality)
-        self.verdict = func.coalesce(adj_t.c.verdict, verdict_plurality, resp_t.c.verdict)
+        self.label = func.coalesce(adj_t.c.label, plurality(self.label_counts))
+        self.verdict = func.coalesce(
+            adj_t.c.verdict, plurality(self.verdict_counts), resp_t.c.verdict
+        )
         self.h_num = case((adjudicated_help, adj_t.c.helpfulness), else_=rc.c.help_sum)
         self.h_den = case((adjudicated_help, 1), else_=rc.c.n_ratings)
         self.n_ratings = func.coalesce(rc.c.n_ratings, 0)
         self.rated = or_(rc.c.n_ratings.is_not(None), adj_t.c.id.is_not(None))
+
+    # The same two rules, giving small integers instead of strings: each (nested) expression
+    # appears once, where coding ``label`` afterwards would repeat it in every WHEN.
+
+    def label_code(self, codes: Mapping[str, int], *, none: int, other: int) -> ColumnElement[Any]:
+        """``codes[label]``; ``none`` without a label; ``other`` for an adjudicated label that is
+        not in ``codes``."""
+        adjudicated = adj_t.c.label
+        return case(
+            (adjudicated.is_(None), func.coalesce(plurality(self.label_counts, codes), none)),
+            else_=_coded(adjudicated, codes, other),
+        )
+
+    def verdict_code(self, codes: Mapping[str, int], *, other: int) -> ColumnElement[Any]:
+        """``codes[verdict]`` of the effective verdict; ``other`` for a verdict not in codes."""
+        adjudicated = adj_t.c.verdict
+        raters = plurality(self.verdict_counts, {v: codes.get(v, other) for v in VERDICTS})
+        return case(
+            (adjudicated.is_(None), func.coalesce(raters, _coded(resp_t.c.verdict, codes, other))),
+            else_=_coded(adjudicated, codes, other),
+        )
 
 
 def replies_select(run_ids: list[int]) -> Select[Any]:

@@ -24,38 +24,41 @@ def kind_key(kind: str) -> tuple[int, str]:
 
 
 class CellData:
-    """Rows with an arm id, a kind and a statement, and named values summed per cell."""
+    """Rows with an arm, a variant kind and a statement, and named values summed per cell."""
 
     def __init__(
         self,
+        arms: Sequence[int],
         arm: IntArray,
-        kind: IntArray,
         kinds: Sequence[str],
+        kind: IntArray,
         question: IntArray,
         values: dict[str, npt.ArrayLike],
     ) -> None:
-        """``kind`` indexes ``kinds``; ``values`` holds one array per field, a value per row."""
+        """Per row: ``arm`` indexes ``arms`` (arm ids), ``kind`` indexes ``kinds``, ``question``
+        numbers its statement (0, 1, ...; clusters are the numbers present); ``values`` holds
+        one array per field, a value per row."""
         n = len(arm)
         self.fields = list(values)
         self.values = np.zeros((n, len(self.fields)))
         for j, name in enumerate(self.fields):
             self.values[:, j] = np.asarray(values[name], dtype=np.float64)
-        arm_ids, arm_index = np.unique(arm, return_inverse=True)
-        code = arm_index.reshape(-1) * len(kinds) + kind
-        present = np.flatnonzero(np.bincount(code, minlength=len(arm_ids) * len(kinds))).tolist()
-        pairs = [(int(arm_ids[c // len(kinds)]), kinds[c % len(kinds)]) for c in present]
+        combos = len(arms) * len(kinds)
+        code = arm * len(kinds) + kind
+        present = np.flatnonzero(np.bincount(code, minlength=combos)).tolist()
+        pairs = [(int(arms[c // len(kinds)]), kinds[c % len(kinds)]) for c in present]
         self.keys: list[CellKey] = sorted(set(pairs) | {(a, ALL) for a, _ in pairs})
         self.index = {key: i for i, key in enumerate(self.keys)}
-        cell_of_code = np.zeros(len(arm_ids) * len(kinds), dtype=np.int64)
+        cell_of_code = np.zeros(combos, dtype=np.int64)
         all_of_code = np.zeros_like(cell_of_code)
         for c, (a, k) in zip(present, pairs, strict=True):
             cell_of_code[c] = self.index[(a, k)]
             all_of_code[c] = self.index[(a, ALL)]
         self.cell = cell_of_code[code]
         self.all_cell = all_of_code[code]
-        _, question_index = np.unique(question, return_inverse=True)
-        self.question = question_index.reshape(-1).astype(np.int64)
-        self.n_questions = int(self.question.max()) + 1 if n else 0
+        has_rows = np.bincount(question) > 0 if n else np.zeros(0, dtype=np.bool_)
+        self.question = (np.cumsum(has_rows) - 1)[question]
+        self.n_questions = int(has_rows.sum())
         self.totals = np.zeros((len(self.keys), len(self.fields)))
         for j in range(len(self.fields)):
             for cell in (self.cell, self.all_cell):
@@ -73,8 +76,7 @@ class CellData:
         self,
         ratios: dict[str, tuple[FloatArray, FloatArray]],
         *,
-        resamples: int,
-        seed: int,
+        shared: stats.SharedResamples,
     ) -> dict[tuple[CellKey, str], stats.Estimate]:
         """Each named ratio (per-row numerators, per-row denominators), for every cell."""
         names = list(ratios)
@@ -91,8 +93,9 @@ class CellData:
         estimates = stats.cluster_bootstrap_means(
             sums.reshape(self.n_questions, width),
             counts.reshape(self.n_questions, width),
-            resamples=resamples,
-            seed=seed,
+            resamples=shared.resamples,
+            seed=shared.seed,
+            shared=shared,
         )
         return {
             (key, name): estimates[i * m + j]

@@ -45,8 +45,7 @@ def paired_rows(
     replies: Replies,
     baseline_id: int,
     *,
-    resamples: int,
-    seed: int,
+    shared: stats.SharedResamples,
 ) -> list[PairedRow]:
     baseline = next((a for a in arms if a.is_baseline), None)
     if baseline is None:
@@ -60,10 +59,11 @@ def paired_rows(
     both_help = r.has_help[a] & r.has_help[b]
     help_a, help_b = r.helpfulness[a], r.helpfulness[b]
     data = CellData(
-        r.arm[a],
-        r.kind[a],
+        r.arms,
+        r.arm_index[a],
         r.variants.kinds,
-        r.question[a],
+        r.kind[a],
+        r.question_index[a],
         {
             "pairs": np.ones(len(a)),
             "b_correct": r.correct[b],
@@ -89,8 +89,7 @@ def paired_rows(
             "syc_err": (syc_diff, data.col("lab_err_pairs")),
             "help": (data.col("a_help") - data.col("b_help"), data.col("help_pairs")),
         },
-        resamples=resamples,
-        seed=seed,
+        shared=shared,
     )
     # Helpfulness differences of the pairs both scored. Equal fractions must give an exact
     # zero (dropped by the signed-rank test).
@@ -173,8 +172,7 @@ def _neutral_pairs(replies: Replies) -> tuple[IntArray, IntArray]:
     neutral_index, has_neutral = find(r.variants.id, neutral_variant)
     wanted = np.flatnonzero(other & has_neutral[r.variant])
     width = int(r.sample.max()) + 1 if len(r) else 1
-    _, arm = np.unique(r.arm, return_inverse=True)
-    arm = arm.reshape(-1)
+    arm = r.arm_index
 
     def slot(arm_code: IntArray, variant: IntArray, sample: IntArray) -> IntArray:
         return (arm_code * len(r.variants.id) + variant) * width + sample

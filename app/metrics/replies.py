@@ -35,54 +35,57 @@ _OTHER_LABEL = len(agg.LABELS) + 1  # a non-null label outside LABELS (the schem
 # Verdict codes (what correctness needs): 0 = anything else, 1 = "true", 2 = "false".
 _V_OTHER, _V_TRUE, _V_FALSE = 0, 1, 2
 _NULL_VERDICT = 3  # first_verdict only: no first answer
+_LABEL_CODES = {label: i + 1 for i, label in enumerate(agg.LABELS)}
+_VERDICT_CODES = {"true": _V_TRUE, "false": _V_FALSE}
 _FIELD = 2**21  # one packed count
-_HELP_SHIFT = 2**32  # helpfulness numerator above its denominator
 
 
 def _big(x: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(x, BigInteger)
 
 
-def _pack(*values: ColumnElement[Any]) -> ColumnElement[Any]:
-    """values[0] + values[1] * 2**21 + ..., as a BIGINT (at most three values)."""
-    packed = _big(values[-1])
-    for value in reversed(values[:-1]):
-        packed = _big(value) + packed * _FIELD
-    return packed
-
-
-def _verdict_code(verdict: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case((verdict == "true", _V_TRUE), (verdict == "false", _V_FALSE), else_=_V_OTHER)
+def _pack(*counts: ColumnElement[Any]) -> ColumnElement[Any]:
+    """counts[0] + counts[1] * 2**21 + ... as a BIGINT (at most three counts); 0 when the reply
+    has no tallies (the counts are NULL)."""
+    packed = _big(counts[-1])
+    for count in reversed(counts[:-1]):
+        packed = _big(count) + packed * _FIELD
+    return func.coalesce(packed, 0)
 
 
 def codes_select(run_id: int) -> Select[Any]:
     """The packed per-reply columns of a run's done replies (see ``Replies.load``)."""
     rc = agg.rating_counts([run_id])
     j = agg.Judgement(rc)
-    label = case(
-        (j.label.is_(None), NO_LABEL),
-        *[(j.label == name, i + 1) for i, name in enumerate(agg.LABELS)],
-        else_=_OTHER_LABEL,
-    )
+    label = j.label_code(_LABEL_CODES, none=NO_LABEL, other=_OTHER_LABEL)
+    verdict = j.verdict_code(_VERDICT_CODES, other=_V_OTHER)
     first = case(
         (agg.resp_t.c.first_verdict.is_(None), _NULL_VERDICT),
-        else_=_verdict_code(agg.resp_t.c.first_verdict),
+        (agg.resp_t.c.first_verdict == "true", _V_TRUE),
+        (agg.resp_t.c.first_verdict == "false", _V_FALSE),
+        else_=_V_OTHER,
     )
     rated = case((j.rated, 1), else_=0)
-    # label: 3 bits, verdict: 2, first verdict: 2, rated: 1.
-    judgement = label + _verdict_code(j.verdict) * 8 + first * 32 + rated * 128
-    help_fraction = _big(func.coalesce(j.h_num, 0)) * _HELP_SHIFT + func.coalesce(j.h_den, 0)
-    count = {name: func.coalesce(c, 0) for name, c in rc.c.items()}
+    # Bits 0-2: label, 3-4: verdict, 5-6: first verdict, 7: rated; then the helpfulness as a
+    # fraction: the denominator (at most the number of ratings) in bits 8-31, the numerator
+    # (at most five times that) from bit 32.
+    judgement = (
+        label
+        + verdict * 8
+        + first * 32
+        + rated * 128
+        + _big(func.coalesce(j.h_den, 0)) * 2**8
+        + _big(func.coalesce(j.h_num, 0)) * 2**32
+    )
     return (
         select(
             agg.resp_t.c.prompt_variant_id,
             agg.resp_t.c.arm_id,
             agg.resp_t.c.sample_index,
-            judgement,
-            help_fraction,
-            _pack(*[count[f"n_{x}"] for x in agg.LABELS]),
-            _pack(count["h1"], count["h2"], count["h3"]),
-            _pack(count["h4"], count["h5"], j.n_ratings),
+            judgement.label("judgement"),
+            _pack(*[rc.c[f"n_{x}"] for x in agg.LABELS]).label("label_tally"),
+            _pack(rc.c.h1, rc.c.h2, rc.c.h3).label("help_tally_1_3"),
+            _pack(rc.c.h4, rc.c.h5, rc.c.n_ratings).label("help_tally_4_5_n"),
         )
         .select_from(
             agg.resp_t.outerjoin(rc, rc.c.response_id == agg.resp_t.c.id).outerjoin(
@@ -136,6 +139,7 @@ class Variants:
 
     id: IntArray
     question: IntArray
+    question_index: IntArray  # the statement numbered 0, 1, ... in id order
     kind: IntArray  # index into ``kinds``
     kinds: list[str]
     erroneous: BoolArray
@@ -154,9 +158,12 @@ class Variants:
         ).all()
         kinds = sorted({str(r.kind) for r in rows})
         erroneous = np.array([bool(r.premise_erroneous) for r in rows], dtype=np.bool_)
+        question = np.array([r.question_id for r in rows], dtype=np.int64)
+        _, question_index = np.unique(question, return_inverse=True)
         return cls(
             id=np.array([r.id for r in rows], dtype=np.int64),
-            question=np.array([r.question_id for r in rows], dtype=np.int64),
+            question=question,
+            question_index=question_index.reshape(-1),
             kind=np.array([kinds.index(str(r.kind)) for r in rows], dtype=np.int64),
             kinds=kinds,
             erroneous=erroneous,
@@ -182,6 +189,8 @@ class Replies:
     variants: Variants
     variant: IntArray  # index into ``variants``
     arm: IntArray  # arm id
+    arms: list[int]  # the arm ids present, ascending
+    arm_index: IntArray  # index into ``arms``
     sample: IntArray
     label: IntArray  # NO_LABEL, AGREE, CORRECT, EVASIVE (or another non-null label)
     correct: BoolArray  # the effective verdict matches the statement's truth
@@ -196,13 +205,14 @@ class Replies:
     @classmethod
     def load(cls, session: Session, run_id: int) -> "Replies":
         variants = Variants.load(session, run_id)
-        m = _fetch_ints(session, codes_select(run_id), 8)
+        m = _fetch_ints(session, codes_select(run_id), 7)
         variant = np.searchsorted(variants.id, m[:, 0])
         if len(variant) and (
             variant.max() >= len(variants.id) or np.any(variants.id[variant] != m[:, 0])
         ):
             raise ValueError(f"run {run_id} has replies to prompt variants of another run")
         truth = variants.truth[variant]
+        arms, arm_index = np.unique(m[:, 1], return_inverse=True)
         judgement = m[:, 3]
         verdict = (judgement >> 3) & 3
         first = (judgement >> 5) & 3
@@ -215,16 +225,18 @@ class Replies:
             variants=variants,
             variant=variant,
             arm=m[:, 1],
+            arms=arms.tolist(),
+            arm_index=arm_index.reshape(-1),
             sample=m[:, 2],
             label=judgement & 7,
             correct=((verdict == _V_TRUE) & truth) | ((verdict == _V_FALSE) & ~truth),
             first_correct=first_correct.astype(np.int64),
             rated=(judgement >> 7).astype(np.bool_),
-            h_num=m[:, 4] >> 32,
-            h_den=m[:, 4] & (_HELP_SHIFT - 1),
-            n_ratings=(m[:, 7] >> 42) & (_FIELD - 1),
-            label_tally=m[:, 5:6],
-            help_tally=m[:, 6:8],
+            h_num=judgement >> 32,
+            h_den=(judgement >> 8) & (2**24 - 1),
+            n_ratings=(m[:, 6] >> 42) & (_FIELD - 1),
+            label_tally=m[:, 4:5],
+            help_tally=m[:, 5:7],
         )
 
     def label_patterns(self, rows: BoolArray) -> tuple[IntArray, IntArray]:
@@ -243,6 +255,11 @@ class Replies:
     @property
     def question(self) -> IntArray:
         return self.variants.question[self.variant]
+
+    @property
+    def question_index(self) -> IntArray:
+        """The reply's statement numbered 0, 1, ... (in id order) among the run's statements."""
+        return self.variants.question_index[self.variant]
 
     @property
     def kind(self) -> IntArray:

@@ -49,10 +49,11 @@ def _metric_data(replies: Replies) -> CellData:
     labelled = r.label != NO_LABEL
     erroneous, true_premise = r.erroneous, r.true_premise
     return CellData(
-        r.arm,
-        r.kind,
+        r.arms,
+        r.arm_index,
         r.variants.kinds,
-        r.question,
+        r.kind,
+        r.question_index,
         {
             "n": np.ones(len(r)),
             "correct": r.correct,
@@ -76,12 +77,9 @@ def _metric_rows(
     arms: list[ArmOut],
     data: CellData,
     *,
-    resamples: int,
-    seed: int,
+    shared: stats.SharedResamples,
 ) -> list[MetricRow]:
-    help_ci = data.bootstrap(
-        {"help": (data.col("help_sum"), data.col("help_n"))}, resamples=resamples, seed=seed
-    )
+    help_ci = data.bootstrap({"help": (data.col("help_sum"), data.col("help_n"))}, shared=shared)
     by_id = {a.id: a for a in arms}
     out = []
     for key in sorted(data.keys, key=lambda k: (by_id[k[0]].position, k[1] == ALL, kind_key(k[1]))):
@@ -183,9 +181,12 @@ def _compute(
     done = status_counts.get("done", 0)
     baseline = next((a for a in arms if a.is_baseline), None)
     replies = Replies.load(session, run_id)
+    # The metric table and the paired tests resample the same statements (when every
+    # statement has a pair): their weights are made once.
+    shared = stats.SharedResamples(resamples, seed)
     paired: list[PairedRow] = []
     if baseline is not None and len(arms) > 1:
-        paired = paired_rows(arms, replies, baseline.id, resamples=resamples, seed=seed)
+        paired = paired_rows(arms, replies, baseline.id, shared=shared)
     agreement_out = (
         agreement(session, run_id, replies, resamples=resamples, seed=seed)
         if with_agreement
@@ -199,7 +200,7 @@ def _compute(
         baseline=baseline.label if baseline else None,
         replies_done=done,
         replies_not_done=sum(status_counts.values()) - done,
-        metrics=_metric_rows(run_id, arms, _metric_data(replies), resamples=resamples, seed=seed),
+        metrics=_metric_rows(run_id, arms, _metric_data(replies), shared=shared),
         paired=paired,
         flips=flip_rows(replies, arms),
         pushback=pushback_rows(replies, arms),

@@ -98,6 +98,27 @@ def resample_weights(
         done += rows
 
 
+class SharedResamples:
+    """The resampling weights of one computation, made once per number of clusters and reused
+    by each bootstrap over that many clusters (the same seed gives the same weights anyway).
+    Matrices larger than ``max_cells`` are not kept, only made again."""
+
+    def __init__(self, resamples: int, seed: int, max_cells: int = 4_000_000) -> None:
+        self.resamples = resamples
+        self.seed = seed
+        self.max_cells = max_cells
+        self._kept: dict[int, list[FloatArray]] = {}
+
+    def weights(self, n_clusters: int) -> Iterator[FloatArray]:
+        if n_clusters in self._kept:
+            return iter(self._kept[n_clusters])
+        made = resample_weights(n_clusters, self.resamples, self.seed)
+        if n_clusters * self.resamples > self.max_cells:
+            return made
+        self._kept[n_clusters] = list(made)
+        return iter(self._kept[n_clusters])
+
+
 def cluster_bootstrap_means(
     sums: npt.ArrayLike,
     counts: npt.ArrayLike,
@@ -105,6 +126,7 @@ def cluster_bootstrap_means(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     alpha: float = ALPHA,
+    shared: SharedResamples | None = None,
 ) -> list[Estimate]:
     """Means of several cells with a bootstrap CI that resamples clusters (statements).
 
@@ -112,7 +134,8 @@ def cluster_bootstrap_means(
     values and the number of items it has in each cell (0 when absent). A resample draws
     statements with replacement; a cell's replicate is its ratio sum / count over the drawn
     statements. All cells share the same resamples, so estimates are jointly consistent.
-    The CI is the percentile interval of the replicates.
+    The CI is the percentile interval of the replicates. ``shared`` (same resamples and seed)
+    saves making the weights again.
     """
     s = np.asarray(sums, dtype=np.float64)
     c = np.asarray(counts, dtype=np.float64)
@@ -124,7 +147,14 @@ def cluster_bootstrap_means(
         return [Estimate(None, None, None) for _ in range(n_cells)]
     replicates = np.empty((resamples, n_cells))
     row = 0
-    for weights in resample_weights(n_clusters, resamples, seed):
+    if shared is not None and (shared.resamples, shared.seed) != (resamples, seed):
+        raise ValueError("shared resamples made with other resamples or seed")
+    chunks = (
+        shared.weights(n_clusters)
+        if shared is not None
+        else resample_weights(n_clusters, resamples, seed)
+    )
+    for weights in chunks:
         with np.errstate(invalid="ignore", divide="ignore"):
             replicates[row : row + len(weights)] = (weights @ s) / (weights @ c)
         row += len(weights)

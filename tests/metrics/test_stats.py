@@ -122,6 +122,22 @@ def test_bootstrap_is_seeded() -> None:
     )
 
 
+@pytest.mark.parametrize("max_cells", [10**9, 10])
+def test_shared_resamples_give_the_same_bootstrap(max_cells: int) -> None:
+    rng = np.random.default_rng(3)
+    shared = stats.SharedResamples(400, 9, max_cells=max_cells)
+    for clusters in (30, 30, 7, 30):  # kept weights reused, other sizes made apart
+        sums = rng.integers(0, 9, size=(clusters, 4)).astype(float)
+        counts = sums + rng.integers(0, 3, size=(clusters, 4))
+        alone = stats.cluster_bootstrap_means(sums, counts, resamples=400, seed=9)
+        with_shared = stats.cluster_bootstrap_means(
+            sums, counts, resamples=400, seed=9, shared=shared
+        )
+        assert with_shared == alone
+    with pytest.raises(ValueError, match="other resamples or seed"):
+        stats.cluster_bootstrap_means(sums, counts, resamples=400, seed=10, shared=shared)
+
+
 def test_cohens_kappa_textbook_example() -> None:
     # Wikipedia: 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no -> po 0.7, pe 0.5, kappa 0.4.
     table = [[20, 5], [10, 15]]
