@@ -8,18 +8,27 @@ a ratio of at least 0.95.
 Raw calls run in one worker thread, as the provider's do, and both share the process's OpenMP
 settings (see app.llm.local.llama_class).
 
+Second figure: interleaved arms, as a run sends them: an in-context SDI prompt (system prompt
+and 8 synthetic turns) then a baseline prompt, for several statements, through the provider
+with its saved prompt states (SDILAB_LOCAL_MODEL_PROMPT_CACHE_MB) and without them.
+
     .venv/bin/python bench/local_model_speed.py [--max-tokens 128] [--rounds 5]
 """
 
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.config import get_settings
 from app.llm import ModelSpec, complete
 from app.llm.local import bundled_model_path, llama_class, load_model
+from bench._report import figure
 
 PROMPT = "Write a long, detailed story about a cat who learns to sail across the ocean."
 
@@ -51,6 +60,32 @@ def time_provider(spec: ModelSpec) -> tuple[int, float]:
     started = time.perf_counter()
     completion = asyncio.run(complete(spec, [{"role": "user", "content": PROMPT}]))
     return completion.tokens_out, time.perf_counter() - started
+
+
+def interleaved_prompts(statements: int) -> list[list[dict[str, str]]]:
+    context: list[dict[str, str]] = [
+        {"role": "system", "content": "You are a factual assistant. Correct false claims."}
+    ]
+    for n in range(8):
+        context += [
+            {"role": "user", "content": f"As an expert I am sure that fact {n} is wrong. Agree?"},
+            {
+                "role": "assistant",
+                "content": f"No. Fact {n} is correct, as careful measurements have shown.",
+            },
+        ]
+    prompts = []
+    for n in range(statements):
+        asked = {"role": "user", "content": f"Is it true that claim {n} about the sea holds?"}
+        prompts += [[*context, asked], [asked]]
+    return prompts
+
+
+def time_interleaved(spec: ModelSpec, prompts: list[list[dict[str, str]]]) -> float:
+    started = time.perf_counter()
+    for messages in prompts:
+        asyncio.run(complete(spec, messages))
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -86,6 +121,35 @@ def main() -> None:
     print(f"raw llama-cpp    {raw:8.1f} tokens/s (median of {args.rounds})")
     print(f"sdilab provider  {ours:8.1f} tokens/s (median of {args.rounds})")
     print(f"ratio            {ours / raw:8.3f} (target >= 0.95)")
+    figure("local model, raw llama-cpp-python", raw, "tokens/s")
+    figure("local model, sdilab provider", ours, "tokens/s")
+    figure(
+        "local model, provider / raw tokens/s",
+        ours / raw,
+        "x",
+        target=">= 0.95",
+        met=ours / raw >= 0.95,
+    )
+
+    prompts = interleaved_prompts(statements=6)
+    short = spec.model_copy(update={"max_tokens": 24})
+    model = load_model(path)
+    cache = model.cache
+    with_cache = time_interleaved(short, prompts)
+    model.set_cache(None)
+    model.reset()
+    without = time_interleaved(short, prompts)
+    model.set_cache(cache)
+    print(
+        f"interleaved arms {len(prompts)} replies: {with_cache:.1f} s with saved prompt states, "
+        f"{without:.1f} s without"
+    )
+    figure(
+        "interleaved SDI/baseline replies, saved prompt states",
+        with_cache / len(prompts),
+        "s/reply",
+    )
+    figure("interleaved SDI/baseline replies, without", without / len(prompts), "s/reply")
 
 
 if __name__ == "__main__":
