@@ -201,7 +201,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
         s.commit()
         run_id, round_id = run.id or 0, round_.id or 0
         arm_ids = [a.id for a in arms]
-        rater_ids = [u.id for u in raters]
+        rater_ids = [u.id or 0 for u in raters]
 
     kinds = ["neutral", "biased", "adversarial", "paraphrase", "noise"]
     variant = _defaults(

@@ -61,7 +61,6 @@ def _item_context(
     session: Session, user: User, *, message: str = "", error: str = ""
 ) -> dict[str, Any]:
     """Lease the rater's next reply (first open round with work) and build the page context."""
-    rater_id = _uid(user)
     ctx: dict[str, Any] = {
         "message": message,
         "error": error,
@@ -71,37 +70,39 @@ def _item_context(
         "round": None,
         "start_round": None,
     }
+    queue.begin_write(session)
+    _lease_next(session, _uid(user), ctx)
+    # Committed before the page is rendered, so SQLite's write lock and the rows the lease
+    # locked on Postgres are not held while the template renders.
+    session.commit()
+    return ctx
+
+
+def _lease_next(session: Session, rater_id: int, ctx: dict[str, Any]) -> None:
     last_round = None
-    leased: int | None = None
     for round_ in service.rounds_for_rater(session):
         if not queue.started(session, round_, rater_id):
             ctx["start_round"] = round_
             ctx["guidelines"] = render_markdown(round_.guidelines_md)
-            return ctx
-        queue.begin_write(session)
-        leased = queue.next_for(session, round_, rater_id)
+            return
+        response_id = queue.next_for(session, round_, rater_id)
         last_round = round_
-        if leased is not None:
+        if response_id is not None:
             ctx["round"] = round_
+            ctx["view"] = service.reply_view(session, round_, response_id)
             break
-    # The lease is committed before the page is built, so SQLite's write lock and the rows the
-    # lease locked on Postgres are not held while the reply is read and rendered.
-    session.commit()
-    if leased is not None:
-        ctx["view"] = service.reply_view(session, ctx["round"], leased)
     shown: RatingRound | None = ctx["round"] or last_round
     if shown is not None:
         ctx["round"] = shown
         ctx["progress"] = service.rater_progress(session, shown, rater_id)
         ctx["guidelines"] = render_markdown(shown.guidelines_md)
-    return ctx
 
 
 def _rate_response(request: Request, session: Session, user: User, **kw: str) -> Response:
     """HTMX gets the next reply swapped in; a plain browser is sent back to /rate."""
-    # The write (rating, skip, undo) is committed on its own before the next reply is leased,
-    # as begin_write does on SQLite: on Postgres the rows it locked (the reply's tallies and
-    # its raters' counts, other raters' among them) are not held while the next page is built.
+    # The write (rating, skip, undo) is committed on its own before the next reply is leased
+    # (begin_write does so on SQLite; this is for Postgres): the rows it locked, the reply's
+    # tallies and its raters' counts, other raters' among them, are not held meanwhile.
     session.commit()
     if is_htmx(request):
         return render_partial(request, "rating/_item.html", _item_context(session, user, **kw))
