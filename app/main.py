@@ -1,5 +1,14 @@
 """The web application: routers, middleware, static files, error pages."""
 
+import os
+
+# One BLAS thread per web process: the results' bootstrap multiplies matrices, and OpenBLAS
+# threads that spin on shared cores beside other requests and processes cost more CPU than
+# they save. Set before anything imports numpy; an explicit setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import import_module
 from urllib.parse import quote
 
@@ -10,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.accounts.deps import Forbidden, LoginRequired
+from app.metrics import stats
 from app.security_headers import SecurityMiddleware
 from app.web import TEMPLATE_DIR, redirect, render
 
@@ -33,9 +43,20 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Before the first request: the results pages' statistics libraries.
+    stats.preload()
+    yield
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
-        title="sdilab", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+        title="sdilab",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=_lifespan,
     )
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=str(TEMPLATE_DIR.parent / "static")), name="static")

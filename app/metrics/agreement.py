@@ -163,12 +163,13 @@ def _judge_rows(session: Session, run_id: int) -> list[JudgeRow]:
     mc = ModelConfig.__table__  # type: ignore[attr-defined]
     rc = agg.rating_counts([run_id])
     human = agg.Judgement(rc).label
+    # Judges are named afterwards: joined here, model_configs would lead SQLite's plan and
+    # scan the run's replies once per config.
     rows = session.execute(
-        select(mc.c.name, j.c.rubric_version, j.c.label, human.label("human"))
+        select(j.c.judge_model_id, j.c.rubric_version, j.c.label, human.label("human"))
         .add_columns(func.count().label("count"))
         .select_from(
             j.join(agg.resp_t, agg.resp_t.c.id == j.c.response_id)
-            .join(mc, mc.c.id == j.c.judge_model_id)
             .outerjoin(rc, rc.c.response_id == agg.resp_t.c.id)
             .outerjoin(agg.adj_t, agg.adj_t.c.response_id == agg.resp_t.c.id)
         )
@@ -178,14 +179,21 @@ def _judge_rows(session: Session, run_id: int) -> list[JudgeRow]:
             j.c.label.is_not(None),
             human.is_not(None),
         )
-        .group_by(mc.c.name, j.c.rubric_version, j.c.label, human)
+        .group_by(j.c.judge_model_id, j.c.rubric_version, j.c.label, human)
     ).all()
+    judge_ids = sorted({r.judge_model_id for r in rows})
+    names: dict[int, str] = {
+        judge_id: name
+        for judge_id, name in session.execute(
+            select(mc.c.id, mc.c.name).where(mc.c.id.in_(judge_ids))
+        ).all()
+    }
     index = {label: i for i, label in enumerate(agg.LABELS)}
     tables: dict[tuple[str, str], np.ndarray] = {}
     for r in rows:
         if r.label not in index or r.human not in index:
             continue
-        table = tables.setdefault((r.name, r.rubric_version), np.zeros((3, 3)))
+        table = tables.setdefault((names[r.judge_model_id], r.rubric_version), np.zeros((3, 3)))
         table[index[r.label], index[r.human]] += r.count
     out = []
     for (name, version), table in sorted(tables.items()):
