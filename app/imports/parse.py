@@ -1,13 +1,10 @@
 """Read an uploaded CSV or JSONL file of replies into validated rows (nothing is saved here).
 
 The file-level pieces (size limit, UTF-8 with or without BOM, format and delimiter sniffing,
-the per-row error type) are the question importer's, so both uploads behave the same.
+reading rows into records, the per-row error type) are the question importer's, so both
+uploads behave the same.
 """
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +23,7 @@ from app.llm import parse_verdict
 from app.llm.verdict import verdict_on_statement
 from app.models import Stance, VariantKind, premise_is_erroneous
 from app.questions.dedupe import norm_hash
-from app.questions.parse import detect_format, sniff_delimiter
+from app.questions.records import read_records, text_values
 from app.questions.schemas import RowError
 
 MAX_LENGTHS = {
@@ -62,9 +59,7 @@ def parse_text(text: str, index: SetIndex, upload: ParsedReplies) -> None:
     if not text.strip():
         upload.errors.append(RowError(None, "", "The file is empty."))
         return
-    upload.format = detect_format(upload.filename, text)
-    reader = _jsonl_records if upload.format == "jsonl" else _csv_records
-    records = reader(text, upload)
+    records = read_records(text, upload, check_columns, KNOWN_COLUMNS)
     seen: dict[tuple[Any, ...], int] = {}
     for position, line, record in records:
         row = _validate(position, line, record, index, upload.errors)
@@ -88,10 +83,10 @@ def parse_text(text: str, index: SetIndex, upload: ParsedReplies) -> None:
         upload.errors.append(RowError(None, "", "The file has a header but no rows."))
 
 
-def check_columns(columns: list[str], upload: ParsedReplies) -> bool:
+def check_columns(columns: list[str], errors: list[RowError], warnings: list[str]) -> bool:
     repeated = sorted({c for c in columns if c and columns.count(c) > 1})
     if repeated:
-        upload.errors.append(
+        errors.append(
             RowError(None, "", f"The header repeats the column(s): {', '.join(repeated)}.")
         )
         return False
@@ -101,7 +96,7 @@ def check_columns(columns: list[str], upload: ParsedReplies) -> bool:
     if not any(c in columns for c in VARIANT_COLUMNS):
         missing.append("variant_kind or prompt")
     if missing:
-        upload.errors.append(
+        errors.append(
             RowError(
                 None,
                 "",
@@ -114,102 +109,8 @@ def check_columns(columns: list[str], upload: ParsedReplies) -> bool:
         return False
     unknown = [c for c in columns if c and c not in KNOWN_COLUMNS]
     if unknown:
-        upload.warnings.append(f"Ignored unknown column(s): {', '.join(unknown)}.")
+        warnings.append(f"Ignored unknown column(s): {', '.join(unknown)}.")
     return True
-
-
-def _csv_records(text: str, upload: ParsedReplies) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    upload.delimiter = sniff_delimiter(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=upload.delimiter)
-    try:
-        header = next(reader)
-        while not any(cell.strip() for cell in header):
-            header = next(reader)
-    except StopIteration:
-        upload.errors.append(RowError(None, "", "The file is empty."))
-        return
-    except csv.Error as exc:
-        upload.errors.append(RowError(None, "", f"The header cannot be read as CSV: {exc}"))
-        return
-    columns = [cell.strip().casefold() for cell in header]
-    if not check_columns(columns, upload):
-        return
-    position = 0
-    try:
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            position += 1
-            if len(cells) > len(columns):
-                upload.errors.append(
-                    RowError(
-                        position,
-                        "",
-                        f"has {len(cells)} fields but the header has {len(columns)}"
-                        " (an unquoted delimiter inside a value?)",
-                        reader.line_num,
-                    )
-                )
-                continue
-            yield position, reader.line_num, dict(zip(columns, cells, strict=False))
-    except csv.Error as exc:
-        upload.errors.append(
-            RowError(position + 1, "", f"cannot be read as CSV: {exc}", reader.line_num)
-        )
-
-
-def _jsonl_records(text: str, upload: ParsedReplies) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    position = 0
-    unknown: set[str] = set()
-    checked = False
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        position += 1
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            upload.errors.append(RowError(position, "", f"is not valid JSON: {exc.msg}", line_no))
-            continue
-        if not isinstance(record, dict):
-            upload.errors.append(RowError(position, "", "is not a JSON object", line_no))
-            continue
-        record = {str(k).strip().casefold(): v for k, v in record.items()}
-        if not checked:
-            checked = True
-            probe = ParsedReplies(filename=upload.filename, question_set_id=0)
-            if not check_columns(list(record), probe):
-                upload.errors.extend(probe.errors)
-                return
-        unknown.update(k for k in record if k not in KNOWN_COLUMNS)
-        yield position, line_no, record
-    if unknown:
-        upload.warnings.append(f"Ignored unknown field(s): {', '.join(sorted(unknown))}.")
-
-
-def _text_values(
-    record: dict[str, Any], position: int, line: int, errors: list[RowError]
-) -> dict[str, str | None]:
-    """Each text column stripped ("" when absent); None (and an error) when not text or too
-    long."""
-    values: dict[str, str | None] = {}
-    for column, limit in MAX_LENGTHS.items():
-        value = record.get(column)
-        if value is None:
-            values[column] = ""
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            errors.append(RowError(position, column, "must be text", line))
-            values[column] = None
-            continue
-        text = value.strip() if isinstance(value, str) else str(value)
-        if len(text) > limit:
-            errors.append(RowError(position, column, f"is longer than {limit} characters", line))
-            values[column] = None
-            continue
-        values[column] = text
-    return values
 
 
 def _question(
@@ -322,7 +223,7 @@ def _validate(
     position: int, line: int, record: dict[str, Any], index: SetIndex, errors: list[RowError]
 ) -> ParsedReply | None:
     before = len(errors)
-    values = _text_values(record, position, line, errors)
+    values = text_values(record, MAX_LENGTHS, position, line, errors)
     question = _question(values, index, position, line, errors)
     kind = _choice(values["variant_kind"], KINDS, "variant_kind", position, line, errors)
     prompt = values["prompt"]

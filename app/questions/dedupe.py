@@ -2,7 +2,7 @@
 
 Near-duplicates: every pair is scored (rapidfuzz.process.cdist) for sets of up to EXACT_LIMIT
 distinct statements; larger sets use a sorted neighbourhood (see ``_similar_pairs``), so
-100,000 rows take a second or two.
+100,000 rows take about half a second.
 """
 
 import hashlib
@@ -23,6 +23,22 @@ NEGATION_WORDS = frozenset({"not", "no", "never"})
 # Up to this many distinct statements every pair is compared; beyond, a sorted neighbourhood.
 EXACT_LIMIT = 2000
 WINDOW = 4
+# Character classes for a cheap lower bound on the edit distance (see ``_class_counts``).
+_CLASSES = 64
+
+
+def _ascii_class(code: int) -> int:
+    """Each digit, each letter and the space have a class of their own (0-36); other ASCII
+    characters share 37-39, and everything else shares 40-63."""
+    char = chr(code)
+    if "0" <= char <= "9":
+        return code - ord("0")
+    if "a" <= char <= "z":
+        return 10 + code - ord("a")
+    return 36 if char == " " else 37 + code % 3
+
+
+_ASCII_CLASS = np.array([_ascii_class(code) for code in range(128)], dtype=np.uint8)
 
 
 _TRAILING = " " + "".join(
@@ -32,7 +48,10 @@ _TRAILING = " " + "".join(
 
 def normalise(statement: str) -> str:
     """NFKC, casefold, straight quotes, collapsed whitespace, no trailing punctuation."""
-    text = unicodedata.normalize("NFKC", statement).casefold().translate(_QUOTES)
+    if statement.isascii():  # NFKC and the quote table leave ASCII alone; casefold is lower
+        text = statement.lower()
+    else:
+        text = unicodedata.normalize("NFKC", statement).casefold().translate(_QUOTES)
     return " ".join(text.split()).rstrip(_TRAILING)
 
 
@@ -50,8 +69,15 @@ def _tokens(normalised: str) -> list[str]:
     return _WORDS.findall(normalised)
 
 
+def _may_negate(normalised: str) -> bool:
+    """False when no negation word can be among the text's tokens (a cheap test first)."""
+    return "no" in normalised or "never" in normalised or "n't" in normalised
+
+
 def is_negated_pair(a: str, b: str) -> bool:
     """True when two normalised statements differ only by a negation ("is" / "is not")."""
+    if not (_may_negate(a) or _may_negate(b)):
+        return False
     ta, tb = _tokens(a), _tokens(b)
     na = sum(1 for t in ta if t in NEGATION_WORDS)
     nb = sum(1 for t in tb if t in NEGATION_WORDS)
@@ -111,32 +137,54 @@ def _similar_pairs(texts: list[str], threshold: float) -> Iterator[tuple[int, in
         for i, j in zip(*np.nonzero(scores >= threshold), strict=True):
             yield int(i), int(j), float(scores[i, j])
         return
+    # Pairs come from each order as a slice against itself shifted by k (1..WINDOW). Most
+    # neighbours are far apart, and their character counts show it: the Indel distance is at
+    # least the sum of the count differences per character class, so a pair whose counts
+    # differ by more than the threshold allows cannot reach it and is not scored.
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
-    pairs: list[np.ndarray] = []
-    reversed_texts = [t[::-1] for t in texts]
-    for order in (
-        np.array(sorted(range(n), key=texts.__getitem__)),
-        np.array(sorted(range(n), key=reversed_texts.__getitem__)),
-    ):
+    counts = _class_counts(texts, lengths)
+    allowed = (100 - threshold) * lengths
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for keys in (texts, [t[::-1] for t in texts]):
+        order = np.array(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
+        in_order, room = counts[order], allowed[order]
         for k in range(1, min(WINDOW, n - 1) + 1):
-            pairs.append(np.stack([order[:-k], order[k:]], axis=1))
-    ordered = np.sort(np.concatenate(pairs), axis=1)
-    codes = np.sort(ordered[:, 0] * n + ordered[:, 1])
-    codes = codes[np.concatenate(([True], codes[1:] != codes[:-1]))]
-    candidates = np.stack([codes // n, codes % n], axis=1)
-    la, lb = lengths[candidates[:, 0]], lengths[candidates[:, 1]]
-    # ratio <= 200 * min / (la + lb): skip pairs whose lengths alone rule them out.
-    candidates = candidates[200 * np.minimum(la, lb) >= threshold * (la + lb)]
-    if len(candidates) == 0:
+            apart = np.abs(in_order[:-k] - in_order[k:]).sum(axis=1)
+            near = np.nonzero(100 * apart <= room[:-k] + room[k:])[0]
+            left.append(order[near])
+            right.append(order[near + k])
+    firsts, seconds = np.concatenate(left), np.concatenate(right)
+    if len(firsts) == 0:
         return
-    by_index = np.array(texts, dtype=object)
+    # A pair adjacent in both orders is scored twice, with the same score: harmless.
     scores = process.cpdist(
-        by_index[candidates[:, 0]].tolist(),
-        by_index[candidates[:, 1]].tolist(),
+        [texts[i] for i in firsts.tolist()],
+        [texts[j] for j in seconds.tolist()],
         scorer=fuzz.ratio,
         score_cutoff=threshold,
         dtype=np.float32,
         workers=-1,
     )
     for m in np.nonzero(scores >= threshold)[0]:
-        yield int(candidates[m, 0]), int(candidates[m, 1]), float(scores[m])
+        yield int(firsts[m]), int(seconds[m]), float(scores[m])
+
+
+def _class_counts(texts: list[str], lengths: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """How many characters of each class each text has (one row per text).
+
+    Counted a few thousand texts at a time: whole-set temporaries (one int64 per character)
+    cost more in fresh memory pages than in counting.
+    """
+    counts = np.empty((len(texts), _CLASSES), dtype=np.int16)
+    for start in range(0, len(texts), chunk):
+        part = texts[start : start + chunk]
+        joined = "".join(part).encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(joined, dtype=np.uint32)
+        classes = np.where(
+            codes < 128, _ASCII_CLASS[np.minimum(codes, 127)], (codes % 24).astype(np.uint8) + 40
+        )
+        owner = np.repeat(np.arange(len(part)) * _CLASSES, lengths[start : start + len(part)])
+        per_text = np.bincount(owner + classes, minlength=len(part) * _CLASSES)
+        counts[start : start + len(part)] = per_text.reshape(len(part), _CLASSES)
+    return counts

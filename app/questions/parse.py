@@ -1,12 +1,9 @@
 """Read an uploaded CSV or JSONL question file into validated rows (nothing is saved here)."""
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from app.questions.dedupe import hash_normalised, normalise
+from app.questions.records import read_records, text_values
 from app.questions.schemas import (
     KNOWN_COLUMNS,
     REQUIRED_COLUMNS,
@@ -17,6 +14,10 @@ from app.questions.schemas import (
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+# The spellings files usually have, looked up before the general parse_truth.
+_SPELLINGS = {w: True for w in TRUE_WORDS} | {w: False for w in FALSE_WORDS}
+_SPELLINGS |= {w.capitalize(): v for w, v in _SPELLINGS.items()}
+_SPELLINGS |= {w.upper(): v for w, v in _SPELLINGS.items()}
 MAX_LENGTHS = {"statement": 2000, "negation": 2000, "id": 120, "category": 80, "explanation": 4000}
 CHUNK = 1024 * 1024
 
@@ -69,28 +70,6 @@ def decode(raw: bytes) -> str:
     return text
 
 
-def detect_format(filename: str, text: str) -> str:
-    lower = filename.lower()
-    if lower.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if lower.endswith((".csv", ".tsv", ".txt")):
-        return "csv"
-    return "jsonl" if text.lstrip().startswith("{") else "csv"
-
-
-def sniff_delimiter(header_line: str) -> str:
-    """Comma, semicolon or tab: whichever the header uses most (outside quotes)."""
-    counts = {",": 0, ";": 0, "\t": 0}
-    quoted = False
-    for ch in header_line:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in counts:
-            counts[ch] += 1
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 def parse_truth(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -105,16 +84,12 @@ def parse_truth(value: Any) -> bool | None:
     return None
 
 
-def parse_text(filename: str, text: str, upload: ParsedUpload) -> None:
+def parse_text(text: str, upload: ParsedUpload) -> None:
     """Fill ``upload.rows`` and ``upload.errors`` from decoded text."""
     if not text.strip():
         upload.errors.append(RowError(None, "", "The file is empty."))
         return
-    upload.format = detect_format(filename, text)
-    if upload.format == "jsonl":
-        records: Iterable[tuple[int, int, dict[str, Any]]] = _jsonl_records(text, upload)
-    else:
-        records = _csv_records(text, upload)
+    records = read_records(text, upload, check_columns, KNOWN_COLUMNS)
     seen_ids: dict[str, int] = {}
     for position, line, record in records:
         row = _validate(position, line, record, upload.errors, seen_ids)
@@ -124,57 +99,16 @@ def parse_text(filename: str, text: str, upload: ParsedUpload) -> None:
         upload.errors.append(RowError(None, "", "The file has a header but no rows."))
 
 
-def _csv_records(text: str, upload: ParsedUpload) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    upload.delimiter = sniff_delimiter(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=upload.delimiter)
-    try:
-        header = next(reader)
-        while not any(cell.strip() for cell in header):
-            header = next(reader)
-    except StopIteration:
-        upload.errors.append(RowError(None, "", "The file is empty."))
-        return
-    except csv.Error as exc:
-        upload.errors.append(RowError(None, "", f"The header cannot be read as CSV: {exc}"))
-        return
-    columns = [cell.strip().casefold() for cell in header]
-    if not _check_columns(columns, upload):
-        return
-    position = 0
-    try:
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            position += 1
-            if len(cells) > len(columns):
-                upload.errors.append(
-                    RowError(
-                        position,
-                        "",
-                        f"has {len(cells)} fields but the header has {len(columns)}"
-                        " (an unquoted delimiter inside a value?)",
-                        reader.line_num,
-                    )
-                )
-                continue
-            yield position, reader.line_num, dict(zip(columns, cells, strict=False))
-    except csv.Error as exc:
-        upload.errors.append(
-            RowError(position + 1, "", f"cannot be read as CSV: {exc}", reader.line_num)
-        )
-
-
-def _check_columns(columns: list[str], upload: ParsedUpload) -> bool:
+def check_columns(columns: list[str], errors: list[RowError], warnings: list[str]) -> bool:
     repeated = sorted({c for c in columns if c and columns.count(c) > 1})
     if repeated:
-        upload.errors.append(
+        errors.append(
             RowError(None, "", f"The header repeats the column(s): {', '.join(repeated)}.")
         )
         return False
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        upload.errors.append(
+        errors.append(
             RowError(
                 None,
                 "",
@@ -187,59 +121,8 @@ def _check_columns(columns: list[str], upload: ParsedUpload) -> bool:
         return False
     unknown = [c for c in columns if c and c not in KNOWN_COLUMNS]
     if unknown:
-        upload.warnings.append(f"Ignored unknown column(s): {', '.join(unknown)}.")
+        warnings.append(f"Ignored unknown column(s): {', '.join(unknown)}.")
     return True
-
-
-def _jsonl_records(text: str, upload: ParsedUpload) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    position = 0
-    unknown: set[str] = set()
-    checked_columns = False
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        position += 1
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            upload.errors.append(RowError(position, "", f"is not valid JSON: {exc.msg}", line_no))
-            continue
-        if not isinstance(record, dict):
-            upload.errors.append(RowError(position, "", "is not a JSON object", line_no))
-            continue
-        record = {str(k).strip().casefold(): v for k, v in record.items()}
-        if not checked_columns:
-            checked_columns = True
-            if any(c not in record for c in REQUIRED_COLUMNS):
-                _check_columns(list(record), upload)
-                return
-        unknown.update(k for k in record if k not in KNOWN_COLUMNS)
-        yield position, line_no, record
-    if unknown:
-        upload.warnings.append(f"Ignored unknown field(s): {', '.join(sorted(unknown))}.")
-
-
-def _text_values(
-    record: dict[str, Any], position: int, line: int, errors: list[RowError]
-) -> dict[str, str | None]:
-    """Each text column stripped; None (and an error) when a value is not text or too long."""
-    values: dict[str, str | None] = {}
-    for column, limit in MAX_LENGTHS.items():
-        value = record.get(column)
-        if value is None:
-            values[column] = ""
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            errors.append(RowError(position, column, "must be text", line))
-            values[column] = None
-            continue
-        text = value.strip() if type(value) is str else str(value)
-        if len(text) > limit:
-            errors.append(RowError(position, column, f"is longer than {limit} characters", line))
-            values[column] = None
-            continue
-        values[column] = text
-    return values
 
 
 def _validate(
@@ -250,24 +133,27 @@ def _validate(
     seen_ids: dict[str, int],
 ) -> ParsedRow | None:
     before = len(errors)
-    values = _text_values(record, position, line, errors)
+    values = text_values(record, MAX_LENGTHS, position, line, errors)
     statement = values["statement"]
     if statement == "":
         errors.append(RowError(position, "statement", "is empty", line))
     raw_truth = record.get("truth")
-    truth = parse_truth(raw_truth)
-    if raw_truth is None or (isinstance(raw_truth, str) and not raw_truth.strip()):
-        errors.append(RowError(position, "truth", "is empty", line))
-    elif truth is None:
-        errors.append(
-            RowError(
-                position,
-                "truth",
-                f"{str(raw_truth)[:40]!r} is not a truth value "
-                "(use true/false, t/f, yes/no or 1/0)",
-                line,
+    truth = _SPELLINGS.get(raw_truth) if type(raw_truth) is str else None
+    if truth is None:
+        truth = parse_truth(raw_truth)
+    if truth is None:
+        if raw_truth is None or (isinstance(raw_truth, str) and not raw_truth.strip()):
+            errors.append(RowError(position, "truth", "is empty", line))
+        else:
+            errors.append(
+                RowError(
+                    position,
+                    "truth",
+                    f"{str(raw_truth)[:40]!r} is not a truth value "
+                    "(use true/false, t/f, yes/no or 1/0)",
+                    line,
+                )
             )
-        )
     source_id = values["id"]
     if source_id:
         if source_id in seen_ids:

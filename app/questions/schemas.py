@@ -28,7 +28,7 @@ class RowError:
         return f"{where}{column}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedRow:
     position: int  # 1-based data row
     statement: str

@@ -1,8 +1,18 @@
 """Exact duplicates, near-duplicates and contradicting labels."""
 
-import pytest
+import random
 
-from app.questions.dedupe import EXACT_LIMIT, flag_duplicates, is_negated_pair, normalise
+import numpy as np
+import pytest
+from rapidfuzz import fuzz
+
+from app.questions.dedupe import (
+    EXACT_LIMIT,
+    WINDOW,
+    flag_duplicates,
+    is_negated_pair,
+    normalise,
+)
 from app.questions.schemas import ParsedRow
 from app.questions.service import parse_upload
 from tests.questions.helpers import csv_bytes, distinct_statements, rows_for
@@ -116,3 +126,70 @@ def test_large_sets_still_find_near_duplicates() -> None:
         n + 3: 1201, n + 4: 1203,
         n + 5: EXACT_LIMIT + 101, n + 6: EXACT_LIMIT + 104,
     }  # fmt: skip
+
+
+def _reference_flags(
+    rows: list[ParsedRow], threshold: float
+) -> list[tuple[int | None, float | None, bool]]:
+    """The large-set rule spelled out pair by pair: a repeat of an earlier hash is an exact
+    duplicate; the other statements are sorted forwards and by their reversed text, each is
+    scored (fuzz.ratio, as float32) against its next WINDOW neighbours in either order, and a
+    statement takes its best-scoring earlier match at or above ``threshold``."""
+    flags: dict[int, tuple[int | None, float | None, bool]] = {}
+    first: dict[str, ParsedRow] = {}
+    unique: list[ParsedRow] = []
+    for row in rows:
+        if row.norm_hash in first:
+            earlier = first[row.norm_hash]
+            flags[row.position] = (earlier.position, 100.0, earlier.truth != row.truth)
+        else:
+            first[row.norm_hash] = row
+            unique.append(row)
+    texts = [r.normalised for r in unique]
+    pairs: set[tuple[int, int]] = set()
+    for keys in (texts, [t[::-1] for t in texts]):
+        order = sorted(range(len(texts)), key=keys.__getitem__)
+        for k in range(1, WINDOW + 1):
+            pairs.update((min(i, j), max(i, j)) for i, j in zip(order, order[k:], strict=False))
+    best: dict[int, tuple[float, int]] = {}
+    for i, j in pairs:
+        score = float(np.float32(fuzz.ratio(texts[i], texts[j])))
+        if score >= threshold and (score, -i) > best.get(j, (-1.0, 0)):
+            best[j] = (score, -i)
+    for j, (score, minus_i) in best.items():
+        row, original = unique[j], unique[-minus_i]
+        opposite = original.truth != row.truth
+        negated = is_negated_pair(texts[j], texts[-minus_i])
+        flags[row.position] = (original.position, round(score, 1), opposite != negated)
+    return [flags.get(r.position, (None, None, False)) for r in rows]
+
+
+@pytest.mark.parametrize("threshold", [90.0, 80.0])
+def test_large_sets_follow_the_sorted_neighbourhood_rule(threshold: float) -> None:
+    rng = random.Random(5)
+    subjects = ["river", "bridge", "enzyme", "comet", "glacier", "canal", "fossil", "reactor"]
+    places = ["Peru", "Kenya", "Japan", "Oman", "Fiji", "Nepal", "Ghana", "Chile", "Norway"]
+    items: list[tuple[str, bool]] = []
+    for _ in range(EXACT_LIMIT + 1000):
+        roll = rng.random()
+        if items and roll < 0.03:
+            text = rng.choice(items)[0].upper()  # an exact repeat
+        elif items and roll < 0.06:
+            text = rng.choice(items)[0].replace(" is ", " is not ", 1)  # its negation
+        elif items and roll < 0.09:
+            text = rng.choice(items)[0].replace(" in ", " of ", 1)
+        else:
+            text = (
+                f"The {rng.choice(subjects)} in {rng.choice(places)} is "
+                f"{rng.randint(2, 99_999):,} metres long."
+            )
+        items.append((text, rng.random() < 0.5))
+    rows = _rows(*items)
+    for row in rows:  # flagged at the default threshold by the upload
+        row.duplicate_of, row.similarity, row.conflict = None, None, False
+    flag_duplicates(rows, threshold)
+    expected = _reference_flags(rows, threshold)
+    assert [(r.duplicate_of, r.similarity, r.conflict) for r in rows] == expected
+    # The fixture has every kind of flag, so the comparison covers each.
+    assert {f[1] == 100.0 for f in expected if f[0]} == {True, False}
+    assert {f[2] for f in expected if f[0] and f[1] != 100.0} == {True, False}
