@@ -1,5 +1,7 @@
 """Importing sets all-or-nothing, listing, balance, deleting, and the seed set."""
 
+import gc
+
 import pytest
 from sqlmodel import Session, col, func, select
 
@@ -8,6 +10,7 @@ from app.questions import service
 from app.questions.dedupe import norm_hash
 from app.variants import service as variants
 from tests import factories
+from tests.conftest import IS_POSTGRES
 from tests.questions.helpers import csv_bytes, distinct_statements, rows_for
 
 
@@ -31,6 +34,25 @@ def test_import_saves_every_row_with_duplicates_linked(db: Session) -> None:
     assert questions[2].duplicate_conflict is True
     assert questions[1].duplicate_of_id is None
     assert qs.source_filename == "three.csv" and qs.description == "d"
+
+
+def test_duplicates_link_to_their_own_set_when_sets_follow_each_other(db: Session) -> None:
+    statements = distinct_statements(30)
+    statements[20] = statements[4].upper()  # exact
+    statements[25] = statements[9].replace(" ", "  ").rstrip(".") + "s."  # near
+    statements[28] = statements[25] + "."  # an exact repeat of the near duplicate
+    sets = [
+        service.import_question_set(
+            db, name, service.parse_upload(csv_bytes(rows_for(statements)), f"{name}.csv")
+        )
+        for name in ("first", "second")
+    ]
+    factories.make_question_set(db)  # ids drawn afterwards do not collide with the reserved
+    for qs in sets:
+        questions = db.exec(select(Question).where(Question.question_set_id == qs.id)).all()
+        id_at = {q.position: q.id for q in questions}
+        links = {q.position: q.duplicate_of_id for q in questions if q.duplicate_of_id}
+        assert links == {21: id_at[5], 26: id_at[10], 29: id_at[26]}
 
 
 def test_one_bad_row_among_thousands_saves_nothing(db: Session) -> None:
@@ -148,3 +170,23 @@ def test_pending_uploads_round_trip_and_reject_bad_tokens() -> None:
     for bad in (token, "../../../etc/passwd", "short"):
         with pytest.raises(service.QuestionSetError, match="expired"):
             service.load_pending(bad)
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="an SQLite connection setting")
+def test_the_larger_page_cache_ends_with_the_import(db: Session) -> None:
+    connection = db.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    parsed = service.parse_upload(csv_bytes(rows_for(["A fact."])), "a.csv")
+    service.import_question_set(db, "cached", parsed)
+    assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == before
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_left_as_it_was(enabled: bool) -> None:
+    data = csv_bytes(rows_for(distinct_statements(50)))
+    (gc.enable if enabled else gc.disable)()
+    try:
+        service.parse_upload(data, "a.csv")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
