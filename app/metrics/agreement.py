@@ -105,8 +105,10 @@ def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) ->
     for r in rows:
         table = tables.setdefault((r.ra, r.rb), np.zeros((3, 3)))
         table[index[r.label], index[r.lb]] += r.count
+    pairs = sorted(tables.items())
+    kappas = stats.cohens_kappas([table for _, table in pairs]) if pairs else []
     out = []
-    for (ra, rb), table in sorted(tables.items()):
+    for ((ra, rb), table), kappa in zip(pairs, kappas, strict=True):
         units = int(table.sum())
         out.append(
             KappaPair(
@@ -114,7 +116,7 @@ def _kappa_pairs(session: Session, run_ids: list[int], names: dict[int, str]) ->
                 rater_b=names.get(rb, "?"),
                 units=units,
                 observed=float(np.trace(table) / units) if units else None,
-                kappa=stats.cohens_kappa(table),
+                kappa=kappa,
             )
         )
     return out

@@ -117,18 +117,20 @@ def _patterns(packed: IntArray, values: int) -> tuple[IntArray, IntArray]:
     return counts[:, :values], np.diff(np.r_[starts, n])
 
 
-def _fetch_ints(session: Session, query: Select[Any], width: int) -> IntArray:
-    """The query's integer rows as a (rows x width) array, read with the driver's own cursor:
-    SQLAlchemy's result rows would cost more than the query itself here. Its parameters
-    must be plain numbers (they are inlined)."""
-    conn = session.connection()
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+def _fetch(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """The query's rows as the driver gives them, taken from its cursor: building SQLAlchemy
+    result rows costs more than the query itself here. Values come untyped (SQLite gives
+    booleans as 0 and 1)."""
+    result = session.connection().execute(query)
     try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
+        return list(result.cursor.fetchall())
     finally:
-        cursor.close()
+        result.close()
+
+
+def _fetch_ints(session: Session, query: Select[Any], width: int) -> IntArray:
+    """The query's integer rows as a (rows x width) array."""
+    rows = _fetch(session, query)
     flat = itertools.chain.from_iterable(rows)
     return np.fromiter(flat, dtype=np.int64, count=len(rows) * width).reshape(len(rows), width)
 
@@ -149,26 +151,31 @@ class Variants:
     @classmethod
     def load(cls, session: Session, run_id: int) -> "Variants":
         pv, q = agg.pv_t, agg.q_t
-        rows = session.execute(
+        rows = _fetch(
+            session,
             select(pv.c.id, pv.c.question_id, pv.c.kind, pv.c.stance, pv.c.premise_erroneous)
             .add_columns(q.c.truth)
             .select_from(pv.join(q, q.c.id == pv.c.question_id))
             .where(pv.c.run_id == run_id)
-            .order_by(pv.c.id)
-        ).all()
-        kinds = sorted({str(r.kind) for r in rows})
-        erroneous = np.array([bool(r.premise_erroneous) for r in rows], dtype=np.bool_)
-        question = np.array([r.question_id for r in rows], dtype=np.int64)
+            .order_by(pv.c.id),
+        )
+        ids, questions, kind_names, stances, erroneous_flags, truths = (
+            zip(*rows, strict=True) if rows else ([], [], [], [], [], [])
+        )
+        kinds = sorted(set(kind_names))
+        kind_index = {kind: i for i, kind in enumerate(kinds)}
+        erroneous = np.array(erroneous_flags, dtype=np.bool_)
+        question = np.array(questions, dtype=np.int64)
         _, question_index = np.unique(question, return_inverse=True)
         return cls(
-            id=np.array([r.id for r in rows], dtype=np.int64),
+            id=np.array(ids, dtype=np.int64),
             question=question,
             question_index=question_index.reshape(-1),
-            kind=np.array([kinds.index(str(r.kind)) for r in rows], dtype=np.int64),
+            kind=np.array([kind_index[k] for k in kind_names], dtype=np.int64),
             kinds=kinds,
             erroneous=erroneous,
-            true_premise=np.array([r.stance != "none" for r in rows], dtype=np.bool_) & ~erroneous,
-            truth=np.array([bool(r.truth) for r in rows], dtype=np.bool_),
+            true_premise=np.array([s != "none" for s in stances], dtype=np.bool_) & ~erroneous,
+            truth=np.array(truths, dtype=np.bool_),
         )
 
     def neutral_of_question(self) -> dict[int, int]:

@@ -7,6 +7,7 @@ Values that cannot be computed (no data, a degenerate table) are ``None``, never
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import warnings
@@ -81,14 +82,30 @@ def preload() -> None:
 # --- Rates -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def _normal_quantile(upper_tail: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.isf(upper_tail))
+
+
 def wilson(k: int, n: int, alpha: float = ALPHA) -> Proportion:
-    """Wilson score interval (statsmodels ``proportion_confint(method="wilson")``)."""
+    """Wilson score interval: statsmodels ``proportion_confint(method="wilson")``'s arithmetic,
+    step by step (tests check the bounds are equal to the last bit), with its normal quantile
+    computed once: statsmodels asks scipy for it on every call, ~1 ms each, and a results
+    page has hundreds of rates."""
     if n <= 0:
         return Proportion(k=k, n=n, value=None, low=None, high=None)
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
-    return Proportion(k=k, n=n, value=k / n, low=float(low), high=float(high))
+    q = k / n
+    crit = _normal_quantile(alpha / 2.0)
+    crit2 = crit * crit
+    denom = 1 + crit2 / n
+    center = (q + crit2 / (2 * n)) / denom
+    dist = crit * math.sqrt(q * (1.0 - q) / n + crit2 / (4.0 * n**2))
+    dist /= denom
+    low = min(max(center - dist, 0.0), 1.0)
+    high = min(max(center + dist, 0.0), 1.0)
+    return Proportion(k=k, n=n, value=q, low=low, high=high)
 
 
 # --- Bootstrap clustered by statement --------------------------------------------------------
@@ -273,17 +290,27 @@ def wilcoxon_signed_rank(differences: npt.ArrayLike, alpha: float = ALPHA) -> Te
 
 
 def cohens_kappa(table: npt.ArrayLike) -> float | None:
-    """Cohen's kappa of a square rater-by-rater table (statsmodels); None when undefined."""
-    t = np.asarray(table, dtype=np.float64)
-    total = t.sum()
-    if total == 0:
-        return None
-    expected = float((t.sum(axis=0) * t.sum(axis=1)).sum() / total**2)
-    if math.isclose(expected, 1.0):
-        return None
-    from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
+    """Cohen's kappa of a square rater-by-rater table of counts; None when undefined."""
+    return cohens_kappas(np.asarray(table, dtype=np.float64)[None])[0]
 
-    return float(sm_cohens_kappa(t, return_results=False))
+
+def cohens_kappas(tables: npt.ArrayLike) -> list[float | None]:
+    """Cohen's kappa of each square table of counts (tables x values x values); None where
+    undefined. The arithmetic of statsmodels' ``cohens_kappa`` (simple kappa), step by step
+    and for every table at once (tests check it equals statsmodels to the last bit): a
+    results page has one table per pair of raters."""
+    t = np.asarray(tables, dtype=np.float64)
+    total = t.sum(axis=(1, 2))
+    rows, cols = t.sum(axis=2), t.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = (cols * rows).sum(axis=1) / total**2
+        freq_row, freq_col = rows / total[:, None], cols / total[:, None]
+        agree_exp = (freq_col * freq_row).sum(axis=1)
+        kappa = (np.trace(t, axis1=1, axis2=2) / total - agree_exp) / (1 - agree_exp)
+    return [
+        None if n == 0 or math.isclose(e, 1.0) else float(k)
+        for n, e, k in zip(total.tolist(), expected.tolist(), kappa.tolist(), strict=True)
+    ]
 
 
 def fleiss_kappa(patterns: npt.ArrayLike, weights: npt.ArrayLike) -> float | None:

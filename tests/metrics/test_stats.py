@@ -11,6 +11,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
+from statsmodels.stats.proportion import proportion_confint
 
 from app.metrics import stats
 
@@ -29,6 +30,18 @@ def test_wilson_5_of_100_matches_the_textbook_formula() -> None:
     assert result.high == pytest.approx(centre + half, abs=TOL)
     assert result.low == pytest.approx(0.02154368, abs=1e-7)
     assert result.high == pytest.approx(0.11175047, abs=1e-7)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_wilson_equals_statsmodels_to_the_last_bit(alpha: float) -> None:
+    cases = [(k, n) for n in range(1, 120) for k in range(n + 1)]
+    cases += [(k, 336_000) for k in (0, 1, 7, 1234, 168_000, 335_999, 336_000)]
+    cases += [(k, 10**7 + 3) for k in (0, 5, 4_999_999, 10**7 + 3)]
+    for k, n in cases:
+        low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
+        result = stats.wilson(k, n, alpha)
+        assert (result.low, result.high) == (float(low), float(high)), (k, n)
+        assert result.value == k / n
 
 
 def test_wilson_with_no_replies_has_no_value() -> None:
@@ -157,6 +170,27 @@ def test_cohens_kappa_three_labels_matches_statsmodels_and_hand_formula() -> Non
         sm_cohens_kappa(table, return_results=False), abs=TOL
     )
     assert stats.cohens_kappa([[4, 0], [0, 0]]) is None
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_cohens_kappas_equal_statsmodels_to_the_last_bit(size: int) -> None:
+    rng = np.random.default_rng(size)
+    tables = rng.integers(0, 60, size=(3000, size, size))
+    tables[::7] *= rng.integers(0, 2, size=(size, size))  # sparse tables, some empty
+    tables[::11] = np.diag(rng.integers(1, 9, size=size))  # perfect agreement
+    tables[5] = 0
+    tables[6] = 0
+    tables[6, 0, 0] = 9  # one category only: undefined
+    kappas = stats.cohens_kappas(tables)
+    for table, kappa in zip(tables, kappas, strict=True):
+        total = table.sum()
+        expected = (table.sum(axis=0) * table.sum(axis=1)).sum() / total**2 if total else 1.0
+        if total == 0 or math.isclose(expected, 1.0):
+            assert kappa is None
+        else:
+            assert kappa == float(sm_cohens_kappa(table, return_results=False))
+    assert kappas[5] is None and kappas[6] is None
+    assert stats.cohens_kappa(tables[0]) == kappas[0]
 
 
 FLEISS_WIKIPEDIA = np.array(
