@@ -131,9 +131,40 @@ def _jsonl_records(
             if not check_columns(list(record), upload.errors, []):
                 return
         unknown.update(k for k in record if k not in known_columns)
+        if "\\u" in line and (field := _unstorable(record)) is not None:
+            upload.errors.append(
+                RowError(
+                    position,
+                    field,
+                    "contains a NUL or an unpaired surrogate (a \\u escape), which text "
+                    "cannot hold",
+                    line_no,
+                )
+            )
+            continue
         yield position, line_no, record
     if unknown:
         upload.warnings.append(f"Ignored unknown field(s): {', '.join(sorted(unknown))}.")
+
+
+def _unstorable(record: Mapping[str, Any]) -> str | None:
+    """The first field whose name or text holds a NUL or an unpaired surrogate: JSON escapes
+    can write both, and no database text column (nor UTF-8) can store them."""
+    for key, value in record.items():
+        for text in (key, value):
+            if isinstance(text, str) and not _storable(text):
+                return key if _storable(key) else ""
+    return None
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_values(

@@ -153,6 +153,18 @@ def test_jsonl_row_errors() -> None:
     ]
 
 
+def test_jsonl_escapes_that_no_text_column_holds_are_row_errors() -> None:
+    data = (
+        b'{"statement": "A\\u0000B.", "truth": true}\n'
+        b'{"statement": "B.", "truth": true, "category": "x\\udc00"}\n'
+        b'{"statement": "Caf\\u00e9 \\ud83d\\ude00.", "truth": false}\n'
+    )
+    parsed = parse_upload(data, "x.jsonl")
+    assert [(e.row, e.column) for e in parsed.errors] == [(1, "statement"), (2, "category")]
+    assert "NUL or an unpaired surrogate" in parsed.errors[0].message
+    assert [r.statement for r in parsed.rows] == ["Caf\u00e9 \U0001f600."]
+
+
 def test_unknown_columns_are_ignored_with_a_warning() -> None:
     parsed = parse_upload(b"statement,truth,source\nA.,1,wiki\n", "x.csv")
     assert parsed.ok and parsed.warnings == ["Ignored unknown column(s): source."]
