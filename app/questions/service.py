@@ -330,8 +330,8 @@ def _reserve_ids(connection: Connection, n: int) -> list[int]:
         return sorted(drawn)
     # The set's row is already inserted, so this transaction holds SQLite's one write lock:
     # no other writer can take ids after the current largest before the commit.
-    largest = connection.exec_driver_sql("SELECT coalesce(max(id), 0) FROM questions").scalar()
-    return list(range(int(largest or 0) + 1, int(largest or 0) + 1 + n))
+    largest = int(connection.exec_driver_sql("SELECT coalesce(max(id), 0) FROM questions").one()[0])
+    return list(range(largest + 1, largest + 1 + n))
 
 
 # Pending uploads: kept on the server between preview and confirm, so the client is never
