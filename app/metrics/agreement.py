@@ -184,12 +184,11 @@ def _judge_rows(session: Session, run_id: int) -> list[JudgeRow]:
         .group_by(j.c.judge_model_id, j.c.rubric_version, j.c.label, human)
     ).all()
     judge_ids = sorted({r.judge_model_id for r in rows})
-    names: dict[int, str] = {
-        judge_id: name
-        for judge_id, name in session.execute(
-            select(mc.c.id, mc.c.name).where(mc.c.id.in_(judge_ids))
-        ).all()
-    }
+    names: dict[int, str] = (
+        dict(session.execute(select(mc.c.id, mc.c.name).where(mc.c.id.in_(judge_ids))).all())
+        if judge_ids
+        else {}
+    )
     index = {label: i for i, label in enumerate(agg.LABELS)}
     tables: dict[tuple[str, str], np.ndarray] = {}
     for r in rows:

@@ -357,13 +357,23 @@ def panel(session: Session, run_id: int) -> JudgePanel:
     j = JudgeLabel.__table__  # type: ignore[attr-defined]
     r = Response.__table__  # type: ignore[attr-defined]
     mc = ModelConfig.__table__  # type: ignore[attr-defined]
-    rows = session.execute(
-        select(mc.c.name, j.c.rubric_version, func.count(), func.count(j.c.label))
-        .select_from(j.join(r, r.c.id == j.c.response_id).join(mc, mc.c.id == j.c.judge_model_id))
+    # Counted per judge id, named afterwards: with model_configs in the join, SQLite's plan
+    # scans the run's replies once per config.
+    counts = session.execute(
+        select(j.c.judge_model_id, j.c.rubric_version, func.count(), func.count(j.c.label))
+        .select_from(j.join(r, r.c.id == j.c.response_id))
         .where(r.c.run_id == run_id)
-        .group_by(mc.c.name, j.c.rubric_version)
-        .order_by(mc.c.name, j.c.rubric_version)
+        .group_by(j.c.judge_model_id, j.c.rubric_version)
     ).all()
+    judge_ids = sorted({judge_id for judge_id, *_ in counts})
+    names: dict[int, str] = (
+        dict(session.execute(select(mc.c.id, mc.c.name).where(mc.c.id.in_(judge_ids))).all())
+        if judge_ids
+        else {}
+    )
+    rows = sorted(
+        (names[judge_id], version, total, labelled) for judge_id, version, total, labelled in counts
+    )
     done = session.execute(
         select(func.count()).where(r.c.run_id == run_id, r.c.status == ResponseStatus.done.value)
     ).scalar_one()

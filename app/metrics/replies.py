@@ -38,6 +38,7 @@ _NULL_VERDICT = 3  # first_verdict only: no first answer
 _LABEL_CODES = {label: i + 1 for i, label in enumerate(agg.LABELS)}
 _VERDICT_CODES = {"true": _V_TRUE, "false": _V_FALSE}
 _FIELD = 2**21  # one packed count
+_BATCH = 20_000  # rows fetched at a time
 
 
 def _big(x: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -129,10 +130,17 @@ def _fetch(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
 
 
 def _fetch_ints(session: Session, query: Select[Any], width: int) -> IntArray:
-    """The query's integer rows as a (rows x width) array."""
-    rows = _fetch(session, query)
-    flat = itertools.chain.from_iterable(rows)
-    return np.fromiter(flat, dtype=np.int64, count=len(rows) * width).reshape(len(rows), width)
+    """The query's integer rows as a (rows x width) array, read in batches (a list of all
+    the rows as Python tuples would take ~340 bytes a row)."""
+    result = session.connection().execute(query)
+    parts = []
+    try:
+        while rows := result.cursor.fetchmany(_BATCH):
+            flat = itertools.chain.from_iterable(rows)
+            parts.append(np.fromiter(flat, dtype=np.int64, count=len(rows) * width))
+    finally:
+        result.close()
+    return np.concatenate(parts).reshape(-1, width) if parts else np.zeros((0, width), np.int64)
 
 
 @dataclass(frozen=True)
