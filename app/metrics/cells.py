@@ -40,9 +40,9 @@ class CellData:
         one array per field, a value per row."""
         n = len(arm)
         self.fields = list(values)
-        self.values = np.zeros((n, len(self.fields)))
+        self.values = np.zeros((len(self.fields), n))  # one contiguous row per field
         for j, name in enumerate(self.fields):
-            self.values[:, j] = np.asarray(values[name], dtype=np.float64)
+            self.values[j] = values[name]
         combos = len(arms) * len(kinds)
         code = arm * len(kinds) + kind
         present = np.flatnonzero(np.bincount(code, minlength=combos)).tolist()
@@ -63,11 +63,11 @@ class CellData:
         for j in range(len(self.fields)):
             for cell in (self.cell, self.all_cell):
                 self.totals[:, j] += np.bincount(
-                    cell, weights=self.values[:, j], minlength=len(self.keys)
+                    cell, weights=self.values[j], minlength=len(self.keys)
                 )
 
     def col(self, name: str) -> FloatArray:
-        return self.values[:, self.fields.index(name)]
+        return self.values[self.fields.index(name)]
 
     def total(self, key: CellKey, name: str) -> float:
         return float(self.totals[self.index[key], self.fields.index(name)])
