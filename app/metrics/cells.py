@@ -40,9 +40,7 @@ class CellData:
         one array per field, a value per row."""
         n = len(arm)
         self.fields = list(values)
-        self.values = np.zeros((len(self.fields), n))  # one contiguous row per field
-        for j, name in enumerate(self.fields):
-            self.values[j] = values[name]
+        self.values = {name: np.asarray(v) for name, v in values.items()}
         combos = len(arms) * len(kinds)
         code = arm * len(kinds) + kind
         present = np.flatnonzero(np.bincount(code, minlength=combos)).tolist()
@@ -63,11 +61,11 @@ class CellData:
         for j in range(len(self.fields)):
             for cell in (self.cell, self.all_cell):
                 self.totals[:, j] += np.bincount(
-                    cell, weights=self.values[j], minlength=len(self.keys)
+                    cell, weights=self.values[self.fields[j]], minlength=len(self.keys)
                 )
 
     def col(self, name: str) -> FloatArray:
-        return self.values[self.fields.index(name)]
+        return self.values[name].astype(np.float64)
 
     def total(self, key: CellKey, name: str) -> float:
         return float(self.totals[self.index[key], self.fields.index(name)])

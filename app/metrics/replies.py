@@ -239,10 +239,10 @@ class Replies:
         return cls(
             variants=variants,
             variant=variant,
-            arm=m[:, 1],
+            arm=m[:, 1].copy(),  # copies, here and below: views would keep all of m alive
             arms=arms.tolist(),
             arm_index=arm_index.reshape(-1),
-            sample=m[:, 2],
+            sample=m[:, 2].copy(),
             label=judgement & 7,
             correct=((verdict == _V_TRUE) & truth) | ((verdict == _V_FALSE) & ~truth),
             first_correct=first_correct.astype(np.int64),
@@ -250,8 +250,8 @@ class Replies:
             h_num=judgement >> 32,
             h_den=(judgement >> 8) & (2**24 - 1),
             n_ratings=(m[:, 6] >> 42) & (_FIELD - 1),
-            label_tally=m[:, 4:5],
-            help_tally=m[:, 5:7],
+            label_tally=m[:, 4:5].copy(),
+            help_tally=m[:, 5:7].copy(),
         )
 
     def label_patterns(self, rows: BoolArray) -> tuple[IntArray, IntArray]:
