@@ -216,15 +216,21 @@ def cleanup(url: str, started: "datetime") -> None:
     from app.db import session_scope
     from app.models import Job, LlmCacheEntry, ModelConfig, QuestionSet, Run, VariantTemplate
 
+    # Only this run's rows: the same database may hold other bench scripts' runs, whose arms
+    # reference model configs that are also named bench-*.
     with session_scope() as session:
-        runs = session.scalars(select(Run).where(Run.name.startswith("bench-"))).all()
+        runs = session.scalars(
+            select(Run).where(Run.name.startswith("bench-"), Run.created_at >= started)
+        ).all()
         for run in runs:
             session.execute(delete(Job).where(Job.group_key == f"run:{run.id}"))
             session.delete(run)
         session.flush()
         session.execute(delete(LlmCacheEntry).where(LlmCacheEntry.created_at >= started))
         for model in (QuestionSet, VariantTemplate, ModelConfig):
-            session.execute(delete(model).where(model.name.startswith("bench-")))
+            session.execute(
+                delete(model).where(model.name.startswith("bench-"), model.created_at >= started)
+            )
 
 
 if __name__ == "__main__":
