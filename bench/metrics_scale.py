@@ -24,7 +24,6 @@ import argparse
 import os
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._report import database_label, figure
+from bench._server import web_server as serve
 
 RESULTS_TARGET_S = 1.0
 RSS_TARGET_MB = 200.0
@@ -374,58 +374,15 @@ def peak_rss_mb(pid: int) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def web_server(url: str) -> Iterator[tuple[str, Any, float]]:
     """``sdilab serve`` as a team runs it (uvicorn, one process): its base URL, its process
     (psutil) and how long it took to start (the statistics libraries load at startup)."""
-    import httpx
     import psutil
 
-    root = Path(__file__).resolve().parents[1]
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SDILAB_DATABASE_URL": url,
-        "SDILAB_ENVIRONMENT": "test",
-        "SDILAB_SECRET_KEY": "bench-secret-key-0123456789",
-        "PYTHONPATH": str(root),
-    }
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=root,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    with serve(url) as (base, server):
         yield base, psutil.Process(server.pid), time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _set_up_people(url: str) -> int:

@@ -18,9 +18,7 @@ import hashlib
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._report import database_label, figure  # noqa: E402
+from bench._server import web_server  # noqa: E402
 
 RATERS = 40
 K = 4
@@ -345,12 +344,6 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
     return round_id, [f"bench{r}@example.org" for r in range(4)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -359,39 +352,8 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(url: str, round_id: int, emails: list[str], requests: int) -> dict[str, list[float]]:
     import httpx
 
-    port = _free_port()
-    env = dict(
-        os.environ,
-        SDILAB_DATABASE_URL=url,
-        SDILAB_ENVIRONMENT="test",
-        SDILAB_SECRET_KEY="bench-secret-key-0123456789",
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
     timings: dict[str, list[float]] = {"next reply": [], "submit rating": []}
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with web_server(url) as (base, _server):
         clients = []
         for email in emails[:2]:
             client = httpx.Client(base_url=base, timeout=30)
@@ -419,9 +381,6 @@ def measure(url: str, round_id: int, emails: list[str], requests: int) -> dict[s
             if n >= 20:  # warm-up
                 timings["next reply"].append(next_ms)
                 timings["submit rating"].append(submit_ms)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     return timings
 
 

@@ -19,7 +19,6 @@ import asyncio
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,7 +32,8 @@ os.environ.setdefault("SDILAB_SECRET_KEY", SECRET)
 os.environ.setdefault("SDILAB_ENVIRONMENT", "test")
 
 from bench._report import database_label, figure  # noqa: E402
-from bench.rating_latency import _free_port, _percentile, _reset, _url  # noqa: E402
+from bench._server import web_server  # noqa: E402
+from bench.rating_latency import _percentile, _reset, _url  # noqa: E402
 
 K = 2
 SUBMIT = re.compile(r'action="(/rate/\d+/replies/(\d+))"')
@@ -134,27 +134,6 @@ async def _drive(
     return time.perf_counter() - started, results
 
 
-def _serve(url: str, processes: int) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
-
-    port = _free_port()
-    env = dict(os.environ, SDILAB_DATABASE_URL=url, SDILAB_SECRET_KEY=SECRET)
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    if processes > 1:
-        command += ["--workers", str(processes)]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(base + "/healthz", timeout=1)
-            return server, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("uvicorn did not start")
-
-
 def _cpu_seconds(pid: int) -> float:
     import psutil
 
@@ -194,16 +173,12 @@ def main() -> int:
     database = database_label(url)
     _reset(url)
     round_id, cookies = fill(url, opts.raters, per_rater * opts.raters)
-    server, base = _serve(url, opts.processes)
-    try:
+    with web_server(url, opts.processes) as (base, server):
         cpu_before = _cpu_seconds(server.pid)
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         wall, results = asyncio.run(_drive(base, round_id, cookies, per_rater))
         cpu = _cpu_seconds(server.pid) - cpu_before
         print(f"load average after: {os.getloadavg()[0]:.1f}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     stored = _stored_ratings(url, round_id)
     print(f"statuses {dict(results.statuses)}; {results.done} ratings answered, {stored} stored")
     if results.done != per_rater * opts.raters or stored != results.done:
