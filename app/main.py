@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +39,27 @@ DOMAINS = [
 ]
 
 
+OPENAPI_URL = "/api/openapi.json"
+# Swagger UI from our own static files (swagger-ui-dist, see app/static/swagger-ui/VENDORED.md),
+# started by a script file: FastAPI's own page loads it from a CDN with an inline script, which
+# the Content-Security-Policy blocks (and which needs the network).
+SWAGGER_UI_VERSION = "5.36.0"
+API_DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>sdilab API</title>
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css?v={SWAGGER_UI_VERSION}">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{OPENAPI_URL}"></div>
+<script src="/static/swagger-ui/swagger-ui-bundle.js?v={SWAGGER_UI_VERSION}"></script>
+<script src="/static/api-docs.js"></script>
+</body>
+</html>
+"""
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -53,9 +74,9 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(
         title="sdilab",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=OPENAPI_URL,
         lifespan=_lifespan,
     )
     app.add_middleware(SecurityMiddleware)
@@ -63,6 +84,10 @@ def create_app() -> FastAPI:
     for domain in DOMAINS:
         module = import_module(f"app.{domain}.routes")
         app.include_router(module.router)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def _api_docs() -> HTMLResponse:
+        return HTMLResponse(API_DOCS_PAGE)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
