@@ -34,6 +34,17 @@ def list_model_configs(session: Session) -> list[ModelConfig]:
     return list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all())
 
 
+def is_imported_placeholder(config: ModelConfig) -> bool:
+    """A config the replies importer made for a model known only by its imported replies
+    (``extra["imported"]``, see app/imports/service.py): it names no model that can be called."""
+    return bool((config.extra or {}).get("imported"))
+
+
+def callable_model_configs(session: Session) -> list[ModelConfig]:
+    """The configs a run can call, by name: every config but the imported placeholders."""
+    return [c for c in list_model_configs(session) if not is_imported_placeholder(c)]
+
+
 def _values(data: ModelConfigCreate | ModelConfigUpdate) -> dict[str, Any]:
     values = data.model_dump()
     values["provider"] = data.provider.value

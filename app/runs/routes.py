@@ -11,7 +11,8 @@ from sqlmodel import Session, col, select
 from app.accounts.deps import AdminUser
 from app.db import SessionDep
 from app.jobs import queue
-from app.models import ModelConfig, QuestionSet, Run, RunStatus, VariantTemplate
+from app.model_configs import service as model_configs
+from app.models import QuestionSet, Run, RunStatus, VariantTemplate
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate, RunProgress, RunPublic
 from app.web import redirect, render, render_partial
@@ -36,7 +37,8 @@ def _form_context(session: Session) -> dict[str, Any]:
                 select(VariantTemplate).order_by(col(VariantTemplate.kind), col(VariantTemplate.id))
             ).all()
         ),
-        "models": list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all()),
+        # Imported placeholders have no model to call: not offered (create_run refuses them).
+        "models": model_configs.callable_model_configs(session),
         "arm_slots": DEFAULT_LABELS,
     }
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, case, func, insert, select, update
 from sqlmodel import Session, col
 
 from app.jobs import queue
-from app.model_configs.service import build_spec
+from app.model_configs.service import build_spec, is_imported_placeholder
 from app.models import (
     ModelConfig,
     PromptVariant,
@@ -101,6 +101,11 @@ def create_run(session: Session, data: RunCreate, created_by: int | None = None)
         config = session.get(ModelConfig, arm.model_config_id)
         if config is None:
             raise RunError(f"model config {arm.model_config_id} does not exist")
+        if is_imported_placeholder(config):
+            raise RunError(
+                f"model config {config.name!r} only holds imported replies: "
+                "there is no model to call"
+            )
         configs.append(config)
     questions = _questions(session, question_set.id or 0, data.limit, data.seed)
     if not questions:
