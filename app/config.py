@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # Saved llama.cpp states of recent prompts (per model, per process); 0 turns it off.
     local_model_prompt_cache_mb: int = Field(default=512, ge=0)
     worker_concurrency: int = 32
+    # Runs whose reply codes each web process keeps between results computations (~64 bytes
+    # a reply); 0 reads every reply again each time.
+    results_cache_runs: int = Field(default=4, ge=0)
     login_attempts_per_15min: int = 10
 
     @model_validator(mode="after")

@@ -11,7 +11,9 @@ of a 336,000-row fetch is most of the time). Counts get 21 bits each: a reply ha
 rating per rater, so no count reaches 2,097,152.
 """
 
+import functools
 import itertools
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +23,11 @@ from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session
 
+from app.config import get_settings
 from app.metrics import aggregate as agg
+from app.metrics.codes_cache import CodesCache
 from app.models import VariantKind
+from app.rating import tallies
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -80,6 +85,7 @@ def codes_select(run_id: int) -> Select[Any]:
     )
     return (
         select(
+            agg.resp_t.c.id,
             agg.resp_t.c.prompt_variant_id,
             agg.resp_t.c.arm_id,
             agg.resp_t.c.sample_index,
@@ -141,6 +147,36 @@ def _fetch_ints(session: Session, query: Select[Any], width: int) -> IntArray:
     finally:
         result.close()
     return np.concatenate(parts).reshape(-1, width) if parts else np.zeros((0, width), np.int64)
+
+
+_WIDTH = 8  # columns of codes_select
+
+
+def _codes(session: Session, run_id: int, cache_base: Hashable) -> IntArray:
+    def read_all() -> IntArray:
+        return _fetch_ints(session, codes_select(run_id), _WIDTH)
+
+    if cache_base is None:
+        return read_all()
+
+    def read_changed(since: float) -> IntArray:
+        changed = tallies.changed_since(run_id, since)
+        query = codes_select(run_id).where(agg.resp_t.c.id.in_(changed.scalar_subquery()))
+        return _fetch_ints(session, query, _WIDTH)
+
+    return codes_cache().codes(
+        (str(session.connection().engine.url), run_id),
+        cache_base,
+        clock=lambda: tallies.clock(session),
+        read_all=read_all,
+        read_changed=read_changed,
+    )
+
+
+@functools.cache
+def codes_cache() -> CodesCache:
+    """This process's cache of runs' reply codes."""
+    return CodesCache(get_settings().results_cache_runs)
 
 
 @dataclass(frozen=True)
@@ -218,9 +254,12 @@ class Replies:
     help_tally: IntArray  # (replies x 2): ratings per helpfulness score 1-5, packed
 
     @classmethod
-    def load(cls, session: Session, run_id: int) -> "Replies":
+    def load(cls, session: Session, run_id: int, *, cache_base: Hashable = None) -> "Replies":
+        """The run's done replies; with a ``cache_base`` (what the codes depend on beyond the
+        tallies, see ``codes_cache``), only replies changed since this process last read the
+        run are read again."""
         variants = Variants.load(session, run_id)
-        m = _fetch_ints(session, codes_select(run_id), 7)
+        m = _codes(session, run_id, cache_base)[:, 1:]
         variant = np.searchsorted(variants.id, m[:, 0])
         if len(variant) and (
             variant.max() >= len(variants.id) or np.any(variants.id[variant] != m[:, 0])

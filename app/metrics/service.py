@@ -4,6 +4,8 @@ The run's done replies are read once into arrays (``replies``), with their aggre
 judgement computed in SQL; every count below is a numpy sum over them.
 """
 
+from collections.abc import Hashable
+
 import numpy as np
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -148,7 +150,11 @@ def run_results(
     if stored is not None:
         stored.run_name = run.name
         return stored
-    results = _compute(session, run, status_counts, resamples, seed, with_agreement)
+    # What the reply codes depend on besides the tallies (see codes_cache).
+    cache_base = (run.created_at.isoformat(), run.status, tuple(sorted(status_counts.items())))
+    results = _compute(
+        session, run, status_counts, resamples, seed, with_agreement, cache_base=cache_base
+    )
     snapshots.save(session, run_id, variant, marker, results)
     return results
 
@@ -174,13 +180,15 @@ def _compute(
     resamples: int,
     seed: int,
     with_agreement: bool,
+    *,
+    cache_base: Hashable = None,
 ) -> RunResults:
     assert run.id is not None
     run_id = run.id
     arms = arms_of(session, run_id)
     done = status_counts.get("done", 0)
     baseline = next((a for a in arms if a.is_baseline), None)
-    replies = Replies.load(session, run_id)
+    replies = Replies.load(session, run_id, cache_base=cache_base)
     # The metric table and the paired tests resample the same statements (when every
     # statement has a pair): their weights are made once.
     shared = stats.SharedResamples(resamples, seed)

@@ -159,11 +159,17 @@ class RatingTally(SQLModel, table=True):
     """One reply's ratings in counts: what results read instead of grouping every rating.
 
     Kept by app/rating/tallies.py in the same transaction as every rating write (submit,
-    revise, undo); ``help_sum`` is the sum of the helpfulness scores.
+    revise, undo) and adjudication; ``help_sum`` is the sum of the helpfulness scores.
+    ``changed_at`` is the database clock (Unix seconds) at the row's last write: results
+    re-read only the replies changed since their previous computation. Rows are not deleted
+    while their reply exists (a reply with nothing left counts zeros).
     """
 
     __tablename__ = "rating_tallies"
-    __table_args__ = (Index("ix_rating_tallies_run", "run_id", "response_id"),)
+    __table_args__ = (
+        Index("ix_rating_tallies_run", "run_id", "response_id"),
+        Index("ix_rating_tallies_run_changed", "run_id", "changed_at"),
+    )
 
     response_id: int = Field(foreign_key="responses.id", primary_key=True, ondelete="CASCADE")
     run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE")
@@ -180,6 +186,7 @@ class RatingTally(SQLModel, table=True):
     h3: int = 0
     h4: int = 0
     h5: int = 0
+    changed_at: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
 
 
 class RaterTally(SQLModel, table=True):

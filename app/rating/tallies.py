@@ -17,10 +17,14 @@ raters depend on the whole reply, so deltas are computed from both states, never
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 from sqlmodel import Session
+
+from app.models import RatingTally
 
 LABELS = ("agree", "correct", "evasive")
 VERDICTS = ("true", "false", "none")
@@ -123,12 +127,27 @@ _STATE = text(
 )
 _LOCK = text("SELECT run_id FROM responses WHERE id = :r FOR NO KEY UPDATE")
 _TALLY_COLS = ", ".join(TALLY_COLUMNS)
-_UPSERT_TALLY = text(
-    f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}) "
-    f"VALUES (:response_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)}) "
-    "ON CONFLICT (response_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in TALLY_COLUMNS)
-)
+# The database clock in Unix seconds: one clock for every web process and host. Postgres's
+# clock_timestamp() is the time of the statement, not of the transaction's start.
+_CLOCK = {
+    "postgresql": "extract(epoch from clock_timestamp())::float8",
+    "sqlite": "(julianday('now') - 2440587.5) * 86400.0",
+}
+
+
+def _clock_sql(conn: Connection) -> str:
+    return _CLOCK[conn.dialect.name]
+
+
+def _upsert_tally(conn: Connection) -> TextClause:
+    return text(
+        f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}, changed_at) "
+        f"VALUES (:response_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)}, "
+        f"{_clock_sql(conn)}) ON CONFLICT (response_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in (*TALLY_COLUMNS, "changed_at"))
+    )
+
+
 _RATER_DELTA_COLS = (*RATER_COLUMNS, "changes")
 _ADD_RATERS = text(
     f"INSERT INTO rating_rater_tallies (run_id, rater_id, {', '.join(_RATER_DELTA_COLS)}) "
@@ -142,6 +161,7 @@ _ADD_PAIRS = text(
     "ON CONFLICT (run_id, rater_a, rater_b, label_a, label_b) DO UPDATE SET "
     "count = rating_pair_tallies.count + excluded.count"
 )
+_RUN_COUNT_TABLES = ("rating_rater_tallies", "rating_pair_tallies")
 _MARKER = text(
     "SELECT coalesce(sum(changes), 0), count(*) FROM rating_rater_tallies WHERE run_id = :r"
 )
@@ -212,9 +232,10 @@ def apply(
     after: ReplyState,
 ) -> None:
     conn = _conn(session)
-    if before_votes or after.votes:
-        row = dict(zip(TALLY_COLUMNS, reply_tally(after.votes), strict=True))
-        conn.execute(_UPSERT_TALLY, {"response_id": response_id, "run_id": run_id, **row})
+    # Written even when only the adjudication changed: its changed_at tells results to re-read
+    # the reply.
+    row = dict(zip(TALLY_COLUMNS, reply_tally(after.votes), strict=True))
+    conn.execute(_upsert_tally(conn), {"response_id": response_id, "run_id": run_id, **row})
     old = rater_rows(before_votes, before_adj)
     new = rater_rows(after.votes, after.adjudicated)
     zero = (0,) * len(RATER_COLUMNS)
@@ -244,6 +265,18 @@ def marker(session: Session, run_id: int) -> str:
     """Changes whenever a rating or adjudication of the run is written."""
     total, rows = _conn(session).execute(_MARKER, {"r": run_id}).one()
     return f"{int(total)}.{int(rows)}"
+
+
+def clock(session: Session) -> float:
+    """The database clock that ``changed_at`` is stamped with (Unix seconds)."""
+    conn = _conn(session)
+    return float(conn.execute(text(f"SELECT {_clock_sql(conn)}")).scalar_one())
+
+
+def changed_since(run_id: int, since: float) -> Select[Any]:
+    """The ids of the run's replies whose tally was written at or after ``since``."""
+    t = RatingTally.__table__  # type: ignore[attr-defined]
+    return select(t.c.response_id).where(t.c.run_id == run_id, t.c.changed_at >= since)
 
 
 # --- recount from the ratings ---------------------------------------------------------------
@@ -346,6 +379,16 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
     """
     conn = _conn(session)
     runs = {"runs": list(run_ids)}
+    if conn.dialect.name == "postgresql":
+        # Raters writing meanwhile wait for the rebuild instead of deadlocking with it (it
+        # rewrites rows in no order a rater's transaction could share); SQLite serialises
+        # writers already.
+        conn.execute(
+            text(
+                "LOCK TABLE rating_tallies, rating_rater_tallies, rating_pair_tallies "
+                "IN SHARE ROW EXCLUSIVE MODE"
+            )
+        )
     previous = {
         (int(run), int(rater)): int(n)
         for run, rater, n in conn.execute(
@@ -355,17 +398,13 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
             runs,
         )
     }
-    for table in ("rating_tallies", "rating_rater_tallies", "rating_pair_tallies"):
-        conn.execute(
-            text(f"DELETE FROM {table} WHERE run_id IN :runs").bindparams(
-                bindparam("runs", expanding=True)
-            ),
-            runs,
-        )
-    insert_tally = text(
-        f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}) "
-        f"VALUES (:response_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)})"
-    )
+    # Reply tallies are zeroed, not deleted: results find changed replies by their rows.
+    zeroed = ", ".join(f"{c} = 0" for c in TALLY_COLUMNS)
+    statements = [f"UPDATE rating_tallies SET {zeroed} WHERE run_id IN :runs"]
+    statements += [f"DELETE FROM {t} WHERE run_id IN :runs" for t in _RUN_COUNT_TABLES]
+    for statement in statements:
+        conn.execute(text(statement).bindparams(bindparam("runs", expanding=True)), runs)
+    insert_tally = _upsert_tally(conn)
     counts = Counts()
     rows: list[dict[str, int]] = []
     for run_id, response_id, votes, adjudicated in _replies(session, run_ids):
@@ -398,4 +437,11 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
     ]
     for i in range(0, len(pair_rows), batch):
         conn.execute(_ADD_PAIRS, pair_rows[i : i + batch])
+    # Stamped last, so the stamp is no older than the commit by more than this statement.
+    conn.execute(
+        text(
+            f"UPDATE rating_tallies SET changed_at = {_clock_sql(conn)} WHERE run_id IN :runs"
+        ).bindparams(bindparam("runs", expanding=True)),
+        runs,
+    )
     return counts
