@@ -64,11 +64,11 @@ class CodesCache:
     ) -> IntArray:
         """The codes of ``key`` (rows sorted by id; a copy the caller owns).
 
-        ``clock`` reads the database clock; ``read_all`` reads every row; ``read_changed(t)``
-        the rows of replies whose tally changed at or after ``t``.
+        ``clock`` reads the database clock; ``read_all`` reads every row, sorted by id;
+        ``read_changed(t)`` the rows of replies whose tally changed at or after ``t``.
         """
         if self.max_runs <= 0:
-            return _sorted(read_all())
+            return read_all()
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
@@ -76,7 +76,7 @@ class CodesCache:
             with self._lock:
                 entry = self._entries.get(key)
             if entry is None or entry.base != base or not self._patch(entry, read_changed):
-                codes = _sorted(read_all())
+                codes = read_all()
                 entry = _Entry(base, codes[:, 0].copy(), codes, 0.0)
                 self.full_reads += 1
             else:
@@ -103,7 +103,3 @@ class CodesCache:
             return False
         entry.codes[pos] = changed
         return True
-
-
-def _sorted(codes: IntArray) -> IntArray:
-    return codes[np.argsort(codes[:, 0], kind="stable")] if len(codes) else codes

@@ -154,7 +154,10 @@ _WIDTH = 8  # columns of codes_select
 
 def _codes(session: Session, run_id: int, cache_base: Hashable) -> IntArray:
     def read_all() -> IntArray:
-        return _fetch_ints(session, codes_select(run_id), _WIDTH)
+        # In id order, whatever order the database gives: the same data always sums in the
+        # same order (float sums differ in their last bits otherwise).
+        codes = _fetch_ints(session, codes_select(run_id), _WIDTH)
+        return codes[np.argsort(codes[:, 0], kind="stable")]
 
     if cache_base is None:
         return read_all()
