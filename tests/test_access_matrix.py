@@ -35,7 +35,6 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),
 }
 
 # Routes for any logged-in user (raters included). Everything else needing a login is admin.
