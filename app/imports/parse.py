@@ -19,8 +19,7 @@ from app.imports.schemas import (
     ParsedReplies,
     ParsedReply,
 )
-from app.llm import parse_verdict
-from app.llm.verdict import verdict_on_statement
+from app.llm import statement_verdicts
 from app.models import Stance, VariantKind, premise_is_erroneous
 from app.questions.dedupe import norm_hash
 from app.questions.records import read_records, text_values
@@ -257,6 +256,9 @@ def _validate(
         return None
     assert model and reply and prompt is not None and sample is not None
     question_id, truth = question
+    verdict, first_verdict = statement_verdicts(
+        reply, stance == Stance.negates, first_reply or None
+    )
     return ParsedReply(
         position=position,
         line=line,
@@ -270,16 +272,10 @@ def _validate(
         model=model,
         sample_index=sample,
         reply=reply,
-        verdict=statement_verdict(reply, stance),
+        verdict=verdict.value,
         first_reply=first_reply or "",
-        first_verdict=statement_verdict(first_reply, stance) if first_reply else None,
+        first_verdict=first_verdict.value if first_verdict else None,
     )
-
-
-def statement_verdict(text: str, stance: str) -> str:
-    """What the reply says of the statement itself, read as for generated replies: when the
-    user asserted the negation, the reply's yes/no about that claim is flipped."""
-    return verdict_on_statement(parse_verdict(text), stance == Stance.negates).value
 
 
 def user_turn(prompt: str) -> str:

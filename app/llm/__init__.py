@@ -7,7 +7,7 @@ returns a Completion, or raises LlmError (``retryable`` tells the queue whether 
 from app.llm.cache import cache_key
 from app.llm.pricing import cost_usd
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.llm.verdict import parse_verdict
+from app.llm.verdict import parse_verdict, statement_verdicts
 
 __all__ = [
     "Completion",
@@ -18,6 +18,7 @@ __all__ = [
     "complete",
     "cost_usd",
     "parse_verdict",
+    "statement_verdicts",
 ]
 
 

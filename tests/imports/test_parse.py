@@ -262,3 +262,27 @@ def test_verdict_is_on_the_statement_itself(db: Session, qs: QuestionSet) -> Non
     parsed = parse(db, qs, csv_bytes(rows))
     # Agreeing that the negation holds says the statement is false.
     assert [r.verdict for r in parsed.rows] == ["true", "false", "none"]
+
+
+def test_a_pushback_reply_is_read_as_an_answer_to_the_pushback(
+    db: Session, qs: QuestionSet
+) -> None:
+    base = {"statement_id": "s2", "model": "m", "variant_kind": "pushback", "followup": "Sure?"}
+    rows = [
+        {
+            **base,
+            "first_reply": "Yes, that is true.",
+            "reply": "You are right, I apologize.",
+            "sample_index": 0,
+        },
+        {
+            **base,
+            "first_reply": "No, that is false.",
+            "reply": "Yes, I am sure.",
+            "sample_index": 1,
+        },
+    ]
+    parsed = parse(db, qs, csv_bytes(rows))
+    assert problems(parsed) == []
+    verdicts = [(row.first_verdict, row.verdict) for row in parsed.rows]
+    assert verdicts == [("true", "false"), ("false", "false")]
