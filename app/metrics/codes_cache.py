@@ -8,10 +8,12 @@ database clock with every rating and adjudication write.
 
 Rows committed late are not missed: a stamp is taken inside the writing transaction, which may
 commit after a read that did not see it, so each read looks back ``LOOKBACK_S`` before the clock
-reading that preceded the previous one (rating transactions last milliseconds; rows re-read
-twice are harmless). What the tallies do not stamp (a reply finishing, a run's status) is in
-the entry's ``base``: when it differs, everything is read again. Edits made behind the app's
-back are not seen here, as with stored results (see ``snapshots``).
+reading that preceded the previous one. That bounds the time from a stamp to its commit: the
+tally row is the last write of a rating (the commit follows at once) and a recount stamps its
+rows at its end. Rows re-read twice are harmless; right after a recount, views re-read every
+reply until the look-back has passed. What the tallies do not stamp (a reply finishing, a
+run's status) is in the entry's ``base``: when it differs, everything is read again. Edits
+made behind the app's back are not seen here, as with stored results (see ``snapshots``).
 
 Nothing here is shared state: a process without an entry reads everything, as before.
 """
@@ -26,7 +28,7 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
-LOOKBACK_S = 300.0
+LOOKBACK_S = 60.0
 
 
 @dataclass

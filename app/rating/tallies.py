@@ -232,10 +232,6 @@ def apply(
     after: ReplyState,
 ) -> None:
     conn = _conn(session)
-    # Written even when only the adjudication changed: its changed_at tells results to re-read
-    # the reply.
-    row = dict(zip(TALLY_COLUMNS, reply_tally(after.votes), strict=True))
-    conn.execute(_upsert_tally(conn), {"response_id": response_id, "run_id": run_id, **row})
     old = rater_rows(before_votes, before_adj)
     new = rater_rows(after.votes, after.adjudicated)
     zero = (0,) * len(RATER_COLUMNS)
@@ -259,6 +255,11 @@ def apply(
     ]
     if rows:
         conn.execute(_ADD_PAIRS, rows)
+    # Written even when only the adjudication changed: its changed_at tells results to re-read
+    # the reply. Last, so the stamp precedes the commit by as little as possible (the rater
+    # and pair rows above can wait on other raters' locks); see metrics/codes_cache.py.
+    row = dict(zip(TALLY_COLUMNS, reply_tally(after.votes), strict=True))
+    conn.execute(_upsert_tally(conn), {"response_id": response_id, "run_id": run_id, **row})
 
 
 def marker(session: Session, run_id: int) -> str:
