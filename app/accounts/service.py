@@ -2,7 +2,9 @@
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, true, update
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from app.accounts.schemas import UserCreate
@@ -17,6 +19,21 @@ from app.accounts.security import (
 from app.models import AuthSession, Invite, LoginAttempt, Role, User, utcnow
 
 THROTTLE_WINDOW = timedelta(minutes=15)
+
+_USERS = User.__table__  # type: ignore[attr-defined]
+_SESSIONS = AuthSession.__table__  # type: ignore[attr-defined]
+# Every request runs this: built once, executed on the Core path (no ORM statement
+# compilation, no identity map, no loading machinery). The unique index on token_hash finds
+# the session; the join takes the user by primary key.
+_USER_FOR_TOKEN = (
+    core_select(*_USERS.c)
+    .select_from(_USERS.join(_SESSIONS, _SESSIONS.c.user_id == _USERS.c.id))
+    .where(
+        _SESSIONS.c.token_hash == bindparam("token_hash"),
+        _SESSIONS.c.expires_at > bindparam("now"),
+        _USERS.c.is_active == true(),
+    )
+)
 
 
 class AccountError(ValueError):
@@ -113,16 +130,21 @@ def end_session(session: Session, token: str) -> None:
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    row = session.exec(
-        select(User)
-        .join(AuthSession, col(AuthSession.user_id) == col(User.id))
-        .where(
-            AuthSession.token_hash == hash_token(token),
-            AuthSession.expires_at > utcnow(),
-            User.is_active == True,  # noqa: E712
-        )
-    ).first()
-    return row
+    """The active user of an unexpired session, or None.
+
+    The user comes back detached (every column loaded, not in the session's identity map):
+    reading it needs no query, and ``session.add(user)`` would update the row, as before.
+    """
+    row = (
+        session.connection()
+        .execute(_USER_FOR_TOKEN, {"token_hash": hash_token(token), "now": utcnow()})
+        .first()
+    )
+    if row is None:
+        return None
+    user = User(**row._mapping)
+    make_transient_to_detached(user)
+    return user
 
 
 def end_all_sessions(session: Session, user_id: int) -> None:
