@@ -8,7 +8,7 @@ The same loop without the lookup (session, connection, commit) is timed too, and
 the difference: what authentication adds to a request. CPU time of this process (the machine
 is shared: wall time would measure the neighbours), median of 5 rounds of 2,000 calls.
 
-Usage: .venv/bin/python bench/auth_cpu.py [--calls N] [--rounds N]
+Usage: .venv/bin/python bench/auth_cpu.py [--calls N] [--rounds N] [--quick]
 SDILAB_BENCH_DATABASE_URL selects Postgres (its public schema is dropped and rebuilt).
 """
 
@@ -102,7 +102,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 500 calls")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.calls, opts.rounds = 500, 3
     url = _url()
     os.environ["SDILAB_DATABASE_URL"] = url
     database = database_label(url)
