@@ -11,6 +11,7 @@ from starlette.datastructures import FormData, UploadFile
 from app.accounts.deps import AdminUser
 from app.config import get_settings
 from app.db import SessionDep
+from app.model_configs import service as model_configs_service
 from app.models import ModelConfig, Provider, QuestionSet, Run, RunStatus, SdiDataset, VariantKind
 from app.sdi import banks, finetuning, service
 from app.sdi.integration import GeneralDataError
@@ -42,7 +43,7 @@ def _optional_int(value: Any) -> int | None:
 def _form_context(session: Session) -> dict[str, Any]:
     return {
         "sets": service.question_sets(session),
-        "models": list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all()),
+        "models": model_configs_service.callable_model_configs(session),
         "finished_runs": list(
             session.exec(
                 select(Run)
@@ -189,7 +190,7 @@ def _detail_context(
     session: Session, dataset: SdiDataset, page: int, split: str, kind: str
 ) -> dict[str, Any]:
     assert dataset.id is not None
-    models = list(session.exec(select(ModelConfig).order_by(col(ModelConfig.name))).all())
+    models = model_configs_service.callable_model_configs(session)
     fine_tunes = finetuning.list_fine_tunes(session, dataset.id)
     return {
         "dataset": dataset,
@@ -314,7 +315,7 @@ async def in_context(
     dataset = _dataset_or_404(session, dataset_id)
     form = await request.form()
     base = session.get(ModelConfig, _optional_int(form.get("base_model_id")) or 0)
-    if base is None:
+    if base is None or model_configs_service.is_imported_placeholder(base):
         return _back(request, dataset_id, error="Choose a base model.")
     shots = _optional_int(form.get("shots")) or 8
     if not 1 <= shots <= 200:

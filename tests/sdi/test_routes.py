@@ -244,3 +244,23 @@ def test_fine_tune_refusal_is_shown(admin_client: TestClient, db: Session) -> No
 
 def test_missing_dataset_is_404(admin_client: TestClient) -> None:
     assert admin_client.get("/sdi/999999").status_code == 404
+
+
+def test_imported_placeholder_configs_are_not_offered_nor_taken_as_a_base(
+    admin_client: TestClient, db: Session
+) -> None:
+    dataset = _dataset(db)
+    real = factories.make_model_config(db, name="smol", provider="local")
+    placeholder = factories.make_model_config(db, name="imported: elsewhere")
+    placeholder.extra = {"imported": True}
+    db.add(placeholder)
+    db.flush()
+    for path in ("/sdi/new", f"/sdi/{dataset.id}"):
+        options = {o.get("value") for o in Page(admin_client.get(path).text).find("option")}
+        assert str(real.id) in options and str(placeholder.id) not in options, path
+    response = admin_client.post(
+        f"/sdi/{dataset.id}/in-context",
+        data={"base_model_id": str(placeholder.id), "shots": "6", "name": "placeholder+sdi"},
+    )
+    assert "Choose a base model." in Page(response.text).text
+    assert db.exec(select(ModelConfig).where(ModelConfig.name == "placeholder+sdi")).first() is None
