@@ -1,4 +1,4 @@
-"""`sdilab run start|status|retry|cancel|list`."""
+"""`sdilab run start|status|retry|cancel|reparse|list`."""
 
 import threading
 import time
@@ -306,6 +306,18 @@ def register(cli: typer.Typer) -> None:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
         console.print(f"Cancelled; {n} pending replies will not be collected")
+
+    @run_cli.command("reparse")
+    def reparse(run: Annotated[str, typer.Argument(help="Run id or name")]) -> None:
+        """Read a run's reply verdicts again with the current parser (after it improved);
+        the results are recomputed. Raters' own readings are untouched."""
+        from app.db import session_scope
+        from app.runs import service
+
+        with session_scope() as session:
+            found = _find_run(session, run)
+            result = service.reparse_verdicts(session, found.id)
+        console.print(f"{result.replies} replies read, {result.changed} verdicts changed")
 
     @run_cli.command("list")
     def list_runs() -> None:

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Engine, bindparam, case, func, insert, select, update
 from sqlmodel import Session, col
 
 from app.jobs import queue
+from app.llm import statement_verdicts
+from app.metrics import snapshots
 from app.model_configs.service import build_spec, is_imported_placeholder
 from app.models import (
     ModelConfig,
@@ -21,9 +23,12 @@ from app.models import (
     Run,
     RunArm,
     RunStatus,
+    Stance,
+    VariantKind,
     VariantTemplate,
     utcnow,
 )
+from app.rating import tallies
 from app.runs.schemas import ArmProgress, RunCreate, RunProgress
 from app.variants.render import render_variant
 
@@ -500,3 +505,53 @@ def complete_if_finished(engine: Engine, run_id: int) -> bool:
             .values(status=RunStatus.completed.value, finished_at=utcnow())
         )
         return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Reparsed:
+    replies: int  # done replies read
+    changed: int  # replies whose verdict or first verdict changed
+
+
+def reparse_verdicts(session: Session, run_id: int) -> Reparsed:
+    """Read every done reply's verdicts again with the current parser (after the parser
+    improved; raters' own readings of the verdict are ratings and stay as they are).
+
+    The changed replies are stamped for the results and the run's stored results dropped:
+    neither would see a verdict edited in place otherwise.
+    """
+    rows = session.execute(
+        select(
+            RESPONSES.c.id,
+            RESPONSES.c.text,
+            RESPONSES.c.first_text,
+            RESPONSES.c.verdict,
+            RESPONSES.c.first_verdict,
+            VARIANTS.c.stance,
+            VARIANTS.c.kind,
+        )
+        .select_from(RESPONSES.join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id))
+        .where(RESPONSES.c.run_id == run_id, RESPONSES.c.status == DONE)
+        .order_by(RESPONSES.c.id)
+    ).all()
+    updates = []
+    for response_id, text, first_text, verdict, first_verdict, stance, kind in rows:
+        pushback = kind == VariantKind.pushback.value
+        new, new_first = statement_verdicts(
+            text, stance == Stance.negates.value, first_text if pushback else None
+        )
+        new_first_value = new_first.value if new_first is not None else None
+        if (new.value, new_first_value) != (verdict, first_verdict):
+            updates.append({"_id": response_id, "verdict": new.value, "first": new_first_value})
+    if updates:
+        statement = (
+            update(RESPONSES)
+            .where(RESPONSES.c.id == bindparam("_id"))
+            .values(verdict=bindparam("verdict"), first_verdict=bindparam("first"))
+        )
+        for chunk in _chunks(updates):
+            session.connection().execute(statement, chunk)
+        tallies.touch(session, run_id, [u["_id"] for u in updates])
+        snapshots.forget(session, run_id)
+    session.flush()
+    return Reparsed(replies=len(rows), changed=len(updates))
