@@ -7,6 +7,7 @@ cancelled slot is never filled. Loads and writes of concurrent jobs are batched
 (app.jobs.batching): one query and one transaction serve every job of a loop turn.
 """
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,11 @@ STORE_REPLY = (
 
 # Arm snapshots never change once a run is created: parse each one once per worker process.
 _specs: dict[int, ModelSpec] = {}
+# Slots of the jobs handed a finished job's concurrency slot, read in the transaction that
+# handed them over, so a successor starts its call without a query of its own:
+# job id -> (slot or None, monotonic time read). Used once, and only while fresh.
+_preloaded: dict[int, tuple["Slot | None", float]] = {}
+PRELOAD_FRESH_S = 5.0
 
 
 @dataclass
@@ -103,38 +109,62 @@ def _cache_lookup(conn: Connection, keys: Sequence[str]) -> dict[str, Completion
 
 
 def _load_slots(response_ids: list[int]) -> list[Slot | None]:
-    """Slots by response id; pending ones with their spec, cache key and cached answer."""
     with get_engine().connect() as conn:
-        rows = conn.execute(
-            select(
-                RESPONSES.c.id,
-                RESPONSES.c.run_id,
-                RESPONSES.c.arm_id,
-                RESPONSES.c.sample_index,
-                RESPONSES.c.status,
-                VARIANTS.c.messages,
-                VARIANTS.c.followup,
-                VARIANTS.c.stance,
-            )
-            .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
-            .where(RESPONSES.c.id.in_(set(response_ids)))
-        ).all()
-        slots = {row[0]: Slot(*row) for row in rows}
-        pending = [s for s in slots.values() if s.status == PENDING]
-        missing = {s.arm_id for s in pending} - set(_specs)
-        if missing:
-            for arm_id, snapshot in conn.execute(
-                select(ARMS.c.id, ARMS.c.snapshot).where(ARMS.c.id.in_(missing))
-            ):
-                fields = {k: v for k, v in snapshot.items() if k in ModelSpec.model_fields}
-                _specs[arm_id] = ModelSpec.model_validate(fields)
-        for slot in pending:
-            slot.spec = _specs[slot.arm_id]
-            slot.key = llm.cache_key(slot.spec, slot.messages, slot.sample_index)
-        cached = _cache_lookup(conn, [s.key for s in pending])
+        return _read_slots(conn, response_ids)
+
+
+def _read_slots(conn: Connection, response_ids: list[int]) -> list[Slot | None]:
+    """Slots by response id; pending ones with their spec, cache key and cached answer."""
+    rows = conn.execute(
+        select(
+            RESPONSES.c.id,
+            RESPONSES.c.run_id,
+            RESPONSES.c.arm_id,
+            RESPONSES.c.sample_index,
+            RESPONSES.c.status,
+            VARIANTS.c.messages,
+            VARIANTS.c.followup,
+            VARIANTS.c.stance,
+        )
+        .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
+        .where(RESPONSES.c.id.in_(set(response_ids)))
+    ).all()
+    slots = {row[0]: Slot(*row) for row in rows}
+    pending = [s for s in slots.values() if s.status == PENDING]
+    missing = {s.arm_id for s in pending} - set(_specs)
+    if missing:
+        for arm_id, snapshot in conn.execute(
+            select(ARMS.c.id, ARMS.c.snapshot).where(ARMS.c.id.in_(missing))
+        ):
+            fields = {k: v for k, v in snapshot.items() if k in ModelSpec.model_fields}
+            _specs[arm_id] = ModelSpec.model_validate(fields)
+    for slot in pending:
+        slot.spec = _specs[slot.arm_id]
+        slot.key = llm.cache_key(slot.spec, slot.messages, slot.sample_index)
+    cached = _cache_lookup(conn, [s.key for s in pending])
     for slot in pending:
         slot.cached = cached.get(slot.key)
     return [slots.get(i) for i in response_ids]
+
+
+def _preload_successors(conn: Connection, replies: list[Reply]) -> None:
+    """Read the slots of the generate jobs handed these replies' concurrency slots."""
+    jobs = [j for r in replies for j in r.ctx.successors if j.task == GENERATE_TASK]
+    if not jobs:
+        return
+    slots = _read_slots(conn, [int(j.args["response_id"]) for j in jobs])
+    now = time.monotonic()
+    for stale in [k for k, (_s, at) in _preloaded.items() if now - at > PRELOAD_FRESH_S]:
+        del _preloaded[stale]  # successors given back to the queue (a worker that stopped)
+    for job, slot in zip(jobs, slots, strict=True):
+        _preloaded[job.id] = (slot, now)
+
+
+def _take_preloaded(job_id: int) -> tuple[bool, Slot | None]:
+    found = _preloaded.pop(job_id, None)
+    if found is None or time.monotonic() - found[1] > PRELOAD_FRESH_S:
+        return False, None
+    return True, found[0]
 
 
 def _get_cached(keys: list[str]) -> list[Completion | None]:
@@ -161,6 +191,7 @@ def _store_replies(replies: list[Reply]) -> list[None]:
                 insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), list(fresh.values())
             )
         finish_all_in(conn, [(r.ctx, None) for r in replies])
+        _preload_successors(conn, replies)
     for run_id in {r.run_id for r in replies}:
         complete_if_finished(engine, run_id)
     return [None] * len(replies)
@@ -263,7 +294,9 @@ def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
 @task(GENERATE_TASK, limit=_limit, timeout_s=_timeout, on_failure=_on_failure)
 async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
     response_id = int(args["response_id"])
-    slot = await load_slot(response_id)
+    preloaded, slot = _take_preloaded(ctx.job_id)
+    if not preloaded:
+        slot = await load_slot(response_id)
     if slot is None or slot.spec is None:
         return {"skipped": slot.status if slot else "gone"}
     spec = slot.spec

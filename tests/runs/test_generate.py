@@ -1,9 +1,14 @@
 """The runs.generate task end to end: a real worker, the loopback server over HTTP."""
 
+import time
+
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.jobs.batching import batched
 from app.models import Job, LlmCacheEntry, PromptVariant
+from app.runs import tasks
 from tests.loopback.server import LoopbackServer
 from tests.loopback.state import reply_for
 from tests.runs.helpers import replies, run_row, slot_counts, start_run, work
@@ -114,3 +119,38 @@ def test_a_reply_to_a_negated_claim_is_stored_as_a_verdict_on_the_statement(
     assert rows and {r.status for r in rows} == {"done"}
     assert all(r.text.startswith("False") for r in rows)
     assert {r.verdict for r in rows} == {"true"}
+
+
+def test_a_job_handed_a_slot_starts_with_its_slot_already_read(
+    committed_db: Engine, loopback_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction that stores a reply and hands its slot on also reads the successor's
+    slot: only the claimed jobs query their slots, and every slot is still filled once."""
+    loaded: list[int] = []
+    load = tasks._load_slots
+
+    def counting(response_ids: list[int]) -> list[tasks.Slot | None]:
+        loaded.extend(response_ids)
+        return load(response_ids)
+
+    monkeypatch.setattr(tasks, "load_slot", batched(counting))
+    run_id = start_run(
+        committed_db, loopback_server.base_url, questions=6, model_fields={"max_concurrency": 2}
+    )
+    work(committed_db, concurrency=4)
+    rows = replies(committed_db, run_id)
+    assert len(rows) == 12 and {r.status for r in rows} == {"done"}
+    assert set(slot_counts(rows).values()) == {1}
+    assert 0 < len(loaded) < len(rows), loaded
+    assert loopback_server.stats()["calls"]["chat"] == 12
+    assert not tasks._preloaded
+
+
+def test_a_stale_preloaded_slot_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    slot = tasks.Slot(1, 1, 1, 0, "pending", [], "", "none")
+    now = time.monotonic()
+    monkeypatch.setattr(tasks, "_preloaded", {7: (slot, now), 8: (slot, now - 60)})
+    assert tasks._take_preloaded(7) == (True, slot)
+    assert tasks._take_preloaded(7) == (False, None)  # used once
+    assert tasks._take_preloaded(8) == (False, None)  # a job given back and claimed later
+    assert tasks._preloaded == {}
