@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from app.jobs import registry
@@ -325,22 +325,56 @@ class HandOff:
     limit: int
 
 
+_NOW = bindparam("now", type_=JOBS.c.finished_at.type)
+# Statements of the finish path built once (a worker runs them for every batch of replies;
+# building them costs more CPU than the database spends on them).
+_FINISH_OWNED = (
+    update(JOBS)
+    .where(
+        JOBS.c.id.in_(bindparam("ids", expanding=True)),
+        JOBS.c.worker_id == bindparam("worker"),
+        JOBS.c.status == DOING,
+    )
+    .values(status=SUCCEEDED, finished_at=_NOW, last_error="", result=None)
+    .returning(JOBS.c.id)
+)
+_HAND_OFF_DUE = (
+    select(JOBS.c.id, JOBS.c.task, JOBS.c.args, JOBS.c.attempts, JOBS.c.max_attempts)
+    .where(
+        JOBS.c.queue == bindparam("queue"),
+        JOBS.c.status == TODO,
+        JOBS.c.scheduled_at <= _NOW,
+        JOBS.c.concurrency_key == bindparam("key"),
+    )
+    .order_by(JOBS.c.scheduled_at, JOBS.c.id)
+    .limit(bindparam("n", type_=JOBS.c.attempts.type))
+)
+_HAND_OFF_DUE_LOCKED = _HAND_OFF_DUE.with_for_update(skip_locked=True)
+_START = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=DOING,
+        worker_id=bindparam("worker"),
+        heartbeat_at=_NOW,
+        started_at=_NOW,
+        attempts=JOBS.c.attempts + 1,
+    )
+)
+
+
 def _mark_owned(conn: Session | Connection, done: Sequence[Finished]) -> set[int]:
-    values = {"status": SUCCEEDED, "finished_at": utcnow(), "last_error": ""}
+    now = utcnow()
     owned: set[int] = set()
     if all(f.result is None for f in done):
         by_worker: dict[str, list[int]] = {}
         for f in done:
             by_worker.setdefault(f.worker_id, []).append(f.job_id)
         for worker_id, ids in by_worker.items():
-            rows = conn.execute(
-                update(JOBS)
-                .where(JOBS.c.id.in_(ids), JOBS.c.worker_id == worker_id, JOBS.c.status == DOING)
-                .values(result=None, **values)
-                .returning(JOBS.c.id)
-            )
+            rows = conn.execute(_FINISH_OWNED, {"ids": ids, "worker": worker_id, "now": now})
             owned.update(rows.scalars())
         return owned
+    values = {"status": SUCCEEDED, "finished_at": now, "last_error": ""}
     for f in done:
         row = conn.execute(
             update(JOBS)
@@ -358,37 +392,16 @@ def hand_off(conn: Session | Connection, worker_id: str, to: HandOff, n: int) ->
     the key that this transaction finished: the key's count of doing jobs does not grow, so
     no lock or count is needed. Jobs whose own limit is lower wait for an ordinary claim."""
     now = utcnow()
-    due = (
-        select(JOBS.c.id, JOBS.c.task, JOBS.c.args, JOBS.c.attempts, JOBS.c.max_attempts)
-        .where(
-            JOBS.c.queue == to.queue,
-            JOBS.c.status == TODO,
-            JOBS.c.scheduled_at <= now,
-            JOBS.c.concurrency_key == to.concurrency_key,
-        )
-        .order_by(JOBS.c.scheduled_at, JOBS.c.id)
-        .limit(n)
-    )
     bind = conn if isinstance(conn, Connection) else conn.get_bind()
-    if bind.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    due = _HAND_OFF_DUE_LOCKED if bind.dialect.name == "postgresql" else _HAND_OFF_DUE
+    params = {"queue": to.queue, "now": now, "key": to.concurrency_key, "n": n}
     jobs = [
         ClaimedJob(job_id, task, args, attempts + 1, max_attempts, to.concurrency_key)
-        for job_id, task, args, attempts, max_attempts in conn.execute(due)
+        for job_id, task, args, attempts, max_attempts in conn.execute(due, params)
         if (global_limit(task, args) or 0) >= to.limit
     ]
     if jobs:
-        conn.execute(
-            update(JOBS)
-            .where(JOBS.c.id.in_([j.id for j in jobs]))
-            .values(
-                status=DOING,
-                worker_id=worker_id,
-                heartbeat_at=now,
-                started_at=now,
-                attempts=JOBS.c.attempts + 1,
-            )
-        )
+        conn.execute(_START, {"ids": [j.id for j in jobs], "worker": worker_id, "now": now})
     return jobs
 
 
