@@ -147,17 +147,19 @@ def _read_slots(conn: Connection, response_ids: list[int]) -> list[Slot | None]:
     return [slots.get(i) for i in response_ids]
 
 
-def _preload_successors(conn: Connection, replies: list[Reply]) -> None:
-    """Read the slots of the generate jobs handed these replies' concurrency slots."""
+def _preload_successors(conn: Connection, replies: list[Reply]) -> set[int]:
+    """Read the slots of the generate jobs handed these replies' concurrency slots; return
+    the runs of those still pending (runs that cannot be finished)."""
     jobs = [j for r in replies for j in r.ctx.successors if j.task == GENERATE_TASK]
     if not jobs:
-        return
+        return set()
     slots = _read_slots(conn, [int(j.args["response_id"]) for j in jobs])
     now = time.monotonic()
     for stale in [k for k, (_s, at) in _preloaded.items() if now - at > PRELOAD_FRESH_S]:
         del _preloaded[stale]  # successors given back to the queue (a worker that stopped)
     for job, slot in zip(jobs, slots, strict=True):
         _preloaded[job.id] = (slot, now)
+    return {s.run_id for s in slots if s is not None and s.status == PENDING}
 
 
 def _take_preloaded(job_id: int) -> tuple[bool, Slot | None]:
@@ -191,8 +193,10 @@ def _store_replies(replies: list[Reply]) -> list[None]:
                 insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), list(fresh.values())
             )
         finish_all_in(conn, [(r.ctx, None) for r in replies])
-        _preload_successors(conn, replies)
-    for run_id in {r.run_id for r in replies}:
+        unfinished = _preload_successors(conn, replies)
+    # A run with a slot that was pending at this commit and is now one of this worker's jobs
+    # is not finished: that job checks it when it ends (stored, failed or given back).
+    for run_id in {r.run_id for r in replies} - unfinished:
         complete_if_finished(engine, run_id)
     return [None] * len(replies)
 
