@@ -175,7 +175,10 @@ _CANDIDATES = (
     .order_by(items_t.c.shuffle)
     .limit(bindparam("limit"))
 )
-# Rows another rater is claiming right now are skipped rather than waited for (Postgres).
+# Rows another rater is claiming right now are skipped rather than waited for (Postgres). A
+# skipped row is not necessarily taken, though: every rater locks a whole window while choosing
+# one reply from it, so when few replies are left, all of a rater's may be locked by others for
+# a moment. ``next_for`` then reads them again with ``_CANDIDATES`` and waits (``_wait_for_one``).
 _CANDIDATES_PG = _CANDIDATES.with_for_update(skip_locked=True, of=items_t)
 _RATING_COLUMNS = (
     "response_id",
@@ -356,25 +359,34 @@ def current_lease(session: Session, round_: RatingRound, rater_id: int) -> Ratin
 
 
 def _candidates(
-    session: Session, round_: RatingRound, rater_id: int, lo: int, hi: int, limit: int
+    session: Session,
+    round_: RatingRound,
+    rater_id: int,
+    lo: int,
+    hi: int,
+    limit: int,
+    *,
+    skip_locked: bool = True,
 ) -> list[tuple[int, int]]:
-    stmt = _CANDIDATES_PG if _dialect(session) == "postgresql" else _CANDIDATES
+    pg = skip_locked and _dialect(session) == "postgresql"
+    stmt = _CANDIDATES_PG if pg else _CANDIDATES
     params = {"round": round_.id, "u": rater_id, "lo": lo, "hi": hi, "limit": limit}
     return [(int(r), int(s)) for r, s in _conn(session).execute(stmt, params)]
 
 
 def _window(
-    session: Session, round_: RatingRound, rater_id: int, cursor: int
+    session: Session, round_: RatingRound, rater_id: int, cursor: int, *, skip_locked: bool = True
 ) -> list[tuple[int, int]]:
     """The next few eligible items in the rater's cycle, from ``cursor`` on."""
     offset = rater_offset(round_.seed, rater_id)
     start_at = offset + cursor
+    kw = {"skip_locked": skip_locked}
     if start_at < SHUFFLE_SPACE:
-        found = _candidates(session, round_, rater_id, start_at, SHUFFLE_SPACE, WINDOW)
+        found = _candidates(session, round_, rater_id, start_at, SHUFFLE_SPACE, WINDOW, **kw)
         if len(found) < WINDOW:
-            found += _candidates(session, round_, rater_id, 0, offset, WINDOW - len(found))
+            found += _candidates(session, round_, rater_id, 0, offset, WINDOW - len(found), **kw)
         return found
-    return _candidates(session, round_, rater_id, start_at - SHUFFLE_SPACE, offset, WINDOW)
+    return _candidates(session, round_, rater_id, start_at - SHUFFLE_SPACE, offset, WINDOW, **kw)
 
 
 def _cycle_position(round_: RatingRound, rater_id: int, shuffle: int) -> int:
@@ -409,9 +421,12 @@ def next_for(
         return None
     state_cursor = _cursor(session, round_, rater_id, now)
     reclaim_expired(session, round_, now)
-    lease = _prepared(session, "lease")
     for cursor in (state_cursor, 0, -1):
         if cursor == -1:
+            if _dialect(session) == "postgresql":
+                leased = _wait_for_one(session, round_, rater_id, now, expires)
+                if leased is not None:
+                    return leased
             # Nothing left: perhaps the runs finished more replies since the last sync.
             if not _runs_still_running(session, round_) or not sync_round(
                 session, round_, force=False
@@ -419,27 +434,60 @@ def next_for(
                 return None
             cursor = 0
         window = _window(session, round_, rater_id, cursor)
-        if not window:
+        leased = _lease_one(session, round_, rater_id, window, now, expires)
+        if leased is not None:
+            return leased
+    return None
+
+
+def _wait_for_one(
+    session: Session, round_: RatingRound, rater_id: int, now: datetime, expires: datetime
+) -> int | None:
+    """Postgres, when the skip-locked reads found nothing: read the rater's open replies
+    without skipping the locked ones, and wait for their locks (``_TAKE`` waits, then counts on
+    the committed row). Other raters only choosing from their windows let them go within
+    milliseconds. None only when no reply is open for the rater."""
+    while window := _window(session, round_, rater_id, 0, skip_locked=False):
+        leased = _lease_one(session, round_, rater_id, window, now, expires)
+        if leased is not None:
+            return leased
+        # Every reply of the window was filled by others meanwhile (committed, so the next
+        # read leaves them out): the loop ends.
+    return None
+
+
+def _lease_one(
+    session: Session,
+    round_: RatingRound,
+    rater_id: int,
+    window: list[tuple[int, int]],
+    now: datetime,
+    expires: datetime,
+) -> int | None:
+    """Lease the first reply of the window that still has room, in the rater's own order."""
+    if not window:
+        return None
+    conn = _conn(session)
+    lease = _prepared(session, "lease")
+    ranked = sorted(window, key=lambda c: rater_rank(round_.seed, rater_id, c[0]))
+    for response_id, _shuffle in ranked:
+        values = {
+            "response_id": response_id,
+            "rater_id": rater_id,
+            "round_id": round_.id,
+            "created_at": now,
+            "expires_at": expires,
+            "skipped": False,
+        }
+        if conn.execute(lease, values).first() is None:
             continue
-        ranked = sorted(window, key=lambda c: rater_rank(round_.seed, rater_id, c[0]))
-        for response_id, _shuffle in ranked:
-            values = {
-                "response_id": response_id,
-                "rater_id": rater_id,
-                "round_id": round_.id,
-                "created_at": now,
-                "expires_at": expires,
-                "skipped": False,
-            }
-            if conn.execute(lease, values).first() is None:
-                continue
-            if not _take(session, round_, response_id):
-                conn.execute(_DROP_LEASE, {"r": response_id, "u": rater_id})
-                continue
-            # Everything before the window's first item is ineligible for this rater now.
-            position = min(_cycle_position(round_, rater_id, s) for _r, s in window)
-            conn.execute(_SET_CURSOR, {"round": round_.id, "u": rater_id, "cursor": position})
-            return response_id
+        if not _take(session, round_, response_id):
+            conn.execute(_DROP_LEASE, {"r": response_id, "u": rater_id})
+            continue
+        # Everything before the window's first item is ineligible for this rater now.
+        position = min(_cycle_position(round_, rater_id, s) for _r, s in window)
+        conn.execute(_SET_CURSOR, {"round": round_.id, "u": rater_id, "cursor": position})
+        return response_id
     return None
 
 
