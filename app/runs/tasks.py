@@ -53,6 +53,26 @@ STORE_REPLY = (
     .where(RESPONSES.c.id == bindparam("_id"), RESPONSES.c.status == PENDING)
     .values({name: bindparam(name) for name in REPLY_FIELDS})
 )
+# Built once: the worker runs them for every batch.
+READ_SLOTS = (
+    select(
+        RESPONSES.c.id,
+        RESPONSES.c.run_id,
+        RESPONSES.c.arm_id,
+        RESPONSES.c.sample_index,
+        RESPONSES.c.status,
+        VARIANTS.c.messages,
+        VARIANTS.c.followup,
+        VARIANTS.c.stance,
+    )
+    .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
+    .where(RESPONSES.c.id.in_(bindparam("ids", expanding=True)))
+)
+CACHE_LOOKUP = select(CACHE.c.key, CACHE.c.value).where(
+    CACHE.c.key.in_(bindparam("keys", expanding=True))
+)
+CACHE_ADD_PG = pg_insert(CACHE).on_conflict_do_nothing(index_elements=["key"])
+CACHE_ADD_SQLITE = sqlite_insert(CACHE).on_conflict_do_nothing(index_elements=["key"])
 
 # Arm snapshots never change once a run is created: parse each one once per worker process.
 _specs: dict[int, ModelSpec] = {}
@@ -104,7 +124,7 @@ def _write_conn(engine: Engine) -> Connection:
 def _cache_lookup(conn: Connection, keys: Sequence[str]) -> dict[str, Completion]:
     if not keys:
         return {}
-    rows = conn.execute(select(CACHE.c.key, CACHE.c.value).where(CACHE.c.key.in_(set(keys))))
+    rows = conn.execute(CACHE_LOOKUP, {"keys": list(set(keys))})
     return {key: Completion.model_validate(value) for key, value in rows}
 
 
@@ -115,20 +135,7 @@ def _load_slots(response_ids: list[int]) -> list[Slot | None]:
 
 def _read_slots(conn: Connection, response_ids: list[int]) -> list[Slot | None]:
     """Slots by response id; pending ones with their spec, cache key and cached answer."""
-    rows = conn.execute(
-        select(
-            RESPONSES.c.id,
-            RESPONSES.c.run_id,
-            RESPONSES.c.arm_id,
-            RESPONSES.c.sample_index,
-            RESPONSES.c.status,
-            VARIANTS.c.messages,
-            VARIANTS.c.followup,
-            VARIANTS.c.stance,
-        )
-        .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
-        .where(RESPONSES.c.id.in_(set(response_ids)))
-    ).all()
+    rows = conn.execute(READ_SLOTS, {"ids": list(set(response_ids))}).all()
     slots = {row[0]: Slot(*row) for row in rows}
     pending = [s for s in slots.values() if s.status == PENDING]
     missing = {s.arm_id for s in pending} - set(_specs)
@@ -188,10 +195,8 @@ def _store_replies(replies: list[Reply]) -> list[None]:
     with _write_conn(engine) as conn, conn.begin():
         conn.execute(STORE_REPLY, [{"_id": r.response_id, **r.values} for r in replies])
         if fresh:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(
-                insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), list(fresh.values())
-            )
+            add = CACHE_ADD_PG if conn.dialect.name == "postgresql" else CACHE_ADD_SQLITE
+            conn.execute(add, list(fresh.values()))
         finish_all_in(conn, [(r.ctx, None) for r in replies])
         unfinished = _preload_successors(conn, replies)
     # A run with a slot that was pending at this commit and is now one of this worker's jobs
