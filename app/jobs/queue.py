@@ -225,11 +225,14 @@ def claim(
     A job whose key has a limit is taken only while fewer than that many jobs of the key are
     doing, counted over every worker (see the module docstring), and at most
     ``limited_room`` such jobs (the slots the caller can start now). Keys found full are
-    added to ``saturated``. ``check_first`` reads before taking the write lock (idle polls)."""
+    added to ``saturated``. ``check_first`` reads before taking the write lock (idle polls,
+    or a worker whose keys are full: due jobs of excluded keys do not count)."""
     if limit <= 0:
         return []
     now = utcnow()
-    is_due = (JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now)
+    is_due = [JOBS.c.queue == queue, JOBS.c.status == TODO, JOBS.c.scheduled_at <= now]
+    if exclude_keys:
+        is_due.append(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
     if check_first:  # an idle worker's polls take no write lock (SQLite has only one)
         with engine.connect() as conn:
             if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
@@ -250,8 +253,6 @@ def claim(
             .order_by(JOBS.c.scheduled_at, JOBS.c.id)
             .limit(limit)
         )
-        if exclude_keys:
-            due = due.where(JOBS.c.concurrency_key.not_in(list(exclude_keys)))
         if postgres:
             due = due.with_for_update(skip_locked=True)
         candidates = conn.execute(due).all()
