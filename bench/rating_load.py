@@ -6,6 +6,12 @@ lets every rater rate as a browser with HTMX does: each submit is answered with 
 their next reply, and they submit again at once. Labels vary by rater and reply, so second
 ratings of a reply change the first rater's agreement tallies (the cross-rater writes).
 
+The round has room for every rater's share (and their last lease), so a rater is never
+rightly told "nothing to rate" here, and no rating is rightly refused: the run fails, saying
+how often each happened, if either does. A refused rating is answered 200 with the next reply
+and a notice (it is not counted as done); after "nothing to rate" the rater reloads /rate once,
+as a person would, and goes on if a reply is there.
+
 Reports ratings/s (all raters together, wall clock) and the p50/p95 latency of one submit
 (the POST and its answer: the rating, the next lease and the next page), and the server's
 CPU time per rating. The timed part starts once every rater has their first reply on screen.
@@ -38,6 +44,8 @@ from bench.rating_latency import _percentile, _reset, _url  # noqa: E402
 K = 2
 SUBMIT = re.compile(r'action="(/rate/\d+/replies/(\d+))"')
 LABELS = ("agree", "correct", "evasive")
+NOTICE = re.compile(r'<p class="(?:notice|error)" role="(?:status|alert)">([^<]*)</p>')
+NOTHING = "Nothing to rate"
 # A run of make_run: questions x 2 variant kinds x 2 arms x SAMPLES replies.
 SAMPLES = 4
 
@@ -78,6 +86,9 @@ class Results:
     submit_ms: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     done: int = 0
+    # Submits answered 200 but refused (the page's notice says why), and why raters stopped.
+    refused: Counter[str] = field(default_factory=Counter)
+    stops: Counter[str] = field(default_factory=Counter)
 
 
 async def _rater(
@@ -101,7 +112,16 @@ async def _rater(
         page = (await client.get("/rate")).text
         await ready.wait()
         done = 0
-        while done < limit and (match := SUBMIT.search(page)):
+        while done < limit:
+            match = SUBMIT.search(page)
+            if match is None:
+                # "Nothing to rate": look once more, as a rater would on reloading the page. A
+                # reply there means the first answer said "nothing" while work was available.
+                page = (await client.get("/rate")).text
+                if (match := SUBMIT.search(page)) is None:
+                    results.stops["nothing to rate (twice)" if NOTHING in page else "no form"] += 1
+                    break
+                results.stops["said nothing to rate, then had a reply"] += 1
             action, reply_id = match.group(1), int(match.group(2))
             label = LABELS[(rater + reply_id) % 3]
             started = time.perf_counter()
@@ -113,8 +133,13 @@ async def _rater(
             if answer.status_code != 200:
                 page = (await client.get("/rate")).text
                 continue
-            done += 1
             page = answer.text
+            notice = NOTICE.search(page)
+            if notice is not None:
+                # A refused rating is answered with the next reply and the reason.
+                results.refused[notice.group(1)] += 1
+                continue
+            done += 1
         results.done += done
 
 
@@ -181,8 +206,13 @@ def main() -> int:
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     stored = _stored_ratings(url, round_id)
     print(f"statuses {dict(results.statuses)}; {results.done} ratings answered, {stored} stored")
-    if results.done != per_rater * opts.raters or stored != results.done:
-        print("not every rater finished: the figures below are not comparable", file=sys.stderr)
+    if results.refused:
+        print(f"refused: {dict(results.refused)}")
+    if results.stops:
+        print(f"stops: {dict(results.stops)}")
+    clean = not results.stops and not results.refused
+    if results.done != per_rater * opts.raters or stored != results.done or not clean:
+        print("not every rater finished cleanly: no figures", file=sys.stderr)
         return 1
     label = f"{opts.raters} raters over HTTP"
     ms = results.submit_ms
