@@ -10,7 +10,7 @@ SDILAB_BENCH_DATABASE_URL=postgresql://... uses that database (migrated; the ben
 are deleted afterwards).
 
     .venv/bin/python bench/run_throughput.py [--prompts 2000] [--latency 0.2] [--concurrency 32]
-    [--profile out.html]   (pyinstrument, if installed)
+    [--profile out.html]   (pyinstrument if installed, else a cProfile text report)
 """
 
 import argparse
@@ -22,6 +22,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -176,19 +177,34 @@ def drain(concurrency: int, profile: str) -> tuple[float, float, int]:
     registry.discover()  # imports (one-time, ~1 s of CPU) are not per-reply work
     tune_gc()  # as `sdilab worker` does
     worker = Worker(concurrency=concurrency, burst=True, poll_interval_s=0.2)
-    profiler = None
+    profiler: Any = None
     if profile:
-        from pyinstrument import Profiler
+        try:
+            from pyinstrument import Profiler
+        except ImportError:  # not in the dev extra: cProfile, event-loop thread only
+            import cProfile
 
-        profiler = Profiler(async_mode="disabled")
-        profiler.start()
+            profiler = cProfile.Profile()
+            profiler.enable()
+        else:
+            profiler = Profiler(async_mode="disabled")
+            profiler.start()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     stats = asyncio.run(worker.run())
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    if profiler is not None:
+    if profiler is not None and hasattr(profiler, "output_html"):
         profiler.stop()
         Path(profile).write_text(profiler.output_html())
         print(profiler.output_text(unicode=False, color=False, show_all=False)[:6000])
+    elif profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(80)
+        Path(profile).write_text(out.getvalue())
+        print(out.getvalue()[:6000])
     return wall, cpu, stats.by_task.get("runs.generate", 0)
 
 
