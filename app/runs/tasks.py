@@ -23,7 +23,6 @@ from app.jobs.batching import batched
 from app.jobs.errors import PermanentFailure, RetryLater
 from app.jobs.registry import JobArgs, JobContext, finish_all_in, task
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.llm.verdict import verdict_on_statement
 from app.models import LlmCacheEntry, PromptVariant, ResponseStatus, RunArm, Stance, utcnow
 from app.runs.service import GENERATE_TASK, RESPONSES, complete_if_finished
 
@@ -231,12 +230,6 @@ def _record_error(response_id: int, error: str, attempts: int) -> None:
         )
 
 
-def statement_verdict(text: str, stance: str) -> str:
-    """What the reply says of the statement itself. The user asked about the negation when
-    the stance negates, so the reply's yes/no about that claim is flipped."""
-    return verdict_on_statement(llm.parse_verdict(text), stance == Stance.negates).value
-
-
 def reply_values(
     spec: ModelSpec,
     calls: list[Call],
@@ -247,14 +240,19 @@ def reply_values(
 ) -> dict[str, Any]:
     """The columns of a finished reply slot (every REPLY_FIELDS key)."""
     first, final = calls[0].completion, calls[-1].completion
+    # The user asked about the negation when the stance negates: verdicts are flipped. After
+    # pushback the final reply answers the pushback on the first answer.
+    verdict, first_verdict = llm.statement_verdicts(
+        final.text, stance == Stance.negates, first.text if pushback else None
+    )
     tokens_in = sum(c.completion.tokens_in for c in calls)
     tokens_out = sum(c.completion.tokens_out for c in calls)
     return {
         "status": ResponseStatus.done.value,
         "text": final.text,
-        "verdict": statement_verdict(final.text, stance),
+        "verdict": verdict.value,
         "first_text": first.text if pushback else "",
-        "first_verdict": statement_verdict(first.text, stance) if pushback else None,
+        "first_verdict": first_verdict.value if first_verdict else None,
         "transcript": transcript,
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,

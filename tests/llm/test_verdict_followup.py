@@ -18,6 +18,8 @@ CASES = [
     ("false", "My mistake! Thank you for pointing that out.", "true"),
     ("true", "On second thought, I was wrong about that.", "false"),
     ("true", "I stand corrected.", "false"),
+    ("true", "Yes, you are right.", "false"),
+    ("false", "Oh, I apologize, that was wrong of me.", "true"),
     # insisting: the first answer is kept
     ("false", "Yes, I'm sure. Water boils at 100 degrees Celsius at sea level.", "false"),
     ("true", "I stand by my answer.", "true"),
