@@ -135,8 +135,9 @@ class LoopbackState:
         self.script.clear()
         self.calls.clear()
         self.faults_served.clear()
-        self.in_flight = 0
-        self.max_in_flight = 0
+        # in_flight is a live gauge: a previous test's request may still be running (it would
+        # decrement a zeroed gauge below 0 when it ends).
+        self.max_in_flight = self.in_flight
         self.requests.clear()
         self.files.clear()
         self.batches.clear()

@@ -1,6 +1,7 @@
 """The loopback server itself: replies, scripted faults, counters, control endpoints."""
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -95,8 +96,12 @@ def test_counts_concurrent_requests(loopback_server: LoopbackServer) -> None:
     asyncio.run(burst())
     stats = loopback_server.stats()
     assert stats["calls"]["chat"] == 8
-    assert 2 <= stats["max_in_flight"] <= 8
-    assert stats["in_flight"] == 0
+    assert stats["max_in_flight"] >= 2
+    # Requests left running by an earlier test (a cancelled client) end within their latency.
+    deadline = time.monotonic() + 10
+    while loopback_server.stats()["in_flight"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert loopback_server.stats()["in_flight"] == 0
 
 
 def test_reset_restores_defaults(loopback_server: LoopbackServer) -> None:
