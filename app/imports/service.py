@@ -19,6 +19,7 @@ from sqlmodel import select as sm_select
 from app.config import get_settings
 from app.imports.parse import SetIndex, parse_text, user_turn
 from app.imports.schemas import RUN_NAME_MAX, ParsedReplies, ParsedReply
+from app.model_configs.service import is_imported_placeholder as is_placeholder
 from app.models import (
     ModelConfig,
     PromptVariant,
@@ -154,10 +155,6 @@ def placeholder_config(session: Session, model: str) -> ModelConfig:
     session.add(config)
     session.flush()
     return config
-
-
-def is_placeholder(config: ModelConfig) -> bool:
-    return bool(config.extra.get("imported"))
 
 
 def import_replies(

@@ -24,6 +24,7 @@ from sqlmodel import select as sm_select
 from app.jobs import queue
 from app.llm.types import ModelSpec
 from app.model_configs.service import build_spec
+from app.model_configs.service import is_imported_placeholder as is_placeholder
 from app.models import (
     Job,
     JobStatus,
@@ -240,11 +241,6 @@ def group_key(run_id: int) -> str:
 
 def lock_key(response_id: int, judge_id: int, rubric_version: str = RUBRIC_VERSION) -> str:
     return f"judge:{response_id}:{judge_id}:{rubric_version}"
-
-
-def is_placeholder(config: ModelConfig) -> bool:
-    """Configs standing for imported models cannot be called."""
-    return bool((config.extra or {}).get("imported"))
 
 
 def judge_choices(session: Session) -> list[ModelConfig]:
