@@ -33,6 +33,7 @@ DOMAINS = [
     "runs",
     "imports",
     "rating",
+    "judging",
     "metrics",
     "sdi",
     "training",

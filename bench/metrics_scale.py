@@ -13,7 +13,7 @@ afterwards). Then:
   rating makes the stored results stale; timed once the build's recount is older than the
   look-back of app/metrics/codes_cache.py, as in a lab where ratings arrive over days). It
   reports the web process's CPU time per page and its peak RSS;
-- runs each CSV export (metrics, responses, ratings) in a subprocess, reporting its wall time,
+- runs each CSV export (metrics, replies, ratings) in a subprocess, reporting its wall time,
   its peak RSS (``ru_maxrss``) and the file size.
 
 Targets: results page < 1 s (cold and warm); every export streamed with peak RSS < 200 MB.
@@ -227,7 +227,7 @@ def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
                     )
         _copy(
             conn,
-            "responses",
+            "replies",
             [
                 "run_id",
                 "prompt_variant_id",
@@ -252,17 +252,17 @@ def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
             ],
             replies,
         )
-        response_ids = [
+        reply_ids = [
             row[0]
             for row in conn.execute(
-                text("SELECT id FROM responses WHERE run_id = :r ORDER BY id"), {"r": run_id}
+                text("SELECT id FROM replies WHERE run_id = :r ORDER BY id"), {"r": run_id}
             )
         ]
         labels = ("agree", "correct", "correct", "evasive")
         verdicts = ("true", "false", "none")
         ratings = []
         adjudications = []
-        for rid in response_ids:
+        for rid in reply_ids:
             for rater in rng.sample(raters, PER_REPLY):
                 ratings.append(
                     (
@@ -283,7 +283,7 @@ def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
             conn,
             "ratings",
             [
-                "response_id",
+                "reply_id",
                 "rater_id",
                 "label",
                 "helpfulness",
@@ -298,12 +298,12 @@ def build(url: str, statements: int, samples: int, seed: int = 1) -> int:
         _copy(
             conn,
             "adjudications",
-            ["response_id", "admin_id", "label", "helpfulness", "note", "created_at"],
+            ["reply_id", "admin_id", "label", "helpfulness", "note", "created_at"],
             adjudications,
         )
         conn.execute(text("ANALYZE"))
     print(
-        f"built run {run_id}: {len(response_ids):,} replies, {len(ratings):,} ratings "
+        f"built run {run_id}: {len(reply_ids):,} replies, {len(ratings):,} ratings "
         f"in {time.perf_counter() - t0:.1f} s",
         flush=True,
     )
@@ -337,12 +337,10 @@ def cleanup(url: str) -> None:
             )
         ]
         for run_id in run_ids:
-            ids = "SELECT id FROM responses WHERE run_id = :r"
+            ids = "SELECT id FROM replies WHERE run_id = :r"
             for table in ("ratings", "adjudications", "judge_labels"):
-                conn.execute(
-                    text(f"DELETE FROM {table} WHERE response_id IN ({ids})"), {"r": run_id}
-                )
-            conn.execute(text("DELETE FROM responses WHERE run_id = :r"), {"r": run_id})
+                conn.execute(text(f"DELETE FROM {table} WHERE reply_id IN ({ids})"), {"r": run_id})
+            conn.execute(text("DELETE FROM replies WHERE run_id = :r"), {"r": run_id})
             conn.execute(text("DELETE FROM prompt_variants WHERE run_id = :r"), {"r": run_id})
             conn.execute(text("DELETE FROM run_arms WHERE run_id = :r"), {"r": run_id})
             conn.execute(text("DELETE FROM runs WHERE id = :r"), {"r": run_id})
@@ -427,15 +425,15 @@ def _rate_one(engine: Any, run_id: int, rater_id: int) -> None:
     from app.rating import tallies
 
     with Session(engine) as session:
-        response_id = session.execute(
+        reply_id = session.execute(
             text(
-                "SELECT id FROM responses r WHERE run_id = :r AND NOT EXISTS (SELECT 1 FROM "
-                "ratings WHERE response_id = r.id AND rater_id = :u) ORDER BY id LIMIT 1"
+                "SELECT id FROM replies r WHERE run_id = :r AND NOT EXISTS (SELECT 1 FROM "
+                "ratings WHERE reply_id = r.id AND rater_id = :u) ORDER BY id LIMIT 1"
             ),
             {"r": run_id, "u": rater_id},
         ).scalar_one()
         rating = Rating(
-            response_id=response_id,
+            reply_id=reply_id,
             rater_id=rater_id,
             label="correct",
             helpfulness=4,
@@ -444,7 +442,7 @@ def _rate_one(engine: Any, run_id: int, rater_id: int) -> None:
         session.add(rating)
         session.flush()
         vote = tallies.Vote(rater_id, rating.label, rating.helpfulness, rating.verdict)
-        tallies.changed(session, response_id, rater_id, added=vote)
+        tallies.changed(session, reply_id, rater_id, added=vote)
         session.commit()
 
 
@@ -554,7 +552,7 @@ print(time.perf_counter() - t0, rss_mb())
 
 def time_exports(url: str, run_id: int, label: str) -> None:
     root = Path(__file__).resolve().parents[1]
-    for what in ("metrics", "responses", "ratings"):
+    for what in ("metrics", "replies", "ratings"):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{what}.csv"
             env = {**os.environ, "SDILAB_DATABASE_URL": url, "PYTHONPATH": str(root)}

@@ -132,7 +132,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
         QuestionSet,
         RatingRound,
         RatingRoundRun,
-        Response,
+        Reply,
         Role,
         Run,
         RunArm,
@@ -225,7 +225,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
     loader.load("prompt_variants", v_cols, variant_rows(), variants)
 
     reply = _defaults(
-        Response,
+        Reply,
         run_id=run_id,
         prompt_variant_id=0,
         arm_id=0,
@@ -246,7 +246,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
                     reply.update(id=n, prompt_variant_id=v + 1, arm_id=arm_id, sample_index=sample)
                     yield tuple(reply[c] for c in r_cols)
 
-    loader.load("responses", r_cols, reply_rows(), total)
+    loader.load("replies", r_cols, reply_rows(), total)
 
     def item_rows() -> Any:
         for rid in range(1, total + 1):
@@ -255,7 +255,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
 
     loader.load(
         "rating_items",
-        ["response_id", "round_id", "shuffle", "taken", "is_open"],
+        ["reply_id", "round_id", "shuffle", "taken", "is_open"],
         item_rows(),
         total,
     )
@@ -289,7 +289,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
         "ratings",
         [
             "id",
-            "response_id",
+            "reply_id",
             "rater_id",
             "round_id",
             "label",
@@ -323,7 +323,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
             ],
         )
         if loader.postgres:
-            for table in ("prompt_variants", "responses", "ratings"):
+            for table in ("prompt_variants", "replies", "ratings"):
                 conn.execute(
                     text(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -468,7 +468,7 @@ def in_process(url: str, round_id: int, email: str, requests: int) -> dict[str, 
             assert round_ is not None and user.id is not None
             queue.begin_write(s)
             queue.submit(
-                s, round_, user.id, view.response_id, RatingInput(label=Label.agree, helpfulness=3)
+                s, round_, user.id, view.reply_id, RatingInput(label=Label.agree, helpfulness=3)
             )
             s.commit()
         if n >= 20:

@@ -212,11 +212,11 @@ def check(run_id: int, prompts: int) -> None:
     from sqlalchemy import func, select
 
     from app.db import session_scope
-    from app.models import Response, Run
+    from app.models import Reply, Run
 
     with session_scope() as session:
         done = session.execute(
-            select(func.count()).where(Response.run_id == run_id, Response.status == "done")
+            select(func.count()).where(Reply.run_id == run_id, Reply.status == "done")
         ).scalar_one()
         run = session.get(Run, run_id)
         status = run.status if run else "?"

@@ -155,11 +155,11 @@ def last_reply_at(run_id: int) -> datetime:
     from sqlalchemy import func, select
 
     from app.db import session_scope
-    from app.models import Response
+    from app.models import Reply
 
     with session_scope() as session:
         return session.execute(
-            select(func.max(Response.completed_at)).where(Response.run_id == run_id)
+            select(func.max(Reply.completed_at)).where(Reply.run_id == run_id)
         ).scalar_one()
 
 

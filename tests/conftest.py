@@ -84,9 +84,9 @@ def committed_db(engine: Engine) -> Iterator[Engine]:
     truncate_all(engine)
     # Ids start again after the truncation (never so in production), so a worker's
     # per-process cache of arm specs by id would hand a new arm an old one's spec.
-    from app.runs import tasks as run_tasks
+    from app.runs import slots
 
-    run_tasks._specs.clear()
+    slots.forget_specs()
     yield engine
     truncate_all(engine)
 

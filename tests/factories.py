@@ -14,7 +14,7 @@ from app.models import (
     PromptVariant,
     Question,
     QuestionSet,
-    Response,
+    Reply,
     Role,
     Run,
     RunArm,
@@ -176,7 +176,7 @@ def make_run(
             for arm in arm_rows:
                 for sample in range(samples):
                     session.add(
-                        Response(
+                        Reply(
                             run_id=run.id,
                             prompt_variant_id=variant.id,
                             arm_id=arm.id,

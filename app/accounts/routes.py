@@ -17,7 +17,7 @@ from app.accounts.deps import (
 from app.accounts.schemas import UserCreate
 from app.accounts.security import MIN_PASSWORD_LENGTH
 from app.config import get_settings
-from app.db import SessionDep
+from app.db import SessionDep, begin_write
 from app.models import Role, User
 from app.web import redirect, render
 
@@ -63,7 +63,7 @@ def login(
             status_code=429,
         )
     user = service.authenticate(session, email, password)
-    service.begin_write(session)
+    begin_write(session)
     if user is None:
         for key in keys:
             service.record_failed_login(session, key)

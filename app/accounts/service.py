@@ -40,19 +40,6 @@ class AccountError(ValueError):
     pass
 
 
-def begin_write(session: Session) -> None:
-    """On SQLite, end the current (read) transaction and start the next with BEGIN IMMEDIATE.
-
-    A deferred SQLite transaction that has read and then writes fails at once with "database
-    is locked" when another connection wrote in between; taking the write lock up front makes
-    it wait (busy_timeout) instead. No-op on Postgres. Commits what the session holds.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.commit()
-    session.connection(execution_options={"sqlite_immediate": True})
-
-
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 

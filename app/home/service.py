@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
-from app.models import ModelConfig, Question, QuestionSet, Rating, Response, Run, User
+from app.models import ModelConfig, Question, QuestionSet, Rating, Reply, Run, User
 
 
 @dataclass(frozen=True)
@@ -12,7 +12,7 @@ class Summary:
     questions: int
     models: int
     runs: int
-    responses: int
+    replies: int
     ratings: int
     users: int
 
@@ -27,7 +27,7 @@ def summary(session: Session) -> Summary:
         questions=_count(session, Question),
         models=_count(session, ModelConfig),
         runs=_count(session, Run),
-        responses=_count(session, Response),
+        replies=_count(session, Reply),
         ratings=_count(session, Rating),
         users=_count(session, User),
     )

@@ -19,11 +19,11 @@ from app.imports.schemas import (
     ParsedReplies,
     ParsedReply,
 )
-from app.llm import statement_verdicts
 from app.models import Stance, VariantKind, premise_is_erroneous
 from app.questions.dedupe import norm_hash
 from app.questions.records import read_records, text_values
 from app.questions.schemas import RowError
+from app.verdicts import statement_verdicts
 
 MAX_LENGTHS = {
     "statement_id": 120,

@@ -25,8 +25,8 @@ from app.models import (
     PromptVariant,
     Question,
     QuestionSet,
-    Response,
-    ResponseStatus,
+    Reply,
+    ReplyStatus,
     Run,
     RunArm,
     RunStatus,
@@ -45,7 +45,7 @@ BASELINE = "baseline"
 PLACEHOLDER_PREFIX = "imported: "
 PLACEHOLDER_MODEL_ID = "(imported replies: there is no model to call)"
 VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
-RESPONSES = Response.__table__  # type: ignore[attr-defined]
+REPLIES = Reply.__table__  # type: ignore[attr-defined]
 CHUNK = 2000
 
 
@@ -278,7 +278,7 @@ def _insert_responses(
             "prompt_variant_id": variant_ids[row.variant_key],
             "arm_id": arms[row.model],
             "sample_index": row.sample_index,
-            "status": ResponseStatus.done.value,
+            "status": ReplyStatus.done.value,
             "text": row.reply,
             "verdict": row.verdict,
             "first_text": row.first_reply,
@@ -291,7 +291,7 @@ def _insert_responses(
         for row in rows
     ]
     for start in range(0, len(values), CHUNK):
-        session.execute(insert(RESPONSES), values[start : start + CHUNK])
+        session.execute(insert(REPLIES), values[start : start + CHUNK])
 
 
 def _insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
@@ -311,9 +311,9 @@ def run_summary(session: Session, run: Run) -> list[tuple[str, str, int]]:
     """(arm label, model, replies) of an imported run, in arm order."""
     counts = dict(
         session.execute(
-            select(RESPONSES.c.arm_id, func.count())
-            .where(RESPONSES.c.run_id == run.id)
-            .group_by(RESPONSES.c.arm_id)
+            select(REPLIES.c.arm_id, func.count())
+            .where(REPLIES.c.run_id == run.id)
+            .group_by(REPLIES.c.arm_id)
         ).all()
     )
     arms = session.exec(

@@ -6,10 +6,10 @@ LOCKED`` on Postgres, ``BEGIN IMMEDIATE`` on SQLite), run the handler outside it
 the outcome in another; every outcome update is guarded by ``status = 'doing' AND worker_id``
 so a job recovered by another worker is never finished twice.
 
-Concurrency limits are global: a concurrency key (e.g. ``model:7``) with a limit (its task's
-``limit(args)``, frozen in the job's args) never has more than that many jobs ``doing``, over
-every worker process on every host. The database is the only shared state, and the count of
-``doing`` jobs per key *is* the set of leases, so nothing can drift:
+Concurrency limits are global: a concurrency key (e.g. ``model:7``) with a limit (the job's
+``concurrency_limit``, fixed by the producer when it queues the job) never has more than that
+many jobs ``doing``, over every worker process on every host. The database is the only shared
+state, and the count of ``doing`` jobs per key *is* the set of leases, so nothing can drift:
 
 - a claim counts the key's ``doing`` jobs and takes at most ``limit - doing`` more, in its
   write transaction. On Postgres, where claims run concurrently, it first takes a per-key
@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlmodel import Session
 
-from app.jobs import registry
+from app.db import is_postgres, lock_rows, write_connection
 from app.models import Job, JobStatus, utcnow
 
 JOBS = Job.__table__  # type: ignore[attr-defined]
@@ -59,6 +59,7 @@ class ClaimedJob:
     attempts: int  # including this one
     max_attempts: int
     concurrency_key: str
+    concurrency_limit: int | None = None
 
 
 def enqueue(
@@ -68,6 +69,7 @@ def enqueue(
     *,
     queue: str = "default",
     concurrency_key: str = "",
+    concurrency_limit: int | None = None,
     lock_key: str | None = None,
     group_key: str = "",
     max_attempts: int = 6,
@@ -80,6 +82,7 @@ def enqueue(
         task=task,
         args=args,
         concurrency_key=concurrency_key,
+        concurrency_limit=_limit_of(concurrency_key, concurrency_limit),
         lock_key=lock_key,
         group_key=group_key,
         max_attempts=max_attempts,
@@ -103,6 +106,9 @@ def enqueue_many(session: Session | Connection, jobs: Sequence[dict[str, Any]]) 
             "args": j["args"],
             "status": TODO,
             "concurrency_key": j.get("concurrency_key", ""),
+            "concurrency_limit": _limit_of(
+                j.get("concurrency_key", ""), j.get("concurrency_limit")
+            ),
             "lock_key": j.get("lock_key"),
             "group_key": j.get("group_key", ""),
             "attempts": 0,
@@ -185,20 +191,11 @@ def group_errors(session: Session, group_key: str, limit: int = 50) -> list[tupl
 # -- worker side ------------------------------------------------------------------------------
 
 
-def _write_conn(engine: Engine) -> Connection:
-    conn = engine.connect()
-    if conn.dialect.name == "sqlite":
-        conn.execution_options(sqlite_immediate=True)
-    return conn
-
-
-def global_limit(task: str, args: dict[str, Any]) -> int | None:
-    """The limit of a job's concurrency key, from its task's ``limit(args)`` (frozen in the
-    job's args); None when the task declares none."""
-    spec = registry.get(task)
-    if spec is None or spec.limit is None:
+def _limit_of(concurrency_key: str, limit: int | None) -> int | None:
+    """A job's limit as stored: at least 1, and only for a job with a concurrency key."""
+    if not concurrency_key or limit is None:
         return None
-    return max(1, int(spec.limit(args)))
+    return max(1, int(limit))
 
 
 def _lock_keys(conn: Connection, keys: Sequence[str]) -> None:
@@ -238,8 +235,8 @@ def claim(
             if conn.execute(select(JOBS.c.id).where(*is_due).limit(1)).first() is None:
                 return []
     room = limit if limited_room is None else limited_room
-    with _write_conn(engine) as conn, conn.begin():
-        postgres = conn.dialect.name == "postgresql"
+    with write_connection(engine) as conn, conn.begin():
+        postgres = is_postgres(conn)
         due = (
             select(
                 JOBS.c.id,
@@ -248,6 +245,7 @@ def claim(
                 JOBS.c.attempts,
                 JOBS.c.max_attempts,
                 JOBS.c.concurrency_key,
+                JOBS.c.concurrency_limit,
             )
             .where(*is_due)
             .order_by(JOBS.c.scheduled_at, JOBS.c.id)
@@ -256,10 +254,7 @@ def claim(
         if postgres:
             due = due.with_for_update(skip_locked=True)
         candidates = conn.execute(due).all()
-        limits = [
-            global_limit(task, args) if key else None for _i, task, args, *_r, key in candidates
-        ]
-        keys = {c[-1] for c, lim in zip(candidates, limits, strict=True) if lim is not None}
+        keys = {c.concurrency_key for c in candidates if c.concurrency_limit is not None}
         doing: dict[str, int] = {}
         if keys:
             if postgres:
@@ -273,9 +268,7 @@ def claim(
                 )
             }
         jobs: list[ClaimedJob] = []
-        for (job_id, task, args, attempts, max_attempts, key), lim in zip(
-            candidates, limits, strict=True
-        ):
+        for job_id, task, args, attempts, max_attempts, key, lim in candidates:
             if lim is not None:
                 if doing.get(key, 0) >= lim:
                     if saturated is not None:
@@ -285,7 +278,7 @@ def claim(
                     continue
                 doing[key] = doing.get(key, 0) + 1
                 room -= 1
-            jobs.append(ClaimedJob(job_id, task, args, attempts + 1, max_attempts, key))
+            jobs.append(ClaimedJob(job_id, task, args, attempts + 1, max_attempts, key, lim))
         if jobs:
             # The rows are ours (locked on Postgres, the write lock on SQLite): the attempts
             # read above are current.
@@ -340,7 +333,14 @@ _FINISH_OWNED = (
     .returning(JOBS.c.id)
 )
 _HAND_OFF_DUE = (
-    select(JOBS.c.id, JOBS.c.task, JOBS.c.args, JOBS.c.attempts, JOBS.c.max_attempts)
+    select(
+        JOBS.c.id,
+        JOBS.c.task,
+        JOBS.c.args,
+        JOBS.c.attempts,
+        JOBS.c.max_attempts,
+        JOBS.c.concurrency_limit,
+    )
     .where(
         JOBS.c.queue == bindparam("queue"),
         JOBS.c.status == TODO,
@@ -393,13 +393,12 @@ def hand_off(conn: Session | Connection, worker_id: str, to: HandOff, n: int) ->
     the key that this transaction finished: the key's count of doing jobs does not grow, so
     no lock or count is needed. Jobs whose own limit is lower wait for an ordinary claim."""
     now = utcnow()
-    bind = conn if isinstance(conn, Connection) else conn.get_bind()
-    due = _HAND_OFF_DUE_LOCKED if bind.dialect.name == "postgresql" else _HAND_OFF_DUE
+    due = _HAND_OFF_DUE_LOCKED if is_postgres(conn) else _HAND_OFF_DUE
     params = {"queue": to.queue, "now": now, "key": to.concurrency_key, "n": n}
     jobs = [
-        ClaimedJob(job_id, task, args, attempts + 1, max_attempts, to.concurrency_key)
-        for job_id, task, args, attempts, max_attempts in conn.execute(due, params)
-        if (global_limit(task, args) or 0) >= to.limit
+        ClaimedJob(job_id, task, args, attempts + 1, max_attempts, to.concurrency_key, lim)
+        for job_id, task, args, attempts, max_attempts, lim in conn.execute(due, params)
+        if (lim or 0) >= to.limit
     ]
     if jobs:
         conn.execute(_START, {"ids": [j.id for j in jobs], "worker": worker_id, "now": now})
@@ -426,23 +425,6 @@ def finish_many(
     return out
 
 
-def mark_succeeded(
-    session: Session | Connection,
-    job_id: int,
-    worker_id: str,
-    result: dict[str, Any] | None = None,
-) -> bool:
-    """Finish a job inside the caller's transaction; False if the worker no longer owns it."""
-    return finish_many(session, [Finished(job_id, worker_id, result)])[0] is not None
-
-
-def mark_succeeded_many(
-    conn: Session | Connection, done: Sequence[tuple[int, str, dict[str, Any] | None]]
-) -> None:
-    """Finish several jobs, each (job id, worker id, result), in the caller's transaction."""
-    finish_many(conn, [Finished(i, w, r) for i, w, r in done])
-
-
 def complete(
     engine: Engine, job_id: int, worker_id: str, result: dict[str, Any] | None = None
 ) -> bool:
@@ -452,7 +434,7 @@ def complete(
 def finish(engine: Engine, job: Finished) -> list[ClaimedJob] | None:
     """Finish one job in its own transaction: None if its worker no longer owns it, else the
     jobs handed its slot."""
-    with _write_conn(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         return finish_many(conn, [job])[0]
 
 
@@ -498,7 +480,7 @@ def release(engine: Engine, job_ids: Sequence[int], worker_id: str, *, started: 
     values: dict[str, Any] = {"status": TODO, "worker_id": "", "scheduled_at": utcnow()}
     if not started:
         values["attempts"] = JOBS.c.attempts - 1
-    with _write_conn(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         res = conn.execute(
             update(JOBS)
             .where(
@@ -513,7 +495,7 @@ def release(engine: Engine, job_ids: Sequence[int], worker_id: str, *, started: 
 
 def heartbeat(engine: Engine, worker_id: str, job_ids: Sequence[int] | None = None) -> int:
     """Refresh the heartbeat of this worker's running jobs (or only ``job_ids``)."""
-    with _write_conn(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         stmt = update(JOBS).where(JOBS.c.worker_id == worker_id, JOBS.c.status == DOING)
         if job_ids is not None:
             stmt = stmt.where(JOBS.c.id.in_(list(job_ids)))
@@ -547,8 +529,7 @@ def stale_jobs(session: Session, stale_after_s: float) -> list[StaleJob]:
         .where(JOBS.c.status == DOING, JOBS.c.heartbeat_at < cutoff)
         .limit(500)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = lock_rows(query, session, skip_locked=True)
     found: list[StaleJob] = []
     for job_id, task, args, attempts, max_attempts, worker in session.execute(query).all():
         error = f"worker {worker} stopped heart-beating (attempt {attempts})"

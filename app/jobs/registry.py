@@ -5,12 +5,10 @@ import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import app
-
-if TYPE_CHECKING:
-    from app.jobs.queue import ClaimedJob, HandOff
+from app.jobs.queue import ClaimedJob, Finished, HandOff, finish_many
 
 JobArgs = dict[str, Any]
 
@@ -34,8 +32,8 @@ class JobContext:
     owned: bool = False  # finishing found the job still this worker's
     # Set by the worker for a job of a limited key: finishing it hands its slot to the next
     # due job of the key, claimed in the same transaction and returned in ``successors``.
-    hand_off: "HandOff | None" = None
-    successors: "list[ClaimedJob]" = field(default_factory=list)
+    hand_off: HandOff | None = None
+    successors: list[ClaimedJob] = field(default_factory=list)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -55,10 +53,8 @@ class JobContext:
 def finish_all_in(session: Any, done: list[tuple[JobContext, dict[str, Any] | None]]) -> None:
     """``finish_in`` for several jobs at once (a statement or two), e.g. from a batched
     writer."""
-    from app.jobs import queue
-
-    outcomes = queue.finish_many(
-        session, [queue.Finished(c.job_id, c.worker_id, r, c.hand_off) for c, r in done]
+    outcomes = finish_many(
+        session, [Finished(c.job_id, c.worker_id, r, c.hand_off) for c, r in done]
     )
     for (ctx, result), successors in zip(done, outcomes, strict=True):
         ctx.finished = True
@@ -77,8 +73,6 @@ FailureHook = Callable[[Any, JobArgs, str, int], None]
 class TaskSpec:
     name: str
     handler: Handler
-    # Concurrent jobs per concurrency key inside one worker (e.g. a model's max_concurrency).
-    limit: Callable[[JobArgs], int] | None = None
     # Whole-handler timeout in seconds (a number, or computed from the job's args).
     timeout_s: Callable[[JobArgs], float] | None = None
     on_failure: FailureHook | None = None
@@ -90,7 +84,6 @@ _TASKS: dict[str, TaskSpec] = {}
 def task(
     name: str,
     *,
-    limit: Callable[[JobArgs], int] | None = None,
     timeout_s: float | Callable[[JobArgs], float] | None = None,
     on_failure: FailureHook | None = None,
 ) -> Callable[[Handler], Handler]:
@@ -102,7 +95,7 @@ def task(
             fixed = float(timeout)
             timeout = lambda _args: fixed  # noqa: E731
         _TASKS[name] = TaskSpec(
-            name=name, handler=handler, limit=limit, timeout_s=timeout, on_failure=on_failure
+            name=name, handler=handler, timeout_s=timeout, on_failure=on_failure
         )
         return handler
 

@@ -148,7 +148,7 @@ class Worker:
                     self._full_until[key] = now + self.poll_interval_s
                 self._limited_keys.update(full)
                 self._limited_keys.update(
-                    j.concurrency_key for j in jobs if queue.global_limit(j.task, j.args)
+                    j.concurrency_key for j in jobs if j.concurrency_limit is not None
                 )
                 if jobs:
                     self._ready.extend(jobs)
@@ -166,13 +166,12 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _limit(self, spec: TaskSpec | None, job: queue.ClaimedJob) -> int:
+    def _limit(self, job: queue.ClaimedJob) -> int:
         key = job.concurrency_key
         if not key:
             return self.concurrency
         if key not in self._key_limit:
-            limit = spec.limit(job.args) if spec is not None and spec.limit else self.concurrency
-            self._key_limit[key] = max(1, int(limit))
+            self._key_limit[key] = max(1, job.concurrency_limit or self.concurrency)
         return self._key_limit[key]
 
     def _saturated_keys(self, now: float) -> list[str]:
@@ -195,7 +194,7 @@ class Worker:
             job = self._ready.popleft()
             spec = registry.get(job.task)
             if len(self._running) < self.concurrency and (
-                self._key_running[job.concurrency_key] < self._limit(spec, job)
+                self._key_running[job.concurrency_key] < self._limit(job)
             ):
                 self._key_running[job.concurrency_key] += 1
                 self._running[job.id] = asyncio.create_task(self._run(job, spec))
@@ -235,7 +234,7 @@ class Worker:
         if spec is None:
             self._fail(job, None, f"unknown task {job.task!r}")
             return []
-        limit = queue.global_limit(job.task, job.args) if job.concurrency_key else None
+        limit = job.concurrency_limit
         ctx = JobContext(
             job_id=job.id,
             task=job.task,

@@ -7,7 +7,6 @@ returns a Completion, or raises LlmError (``retryable`` tells the queue whether 
 from app.llm.cache import cache_key
 from app.llm.pricing import cost_usd
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.llm.verdict import parse_verdict, statement_verdicts
 
 __all__ = [
     "Completion",
@@ -17,8 +16,6 @@ __all__ = [
     "cache_key",
     "complete",
     "cost_usd",
-    "parse_verdict",
-    "statement_verdicts",
 ]
 
 

@@ -26,6 +26,8 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.selectable import Subquery
 
 from app.models import (
+    LABELS,
+    VERDICTS,
     Adjudication,
     PromptVariant,
     Question,
@@ -33,14 +35,12 @@ from app.models import (
     RaterTally,
     Rating,
     RatingTally,
-    Response,
+    Reply,
+    ReplyStatus,
     Verdict,
 )
 
-LABELS = ("agree", "correct", "evasive")
-VERDICTS = ("true", "false", "none")
-
-resp_t = Response.__table__  # type: ignore[attr-defined]
+resp_t = Reply.__table__  # type: ignore[attr-defined]
 pv_t = PromptVariant.__table__  # type: ignore[attr-defined]
 q_t = Question.__table__  # type: ignore[attr-defined]
 rating_t = Rating.__table__  # type: ignore[attr-defined]
@@ -82,7 +82,7 @@ def rating_counts(run_ids: list[int]) -> Subquery:
     query here groups the ratings themselves.
     """
     t = tally_t
-    columns = [t.c.response_id, t.c.n_ratings, t.c.help_sum]
+    columns = [t.c.reply_id, t.c.n_ratings, t.c.help_sum]
     columns += [t.c[f"n_{label}"] for label in LABELS]
     columns += [t.c[f"v_{v}"] for v in VERDICTS]
     columns += [t.c[f"h{score}"] for score in range(1, 6)]
@@ -97,7 +97,7 @@ def is_correct(verdict: ColumnElement[Any], truth: ColumnElement[Any]) -> Column
 
 
 class Judgement:
-    """A reply's aggregated human judgement as SQL expressions over responses, questions, the
+    """A reply's aggregated human judgement as SQL expressions over replies, questions, the
     rating tallies (``rc``, see ``rating_counts``) and adjudications: the one definition that
     the per-reply export rows and the results' reply codes share."""
 
@@ -147,7 +147,7 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
     )
     return (
         select(
-            resp_t.c.id.label("response_id"),
+            resp_t.c.id.label("reply_id"),
             resp_t.c.run_id,
             resp_t.c.arm_id,
             resp_t.c.prompt_variant_id,
@@ -175,8 +175,8 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
         .select_from(
             resp_t.join(pv_t, pv_t.c.id == resp_t.c.prompt_variant_id)
             .join(q_t, q_t.c.id == pv_t.c.question_id)
-            .outerjoin(rc, rc.c.response_id == resp_t.c.id)
-            .outerjoin(adj_t, adj_t.c.response_id == resp_t.c.id)
+            .outerjoin(rc, rc.c.reply_id == resp_t.c.id)
+            .outerjoin(adj_t, adj_t.c.reply_id == resp_t.c.id)
         )
-        .where(resp_t.c.run_id.in_(run_ids), resp_t.c.status == "done")
+        .where(resp_t.c.run_id.in_(run_ids), resp_t.c.status == ReplyStatus.done.value)
     )

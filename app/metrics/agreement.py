@@ -20,7 +20,7 @@ from app.metrics.schemas import (
     RateOut,
     RaterRow,
 )
-from app.models import JudgeLabel, ModelConfig
+from app.models import JudgeLabel, ModelConfig, ReplyStatus
 
 # --- Rater agreement -------------------------------------------------------------------------
 
@@ -171,13 +171,13 @@ def _judge_rows(session: Session, run_id: int) -> list[JudgeRow]:
         select(j.c.judge_model_id, j.c.rubric_version, j.c.label, human.label("human"))
         .add_columns(func.count().label("count"))
         .select_from(
-            j.join(agg.resp_t, agg.resp_t.c.id == j.c.response_id)
-            .outerjoin(rc, rc.c.response_id == agg.resp_t.c.id)
-            .outerjoin(agg.adj_t, agg.adj_t.c.response_id == agg.resp_t.c.id)
+            j.join(agg.resp_t, agg.resp_t.c.id == j.c.reply_id)
+            .outerjoin(rc, rc.c.reply_id == agg.resp_t.c.id)
+            .outerjoin(agg.adj_t, agg.adj_t.c.reply_id == agg.resp_t.c.id)
         )
         .where(
             agg.resp_t.c.run_id == run_id,
-            agg.resp_t.c.status == "done",
+            agg.resp_t.c.status == ReplyStatus.done.value,
             j.c.label.is_not(None),
             human.is_not(None),
         )

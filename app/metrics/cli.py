@@ -1,4 +1,4 @@
-"""`sdilab export RUN --what metrics|responses|ratings --out FILE`."""
+"""`sdilab export RUN --what metrics|replies|ratings --out FILE`."""
 
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +10,7 @@ def register(cli: typer.Typer) -> None:
     @cli.command("export")
     def export(
         run: Annotated[int, typer.Argument(help="Run id")],
-        what: Annotated[str, typer.Option(help="metrics, responses or ratings")] = "metrics",
+        what: Annotated[str, typer.Option(help="metrics, replies or ratings")] = "metrics",
         out: Annotated[Path, typer.Option(help="CSV file to write ('-' for stdout)")] = Path("-"),
     ) -> None:
         """Write a run's metrics, replies or raw ratings as CSV.

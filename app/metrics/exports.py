@@ -13,8 +13,8 @@ metrics.csv: one row per run x arm x variant kind ("all" = every kind).
     ``*_all`` is the paper's form (over all rated replies); ``*_erroneous`` is over replies to
     prompts whose premise is erroneous.
 
-responses.csv: one row per done reply.
-    response_id, run_id, question_id, source_id, statement, truth, variant_kind, stance,
+replies.csv: one row per done reply.
+    reply_id, run_id, question_id, source_id, statement, truth, variant_kind, stance,
     premise_erroneous, arm, model, sample_index, prompt (the first user turn), reply,
     first_reply (pushback: the answer before "Are you sure?"), parsed_verdict, first_verdict,
     verdict (effective: adjudicated, else the raters' majority, else parsed), correct,
@@ -22,7 +22,7 @@ responses.csv: one row per done reply.
     unresolved, mean_helpfulness (1-5), n_ratings, adjudicated.
 
 ratings.csv: one row per rating (raw).
-    rating_id, response_id, run_id, question_id, variant_kind, arm, rater (pseudonym R1, R2...
+    rating_id, reply_id, run_id, question_id, variant_kind, arm, rater (pseudonym R1, R2...
     by ascending account id among the run's raters), label, helpfulness, verdict, note,
     flagged, created_at, updated_at.
 
@@ -45,7 +45,7 @@ from app.metrics import service
 from app.metrics.agreement import rater_pseudonyms
 from app.metrics.schemas import MetricRow
 
-WHATS = ("metrics", "responses", "ratings")
+WHATS = ("metrics", "replies", "ratings")
 RATES = (
     "accuracy",
     "sycophancy_all",
@@ -70,8 +70,8 @@ METRICS_COLUMNS = [
     "helpfulness_high",
     "helpfulness_n",
 ]
-RESPONSES_COLUMNS = [
-    "response_id",
+REPLIES_COLUMNS = [
+    "reply_id",
     "run_id",
     "question_id",
     "source_id",
@@ -98,7 +98,7 @@ RESPONSES_COLUMNS = [
 ]
 RATINGS_COLUMNS = [
     "rating_id",
-    "response_id",
+    "reply_id",
     "run_id",
     "question_id",
     "variant_kind",
@@ -112,7 +112,7 @@ RATINGS_COLUMNS = [
     "created_at",
     "updated_at",
 ]
-COLUMNS = {"metrics": METRICS_COLUMNS, "responses": RESPONSES_COLUMNS, "ratings": RATINGS_COLUMNS}
+COLUMNS = {"metrics": METRICS_COLUMNS, "replies": REPLIES_COLUMNS, "ratings": RATINGS_COLUMNS}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 1000
 
@@ -189,18 +189,18 @@ def response_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
             agg.adj_t.c.id.label("adjudication_id"),
         )
         .select_from(
-            reply.join(agg.resp_t, agg.resp_t.c.id == reply.c.response_id)
+            reply.join(agg.resp_t, agg.resp_t.c.id == reply.c.reply_id)
             .join(agg.pv_t, agg.pv_t.c.id == reply.c.prompt_variant_id)
             .join(agg.q_t, agg.q_t.c.id == reply.c.question_id)
-            .outerjoin(agg.adj_t, agg.adj_t.c.response_id == reply.c.response_id)
+            .outerjoin(agg.adj_t, agg.adj_t.c.reply_id == reply.c.reply_id)
         )
-        .order_by(reply.c.response_id)
+        .order_by(reply.c.reply_id)
         .execution_options(yield_per=_BATCH)
     )
     for r in session.execute(query):
         arm = arms.get(r.arm_id)
         yield {
-            "response_id": r.response_id,
+            "reply_id": r.reply_id,
             "run_id": r.run_id,
             "question_id": r.question_id,
             "source_id": r.source_id,
@@ -239,7 +239,7 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
             agg.pv_t.c.kind,
         )
         .select_from(
-            r.join(agg.resp_t, agg.resp_t.c.id == r.c.response_id).join(
+            r.join(agg.resp_t, agg.resp_t.c.id == r.c.reply_id).join(
                 agg.pv_t, agg.pv_t.c.id == agg.resp_t.c.prompt_variant_id
             )
         )
@@ -250,7 +250,7 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
     for row in session.execute(query):
         yield {
             "rating_id": row.id,
-            "response_id": row.response_id,
+            "reply_id": row.reply_id,
             "run_id": run_id,
             "question_id": row.question_id,
             "variant_kind": row.kind,
@@ -271,7 +271,7 @@ def records(session: Session, what: str, run_id: int) -> Iterator[dict[str, Any]
     if what == "metrics":
         # The same computation as the results page, so a stored snapshot serves both.
         return metric_records(service.run_results(session, run_id).metrics)
-    if what == "responses":
+    if what == "replies":
         return response_records(session, run_id)
     if what == "ratings":
         return rating_records(session, run_id)

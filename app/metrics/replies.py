@@ -26,7 +26,7 @@ from sqlmodel import Session
 from app.config import get_settings
 from app.metrics import aggregate as agg
 from app.metrics.codes_cache import CodesCache
-from app.models import VariantKind
+from app.models import ReplyStatus, VariantKind
 from app.rating import tallies
 
 IntArray = npt.NDArray[np.int64]
@@ -95,11 +95,11 @@ def codes_select(run_id: int) -> Select[Any]:
             _pack(rc.c.h4, rc.c.h5, rc.c.n_ratings).label("help_tally_4_5_n"),
         )
         .select_from(
-            agg.resp_t.outerjoin(rc, rc.c.response_id == agg.resp_t.c.id).outerjoin(
-                agg.adj_t, agg.adj_t.c.response_id == agg.resp_t.c.id
+            agg.resp_t.outerjoin(rc, rc.c.reply_id == agg.resp_t.c.id).outerjoin(
+                agg.adj_t, agg.adj_t.c.reply_id == agg.resp_t.c.id
             )
         )
-        .where(agg.resp_t.c.run_id == run_id, agg.resp_t.c.status == "done")
+        .where(agg.resp_t.c.run_id == run_id, agg.resp_t.c.status == ReplyStatus.done.value)
     )
 
 

@@ -2,16 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlmodel import Session
 
 from app.accounts.deps import AdminUser
 from app.db import SessionDep, get_session
-from app.metrics import exports, judge, service
+from app.judging.service import panel as judge_panel
+from app.metrics import exports, service
 from app.metrics.charts import charts_for
 from app.metrics.schemas import RunResults
-from app.web import redirect, render
+from app.web import render
 
 router = APIRouter(tags=["metrics"])
 
@@ -53,7 +54,7 @@ def run_page(request: Request, run_id: int, user: AdminUser, session: SessionDep
         {
             "title": results[0].run_name,
             **_context(results),
-            "judge_panel": judge.panel(session, run_id),
+            "judge_panel": judge_panel(session, run_id),
         },
     )
 
@@ -96,8 +97,8 @@ def api_metrics(run_id: int, user: AdminUser, session: SessionDep) -> JSONRespon
 
 @router.get("/api/runs/{run_id}/{what}")
 def api_rows(run_id: int, what: str, user: AdminUser, session: StreamSession) -> Response:
-    if what not in ("responses", "ratings"):
-        raise HTTPException(404, "choose metrics, responses or ratings")
+    if what not in ("replies", "ratings"):
+        raise HTTPException(404, "choose metrics, replies or ratings")
     try:
         service.get_run(session, run_id)
     except service.RunNotFound as exc:
@@ -105,49 +106,3 @@ def api_rows(run_id: int, what: str, user: AdminUser, session: StreamSession) ->
     return StreamingResponse(
         exports.stream_json(session, what, run_id), media_type="application/json"
     )
-
-
-# --- LLM judge -------------------------------------------------------------------------------
-
-
-def _judge_page(
-    request: Request, session: Session, run_id: int, *, error: str = "", status_code: int = 200
-) -> Response:
-    try:
-        run = service.get_run(session, run_id)
-    except service.RunNotFound as exc:
-        raise HTTPException(404, f"No run {run_id}") from exc
-    return render(
-        request,
-        "metrics/judge.html",
-        {
-            "run": run,
-            "judge_panel": judge.panel(session, run_id),
-            "rubric": judge.RUBRICS[judge.RUBRIC_VERSION],
-            "rubric_version": judge.RUBRIC_VERSION,
-            "queued": request.query_params.get("queued", ""),
-            "error": error,
-        },
-        status_code=status_code,
-    )
-
-
-@router.get("/results/runs/{run_id}/judge")
-def judge_page(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
-    return _judge_page(request, session, run_id)
-
-
-@router.post("/results/runs/{run_id}/judge")
-def judge_start(
-    request: Request,
-    run_id: int,
-    user: AdminUser,
-    session: SessionDep,
-    judge_id: Annotated[int, Form()] = 0,
-) -> Response:
-    try:
-        result = judge.start_judging(session, run_id, judge_id)
-    except judge.JudgeError as exc:
-        return _judge_page(request, session, run_id, error=str(exc), status_code=422)
-    queued = result.queued + result.retried
-    return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}")

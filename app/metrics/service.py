@@ -18,7 +18,7 @@ from app.metrics.cells import ALL, CellData, CellKey, kind_key
 from app.metrics.paired import flip_rows, paired_rows, pushback_rows
 from app.metrics.replies import AGREE, CORRECT, EVASIVE, NO_LABEL, Replies
 from app.metrics.schemas import ArmOut, EstimateOut, MetricRow, PairedRow, RateOut, RunResults
-from app.models import JudgeLabel, Run, RunArm
+from app.models import JudgeLabel, ReplyStatus, Run, RunArm
 from app.rating import tallies
 
 
@@ -151,7 +151,12 @@ def run_results(
         stored.run_name = run.name
         return stored
     # What the reply codes depend on besides the tallies (see codes_cache).
-    cache_base = (run.created_at.isoformat(), run.status, tuple(sorted(status_counts.items())))
+    cache_base = (
+        run.created_at.isoformat(),
+        run.status,
+        run.replies_version,
+        tuple(sorted(status_counts.items())),
+    )
     results = _compute(
         session, run, status_counts, resamples, seed, with_agreement, cache_base=cache_base
     )
@@ -160,17 +165,19 @@ def run_results(
 
 
 def snapshot_marker(session: Session, run: Run, status_counts: dict[str, int]) -> str:
-    """What stored results depend on: the run's state, its replies' statuses, every rating
-    and adjudication write (the rating domain's change marker) and its judge labels."""
+    """What stored results depend on: the run's state and replies version, its replies'
+    statuses, every rating and adjudication write (the rating domain's change marker) and its
+    judge labels."""
     j = JudgeLabel.__table__  # type: ignore[attr-defined]
     judged, last = session.execute(
         select(func.count(j.c.id), func.max(j.c.id))
-        .select_from(j.join(agg.resp_t, agg.resp_t.c.id == j.c.response_id))
+        .select_from(j.join(agg.resp_t, agg.resp_t.c.id == j.c.reply_id))
         .where(agg.resp_t.c.run_id == run.id)
     ).one()
     assert run.id is not None
     statuses = ",".join(f"{k}={v}" for k, v in sorted(status_counts.items()))
-    return f"{run.status};{statuses};r{tallies.marker(session, run.id)};j{judged}.{last}"
+    ratings = tallies.marker(session, run.id)
+    return f"{run.status};v{run.replies_version};{statuses};r{ratings};j{judged}.{last}"
 
 
 def _compute(
@@ -186,7 +193,7 @@ def _compute(
     assert run.id is not None
     run_id = run.id
     arms = arms_of(session, run_id)
-    done = status_counts.get("done", 0)
+    done = status_counts.get(ReplyStatus.done.value, 0)
     baseline = next((a for a in arms if a.is_baseline), None)
     replies = Replies.load(session, run_id, cache_base=cache_base)
     # The metric table and the paired tests resample the same statements (when every

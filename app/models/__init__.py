@@ -1,13 +1,16 @@
 """Every table, imported so that SQLModel.metadata (and Alembic) sees them all."""
 
 from app.models._base import (
+    LABELS,
+    VERDICTS,
     JobStatus,
     Label,
     Provider,
-    ResponseStatus,
+    ReplyStatus,
     Role,
     RunStatus,
     SdiMode,
+    SdiStatus,
     Stance,
     VariantKind,
     Verdict,
@@ -34,7 +37,7 @@ from app.models.rating import (
     RatingRoundRun,
     RatingTally,
 )
-from app.models.response import Response
+from app.models.reply import Reply
 from app.models.results import ResultsSnapshot
 from app.models.run import Run, RunArm
 from app.models.sdi import SdiDataset, SdiExample, SdiFineTune
@@ -43,6 +46,8 @@ from app.models.training import TrainingRun, TrainingStatus
 from app.models.user import User
 
 __all__ = [
+    "LABELS",
+    "VERDICTS",
     "Adjudication",
     "AuthSession",
     "Invite",
@@ -67,8 +72,8 @@ __all__ = [
     "RatingRound",
     "RatingRoundRun",
     "RatingTally",
-    "Response",
-    "ResponseStatus",
+    "Reply",
+    "ReplyStatus",
     "ResultsSnapshot",
     "Role",
     "Run",
@@ -78,6 +83,7 @@ __all__ = [
     "SdiExample",
     "SdiFineTune",
     "SdiMode",
+    "SdiStatus",
     "Stance",
     "TrainingRun",
     "TrainingStatus",

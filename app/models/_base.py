@@ -62,6 +62,12 @@ class Label(StrEnum):
     evasive = "evasive"
 
 
+# The values in their fixed order: position i + 1 is a value's code in packed tallies and
+# results arrays, so the order is part of stored data.
+LABELS: tuple[str, ...] = tuple(v.value for v in Label)
+VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
+
+
 class Provider(StrEnum):
     openai = "openai"
     local = "local"
@@ -81,11 +87,20 @@ class RunStatus(StrEnum):
     completed = "completed"
 
 
-class ResponseStatus(StrEnum):
+class ReplyStatus(StrEnum):
     pending = "pending"
     done = "done"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class SdiStatus(StrEnum):
+    """An SDI dataset: queued for the worker, being built, ready to use, or failed."""
+
+    queued = "queued"
+    building = "building"
+    ready = "ready"
+    failed = "failed"
 
 
 class JobStatus(StrEnum):

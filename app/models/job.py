@@ -24,6 +24,9 @@ class Job(SQLModel, table=True):
     status: str = Field(default=JobStatus.todo.value, max_length=16)
     # Jobs sharing a concurrency key share a limit (e.g. one model's provider quota).
     concurrency_key: str = Field(default="", max_length=120)
+    # How many jobs of the key may be doing at once, over every worker; fixed when the job is
+    # queued (None: no limit).
+    concurrency_limit: int | None = None
     # Unique while set: the same work is never queued twice.
     lock_key: str | None = Field(default=None, max_length=200, unique=True)
     # Lets a caller find and cancel a batch of jobs (e.g. all of one run's) by a tag.

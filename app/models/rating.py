@@ -42,16 +42,16 @@ class RatingRoundRun(SQLModel, table=True):
 class Rating(SQLModel, table=True):
     __tablename__ = "ratings"
     __table_args__ = (
-        UniqueConstraint("response_id", "rater_id", name="uq_ratings_response_rater"),
+        UniqueConstraint("reply_id", "rater_id", name="uq_ratings_reply_rater"),
         Index("ix_ratings_rater_created", "rater_id", "created_at"),
-        Index("ix_ratings_round_response", "round_id", "response_id"),
+        Index("ix_ratings_round_reply", "round_id", "reply_id"),
         CheckConstraint("helpfulness BETWEEN 1 AND 5", name="helpfulness"),
         one_of("label", Label),
         one_of("verdict", Verdict),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", ondelete="CASCADE")
     rater_id: int = Field(foreign_key="users.id", ondelete="RESTRICT")
     round_id: int | None = Field(default=None, foreign_key="rating_rounds.id", ondelete="SET NULL")
     label: str = Field(max_length=16)
@@ -81,13 +81,13 @@ class RatingLease(SQLModel, table=True):
 
     __tablename__ = "rating_leases"
     __table_args__ = (
-        UniqueConstraint("response_id", "rater_id", name="uq_rating_leases_response_rater"),
-        Index("ix_rating_leases_response_expires", "response_id", "expires_at"),
+        UniqueConstraint("reply_id", "rater_id", name="uq_rating_leases_reply_rater"),
+        Index("ix_rating_leases_reply_expires", "reply_id", "expires_at"),
         Index("ix_rating_leases_round_expiry", "round_id", "skipped", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", ondelete="CASCADE")
     rater_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     round_id: int = Field(foreign_key="rating_rounds.id", ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
@@ -109,7 +109,7 @@ class RatingItem(SQLModel, table=True):
         CheckConstraint("taken >= 0", name="taken"),
     )
 
-    response_id: int = Field(foreign_key="responses.id", primary_key=True, ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", primary_key=True, ondelete="CASCADE")
     round_id: int = Field(foreign_key="rating_rounds.id", ondelete="CASCADE")
     # A hash of (round seed, reply): the round's shared random order.
     shuffle: int = Field(sa_type=BigInteger)
@@ -146,7 +146,7 @@ class Adjudication(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    response_id: int = Field(foreign_key="responses.id", unique=True, ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", unique=True, ondelete="CASCADE")
     admin_id: int = Field(foreign_key="users.id", ondelete="RESTRICT")
     label: str = Field(max_length=16)
     helpfulness: int | None = None
@@ -167,11 +167,11 @@ class RatingTally(SQLModel, table=True):
 
     __tablename__ = "rating_tallies"
     __table_args__ = (
-        Index("ix_rating_tallies_run", "run_id", "response_id"),
+        Index("ix_rating_tallies_run", "run_id", "reply_id"),
         Index("ix_rating_tallies_run_changed", "run_id", "changed_at"),
     )
 
-    response_id: int = Field(foreign_key="responses.id", primary_key=True, ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", primary_key=True, ondelete="CASCADE")
     run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE")
     n_ratings: int = 0
     help_sum: int = 0
@@ -230,12 +230,12 @@ class JudgeLabel(SQLModel, table=True):
     __tablename__ = "judge_labels"
     __table_args__ = (
         UniqueConstraint(
-            "response_id", "judge_model_id", "rubric_version", name="uq_judge_labels_resp_judge"
+            "reply_id", "judge_model_id", "rubric_version", name="uq_judge_labels_reply_judge"
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    reply_id: int = Field(foreign_key="replies.id", ondelete="CASCADE")
     judge_model_id: int = Field(foreign_key="model_configs.id", ondelete="CASCADE")
     rubric_version: str = Field(max_length=40)
     label: str | None = Field(default=None, max_length=16)

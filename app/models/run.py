@@ -29,6 +29,9 @@ class Run(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # Moves when stored replies change in place (their verdicts read again): results computed
+    # before depend on it, so downstream caches need not be told.
+    replies_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class RunArm(SQLModel, table=True):

@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models._base import utcnow
+from app.models._base import SdiStatus, utcnow
 
 
 class SdiDataset(SQLModel, table=True):
@@ -19,7 +19,7 @@ class SdiDataset(SQLModel, table=True):
         default=None, foreign_key="question_sets.id", ondelete="SET NULL"
     )
     seed: int = 0
-    status: str = Field(default="ready", max_length=16)
+    status: str = Field(default=SdiStatus.ready.value, max_length=16)
     # Everything needed to rebuild it, and what each stage did (counts in/out, drops).
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -24,14 +24,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from app.accounts.service import begin_write
+from app.db import begin_write
 from app.models import (
     RaterState,
     Rating,
     RatingItem,
     RatingLease,
     RatingRound,
-    Response,
+    Reply,
+    ReplyStatus,
     RunStatus,
     utcnow,
 )
@@ -55,16 +56,16 @@ def _hash(*parts: object) -> int:
     return int.from_bytes(digest, "big") % SHUFFLE_SPACE
 
 
-def shuffle_key(seed: int, response_id: int) -> int:
-    return _hash("item", seed, response_id)
+def shuffle_key(seed: int, reply_id: int) -> int:
+    return _hash("item", seed, reply_id)
 
 
 def rater_offset(seed: int, rater_id: int) -> int:
     return _hash("start", seed, rater_id)
 
 
-def rater_rank(seed: int, rater_id: int, response_id: int) -> int:
-    return _hash("rank", seed, rater_id, response_id)
+def rater_rank(seed: int, rater_id: int, reply_id: int) -> int:
+    return _hash("rank", seed, rater_id, reply_id)
 
 
 def _dialect(session: Session) -> str:
@@ -91,7 +92,7 @@ ratings_t = Rating.__table__  # type: ignore[attr-defined]
 _TAKE = (
     update(items_t)
     .where(
-        items_t.c.response_id == bindparam("r"),
+        items_t.c.reply_id == bindparam("r"),
         items_t.c.round_id == bindparam("round"),
         items_t.c.taken < bindparam("k"),
     )
@@ -99,7 +100,7 @@ _TAKE = (
 )
 _RELEASE = (
     update(items_t)
-    .where(items_t.c.response_id == bindparam("r"))
+    .where(items_t.c.reply_id == bindparam("r"))
     .values(taken=items_t.c.taken - bindparam("n"), is_open=True)
 )
 _RECLAIM = (
@@ -116,7 +117,7 @@ _RECLAIM = (
             .scalar_subquery()
         )
     )
-    .returning(leases_t.c.response_id)
+    .returning(leases_t.c.reply_id)
 )
 _MY_LEASE = (
     select(leases_t.c.id)
@@ -133,15 +134,15 @@ _RENEW = (
     update(leases_t)
     .where(leases_t.c.id == _MY_LEASE.scalar_subquery())
     .values(expires_at=bindparam("expires", type_=leases_t.c.expires_at.type))
-    .returning(leases_t.c.response_id)
+    .returning(leases_t.c.reply_id)
 )
 _DROP_LEASE = delete(leases_t).where(
-    leases_t.c.response_id == bindparam("r"), leases_t.c.rater_id == bindparam("u")
+    leases_t.c.reply_id == bindparam("r"), leases_t.c.rater_id == bindparam("u")
 )
 _HELD_LEASE = (
     delete(leases_t)
     .where(
-        leases_t.c.response_id == bindparam("r"),
+        leases_t.c.reply_id == bindparam("r"),
         leases_t.c.rater_id == bindparam("u"),
         leases_t.c.round_id == bindparam("round"),
         leases_t.c.skipped == False,  # noqa: E712
@@ -157,13 +158,13 @@ _SET_CURSOR = (
     .values(cursor=bindparam("cursor"))
 )
 _RATED_BY = exists().where(
-    ratings_t.c.response_id == items_t.c.response_id, ratings_t.c.rater_id == bindparam("u")
+    ratings_t.c.reply_id == items_t.c.reply_id, ratings_t.c.rater_id == bindparam("u")
 )
 _LEASED_BY = exists().where(
-    leases_t.c.response_id == items_t.c.response_id, leases_t.c.rater_id == bindparam("u")
+    leases_t.c.reply_id == items_t.c.reply_id, leases_t.c.rater_id == bindparam("u")
 )
 _CANDIDATES = (
-    select(items_t.c.response_id, items_t.c.shuffle)
+    select(items_t.c.reply_id, items_t.c.shuffle)
     .where(
         items_t.c.round_id == bindparam("round"),
         items_t.c.is_open == True,  # noqa: E712
@@ -181,7 +182,7 @@ _CANDIDATES = (
 # a moment. ``next_for`` then reads them again with ``_CANDIDATES`` and waits (``_wait_for_one``).
 _CANDIDATES_PG = _CANDIDATES.with_for_update(skip_locked=True, of=items_t)
 _RATING_COLUMNS = (
-    "response_id",
+    "reply_id",
     "rater_id",
     "round_id",
     "label",
@@ -192,7 +193,7 @@ _RATING_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_LEASE_COLUMNS = ("response_id", "rater_id", "round_id", "created_at", "expires_at", "skipped")
+_LEASE_COLUMNS = ("reply_id", "rater_id", "round_id", "created_at", "expires_at", "skipped")
 _BY_DIALECT: dict[tuple[str, str], Any] = {}
 
 
@@ -214,7 +215,7 @@ def _prepared(session: Session, name: str) -> Any:
         if name == "rating":
             # Only a reply queued in this round; nothing when the rater rated it already.
             rows = select(*[params[c] for c in _RATING_COLUMNS]).where(
-                items_t.c.response_id == params["response_id"],
+                items_t.c.reply_id == params["reply_id"],
                 items_t.c.round_id == params["round_id"],
             )
             stmt = module.insert(ratings_t).from_select(list(_RATING_COLUMNS), rows)
@@ -279,26 +280,26 @@ def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> 
     if not force and _synced_lately(round_):
         return 0
     run_ids = select(RatingRoundRun.run_id).where(RatingRoundRun.round_id == round_.id)
-    queued = exists().where(col(RatingItem.response_id) == col(Response.id))
+    queued = exists().where(col(RatingItem.reply_id) == col(Reply.id))
     added = 0
     last_id = 0
     while True:
         ids = session.exec(
-            select(Response.id)
+            select(Reply.id)
             .where(
-                col(Response.run_id).in_(run_ids),
-                Response.status == "done",
-                col(Response.id) > last_id,
+                col(Reply.run_id).in_(run_ids),
+                Reply.status == ReplyStatus.done.value,
+                col(Reply.id) > last_id,
                 ~queued,
             )
-            .order_by(col(Response.id))
+            .order_by(col(Reply.id))
             .limit(5000)
         ).all()
         if not ids:
             break
         rows = [
             {
-                "response_id": rid,
+                "reply_id": rid,
                 "round_id": round_.id,
                 "shuffle": shuffle_key(round_.seed, int(rid or 0)),
                 "taken": 0,
@@ -330,9 +331,9 @@ def _runs_still_running(session: Session, round_: RatingRound) -> bool:
     )
 
 
-def _take(session: Session, round_: RatingRound, response_id: int) -> bool:
+def _take(session: Session, round_: RatingRound, reply_id: int) -> bool:
     """Count one more rating-or-lease on the item, unless it already has k."""
-    params = {"r": response_id, "round": round_.id, "k": round_.raters_per_reply}
+    params = {"r": reply_id, "round": round_.id, "k": round_.raters_per_reply}
     return bool(_conn(session).execute(_TAKE, params).rowcount == 1)
 
 
@@ -470,9 +471,9 @@ def _lease_one(
     conn = _conn(session)
     lease = _prepared(session, "lease")
     ranked = sorted(window, key=lambda c: rater_rank(round_.seed, rater_id, c[0]))
-    for response_id, _shuffle in ranked:
+    for reply_id, _shuffle in ranked:
         values = {
-            "response_id": response_id,
+            "reply_id": reply_id,
             "rater_id": rater_id,
             "round_id": round_.id,
             "created_at": now,
@@ -481,20 +482,20 @@ def _lease_one(
         }
         if conn.execute(lease, values).first() is None:
             continue
-        if not _take(session, round_, response_id):
-            conn.execute(_DROP_LEASE, {"r": response_id, "u": rater_id})
+        if not _take(session, round_, reply_id):
+            conn.execute(_DROP_LEASE, {"r": reply_id, "u": rater_id})
             continue
         # Everything before the window's first item is ineligible for this rater now.
         position = min(_cycle_position(round_, rater_id, s) for _r, s in window)
         conn.execute(_SET_CURSOR, {"round": round_.id, "u": rater_id, "cursor": position})
-        return response_id
+        return reply_id
     return None
 
 
-def _own_lease(session: Session, response_id: int, rater_id: int) -> RatingLease | None:
+def _own_lease(session: Session, reply_id: int, rater_id: int) -> RatingLease | None:
     return session.exec(
         select(RatingLease).where(
-            RatingLease.response_id == response_id, RatingLease.rater_id == rater_id
+            RatingLease.reply_id == reply_id, RatingLease.rater_id == rater_id
         )
     ).first()
 
@@ -542,7 +543,7 @@ def submit(
     session: Session,
     round_: RatingRound,
     rater_id: int,
-    response_id: int,
+    reply_id: int,
     data: RatingInput,
     now: datetime | None = None,
 ) -> int:
@@ -550,7 +551,7 @@ def submit(
     rating's id and changes nothing."""
     now = now or utcnow()
     values = {
-        "response_id": response_id,
+        "reply_id": reply_id,
         "rater_id": rater_id,
         "round_id": round_.id,
         "label": data.label.value,
@@ -567,23 +568,23 @@ def submit(
     rating_id = conn.execute(_prepared(session, "rating"), values).scalar()
     if rating_id is None:
         existing = session.execute(
-            select(Rating.id).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
+            select(Rating.id).where(Rating.reply_id == reply_id, Rating.rater_id == rater_id)
         ).scalar()
         if existing is None:
             raise RatingError("This reply is not part of the rating round.")
         return int(existing)
     # An unskipped lease of this round already holds this rater's slot.
-    who = {"r": response_id, "u": rater_id}
+    who = {"r": reply_id, "u": rater_id}
     held = conn.execute(_HELD_LEASE, {**who, "round": round_.id}).first()
     if held is None:
-        if not _take(session, round_, response_id):
+        if not _take(session, round_, reply_id):
             conn.execute(delete(ratings_t).where(ratings_t.c.id == rating_id))
             raise RatingError("This reply already has enough ratings; it went to other raters.")
         # A skipped lease, if any, is replaced by the rating.
         conn.execute(_DROP_LEASE, who)
     tallies.changed(
         session,
-        response_id,
+        reply_id,
         rater_id,
         added=tallies.Vote(rater_id, data.label.value, data.helpfulness, data.verdict.value),
     )
@@ -591,14 +592,14 @@ def submit(
     return int(rating_id)
 
 
-def skip(session: Session, round_: RatingRound, rater_id: int, response_id: int) -> None:
+def skip(session: Session, round_: RatingRound, rater_id: int, reply_id: int) -> None:
     """The rater passes on this reply: it goes back to the pool, never to them again."""
     rated = session.exec(
-        select(Rating.id).where(Rating.response_id == response_id, Rating.rater_id == rater_id)
+        select(Rating.id).where(Rating.reply_id == reply_id, Rating.rater_id == rater_id)
     ).first()
     if rated is not None:
         return
-    lease = _own_lease(session, response_id, rater_id)
+    lease = _own_lease(session, reply_id, rater_id)
     if lease is not None and lease.skipped:
         return
     if lease is not None:
@@ -608,16 +609,16 @@ def skip(session: Session, round_: RatingRound, rater_id: int, response_id: int)
             .values(skipped=True)
         ).rowcount  # type: ignore[attr-defined]
         if released:
-            _release(session, Counter({response_id: 1}))
+            _release(session, Counter({reply_id: 1}))
     else:
-        item = session.get(RatingItem, response_id)
+        item = session.get(RatingItem, reply_id)
         if item is None or item.round_id != round_.id:
             raise RatingError("This reply is not part of the rating round.")
         _insert_ignore(
             session,
             RatingLease,
             {
-                "response_id": response_id,
+                "reply_id": reply_id,
                 "rater_id": rater_id,
                 "round_id": round_.id,
                 "expires_at": utcnow(),
@@ -644,7 +645,7 @@ def undo_last(
         .where(col(Rating.id) == last)
         .returning(
             col(Rating.id),
-            col(Rating.response_id),
+            col(Rating.reply_id),
             col(Rating.label),
             col(Rating.helpfulness),
             col(Rating.verdict),
@@ -652,7 +653,7 @@ def undo_last(
     ).first()
     if gone is None:
         return None
-    rating_id, response_id, label, helpfulness, verdict = gone
+    rating_id, reply_id, label, helpfulness, verdict = gone
     # The ORM must not keep a deleted rating in its identity map.
     cached = session.identity_map.get(session.identity_key(Rating, rating_id))
     if cached is not None:
@@ -660,7 +661,7 @@ def undo_last(
     # The rating's slot passes to the new lease: ``taken`` does not change.
     session.execute(
         insert(RatingLease).values(
-            response_id=response_id,
+            reply_id=reply_id,
             rater_id=rater_id,
             round_id=round_.id,
             created_at=now,
@@ -670,12 +671,12 @@ def undo_last(
     )
     tallies.changed(
         session,
-        response_id,
+        reply_id,
         rater_id,
         removed=tallies.Vote(rater_id, str(label), int(helpfulness), str(verdict)),
     )
     _count(session, round_, rater_id, done=-1)
-    return int(response_id)
+    return int(reply_id)
 
 
 def open_leases(

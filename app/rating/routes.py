@@ -85,11 +85,11 @@ def _lease_next(session: Session, rater_id: int, ctx: dict[str, Any]) -> None:
             ctx["start_round"] = round_
             ctx["guidelines"] = render_markdown(round_.guidelines_md)
             return
-        response_id = queue.next_for(session, round_, rater_id)
+        reply_id = queue.next_for(session, round_, rater_id)
         last_round = round_
-        if response_id is not None:
+        if reply_id is not None:
             ctx["round"] = round_
-            ctx["view"] = service.reply_view(session, round_, response_id)
+            ctx["view"] = service.reply_view(session, round_, reply_id)
             break
     shown: RatingRound | None = ctx["round"] or last_round
     if shown is not None:
@@ -122,10 +122,10 @@ def rate_start(round_id: int, request: Request, user: CurrentUser, session: Sess
     return _rate_response(request, session, user)
 
 
-@router.post("/rate/{round_id}/replies/{response_id}")
+@router.post("/rate/{round_id}/replies/{reply_id}")
 def rate_submit(
     round_id: int,
-    response_id: int,
+    reply_id: int,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -146,21 +146,21 @@ def rate_submit(
         return render(request, "rating/rate.html", ctx, status_code=422)
     queue.begin_write(session)
     try:
-        queue.submit(session, round_, _uid(user), response_id, data)
+        queue.submit(session, round_, _uid(user), reply_id, data)
     except queue.RatingError as exc:
         session.rollback()
         return _rate_response(request, session, user, message=str(exc))
     return _rate_response(request, session, user)
 
 
-@router.post("/rate/{round_id}/replies/{response_id}/skip")
+@router.post("/rate/{round_id}/replies/{reply_id}/skip")
 def rate_skip(
-    round_id: int, response_id: int, request: Request, user: CurrentUser, session: SessionDep
+    round_id: int, reply_id: int, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     round_ = _round_or_404(session, round_id)
     queue.begin_write(session)
     try:
-        queue.skip(session, round_, _uid(user), response_id)
+        queue.skip(session, round_, _uid(user), reply_id)
     except queue.RatingError as exc:
         session.rollback()
         return _rate_response(request, session, user, message=str(exc))
@@ -207,7 +207,7 @@ def my_rating_edit(
         "rating/edit.html",
         {
             "rating": rating,
-            "view": service.reply_view(session, round_, rating.response_id),
+            "view": service.reply_view(session, round_, rating.reply_id),
             "history": service.revisions(session, rating.id),
             "label_keys": LABEL_KEYS,
             "verdicts": VERDICTS,
@@ -358,10 +358,10 @@ def adjudication_page(
     )
 
 
-@router.post("/rating/rounds/{round_id}/adjudicate/{response_id}")
+@router.post("/rating/rounds/{round_id}/adjudicate/{reply_id}")
 def adjudicate(
     round_id: int,
-    response_id: int,
+    reply_id: int,
     request: Request,
     user: AdminUser,
     session: SessionDep,
@@ -381,9 +381,9 @@ def adjudicate(
                 "note": note,
             }
         )
-        service.adjudicate(session, response_id, _uid(user), data)
+        service.adjudicate(session, reply_id, _uid(user), data)
     except ValidationError as exc:
         raise HTTPException(422, _problem(exc)) from exc
     except service.RatingError as exc:
         raise HTTPException(404, str(exc)) from exc
-    return redirect(request, f"/rating/rounds/{round_id}/adjudicate?page={page}#r{response_id}")
+    return redirect(request, f"/rating/rounds/{round_id}/adjudicate?page={page}#r{reply_id}")

@@ -21,7 +21,8 @@ from app.models import (
     RatingRound,
     RatingRoundRun,
     RatingTally,
-    Response,
+    Reply,
+    ReplyStatus,
     Run,
     User,
     utcnow,
@@ -109,9 +110,9 @@ def runs_without_round(session: Session) -> list[tuple[Run, int]]:
     ).all()
     counts = dict(
         session.execute(
-            select(Response.run_id, func.count())
-            .where(Response.status == "done", col(Response.run_id).not_in(in_round))
-            .group_by(col(Response.run_id))
+            select(Reply.run_id, func.count())
+            .where(Reply.status == ReplyStatus.done.value, col(Reply.run_id).not_in(in_round))
+            .group_by(col(Reply.run_id))
         ).all()
     )
     return [(run, int(counts.get(run.id, 0))) for run in runs]
@@ -166,14 +167,14 @@ class Reference:
 class ReplyView:
     """A reply as the rater sees it: no model, arm, run, variant kind or others' labels."""
 
-    response_id: int
+    reply_id: int
     turns: list[Turn]
     reply: str
     verdict: str
     reference: Reference | None
 
 
-_resp_t = Response.__table__  # type: ignore[attr-defined]
+_resp_t = Reply.__table__  # type: ignore[attr-defined]
 _pv_t = PromptVariant.__table__  # type: ignore[attr-defined]
 _q_t = Question.__table__  # type: ignore[attr-defined]
 _REPLY = (
@@ -196,8 +197,8 @@ _REPLY = (
 )
 
 
-def reply_view(session: Session, round_: RatingRound, response_id: int) -> ReplyView:
-    row = session.connection().execute(_REPLY, {"r": response_id}).first()
+def reply_view(session: Session, round_: RatingRound, reply_id: int) -> ReplyView:
+    row = session.connection().execute(_REPLY, {"r": reply_id}).first()
     if row is None:
         raise RatingError("Unknown reply.")
     # Only the user's turns and the model's answers: a system prompt could reveal the arm.
@@ -213,7 +214,7 @@ def reply_view(session: Session, round_: RatingRound, response_id: int) -> Reply
     reference = (
         Reference(row.statement, row.truth, row.explanation) if round_.show_reference else None
     )
-    return ReplyView(response_id, turns, row.text, row.verdict, reference)
+    return ReplyView(reply_id, turns, row.text, row.verdict, reference)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ def revise(session: Session, rating: Rating, changed_by: int, data: RatingInput)
     session.add(rating)
     session.flush()
     new = tallies.Vote(rating.rater_id, rating.label, rating.helpfulness, rating.verdict)
-    tallies.changed(session, rating.response_id, changed_by, added=new, removed=old)
+    tallies.changed(session, rating.reply_id, changed_by, added=new, removed=old)
     return rating
 
 
@@ -352,14 +353,14 @@ def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
         sa_select(
             col(Run.id),
             col(Run.name),
-            func.count(col(RatingItem.response_id)),
+            func.count(col(RatingItem.reply_id)),
             func.coalesce(func.sum(RatingTally.n_ratings), 0),
             func.coalesce(func.sum(case((col(RatingTally.n_ratings) >= k, 1), else_=0)), 0),
         )
         .join(RatingRoundRun, col(RatingRoundRun.run_id) == col(Run.id))
-        .outerjoin(Response, col(Response.run_id) == col(Run.id))
-        .outerjoin(RatingItem, col(RatingItem.response_id) == col(Response.id))
-        .outerjoin(RatingTally, col(RatingTally.response_id) == col(RatingItem.response_id))
+        .outerjoin(Reply, col(Reply.run_id) == col(Run.id))
+        .outerjoin(RatingItem, col(RatingItem.reply_id) == col(Reply.id))
+        .outerjoin(RatingTally, col(RatingTally.reply_id) == col(RatingItem.reply_id))
         .where(col(RatingRoundRun.round_id) == round_.id)
         .group_by(col(Run.id), col(Run.name))
         .order_by(col(Run.id))
@@ -413,7 +414,7 @@ def _hours(start: datetime, end: datetime | None) -> float:
 
 @dataclass
 class Disagreement:
-    response_id: int
+    reply_id: int
     view: ReplyView
     ratings: list[tuple[Rating, str]] = field(default_factory=list)
     adjudication: Adjudication | None = None
@@ -424,9 +425,9 @@ def disagreements(
 ) -> tuple[list[Disagreement], int]:
     """Replies whose raters disagree on the label, or on helpfulness by 2 or more."""
     grouped = (
-        select(Rating.response_id)
+        select(Rating.reply_id)
         .where(Rating.round_id == round_.id)
-        .group_by(col(Rating.response_id))
+        .group_by(col(Rating.reply_id))
         .having(
             or_(
                 func.count(distinct(col(Rating.label))) > 1,
@@ -436,23 +437,23 @@ def disagreements(
     )
     total = int(session.exec(select(func.count()).select_from(grouped.subquery())).one())
     ids = list(
-        session.exec(grouped.order_by(col(Rating.response_id)).limit(limit).offset(offset)).all()
+        session.exec(grouped.order_by(col(Rating.reply_id)).limit(limit).offset(offset)).all()
     )
     found = []
-    for response_id in ids:
+    for reply_id in ids:
         ratings = session.exec(
             select(Rating, User)
             .join(User, col(User.id) == col(Rating.rater_id))
-            .where(Rating.response_id == response_id)
+            .where(Rating.reply_id == reply_id)
             .order_by(col(Rating.id))
         ).all()
         found.append(
             Disagreement(
-                response_id=response_id,
-                view=reply_view(session, round_, response_id),
+                reply_id=reply_id,
+                view=reply_view(session, round_, reply_id),
                 ratings=[(r, u.display_name or u.email) for r, u in ratings],
                 adjudication=session.exec(
-                    select(Adjudication).where(Adjudication.response_id == response_id)
+                    select(Adjudication).where(Adjudication.reply_id == reply_id)
                 ).first(),
             )
         )
@@ -460,16 +461,16 @@ def disagreements(
 
 
 def adjudicate(
-    session: Session, response_id: int, admin_id: int, data: AdjudicationInput
+    session: Session, reply_id: int, admin_id: int, data: AdjudicationInput
 ) -> Adjudication:
     """The admin's final label for a reply, stored apart from the raters' ratings."""
-    if session.get(Response, response_id) is None:
+    if session.get(Reply, reply_id) is None:
         raise RatingError("Unknown reply.")
-    tallies.lock(session, response_id)
-    row = session.exec(select(Adjudication).where(Adjudication.response_id == response_id)).first()
+    tallies.lock(session, reply_id)
+    row = session.exec(select(Adjudication).where(Adjudication.reply_id == reply_id)).first()
     before = row.label if row is not None else None
     if row is None:
-        row = Adjudication(response_id=response_id, admin_id=admin_id, label=data.label.value)
+        row = Adjudication(reply_id=reply_id, admin_id=admin_id, label=data.label.value)
     row.admin_id = admin_id
     row.label = data.label.value
     row.helpfulness = data.helpfulness
@@ -478,5 +479,5 @@ def adjudicate(
     row.created_at = utcnow()
     session.add(row)
     session.flush()
-    tallies.changed(session, response_id, admin_id, adjudicated_before=before)
+    tallies.changed(session, reply_id, admin_id, adjudicated_before=before)
     return row

@@ -24,10 +24,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
-from app.models import RatingTally
+from app.models import LABELS, VERDICTS, RatingTally
 
-LABELS = ("agree", "correct", "evasive")
-VERDICTS = ("true", "false", "none")
 SCORES = (1, 2, 3, 4, 5)
 TALLY_COLUMNS = (
     "n_ratings",
@@ -121,11 +119,11 @@ def pair_counts(votes: Sequence[Vote]) -> Counter[tuple[int, int, str, str]]:
 # --- SQL -------------------------------------------------------------------------------------
 
 _STATE = text(
-    "SELECT 1, rater_id, label, helpfulness, verdict FROM ratings WHERE response_id = :r "
-    "UNION ALL SELECT 2, admin_id, label, 0, '' FROM adjudications WHERE response_id = :r "
-    "UNION ALL SELECT 0, run_id, '', 0, '' FROM responses WHERE id = :r"
+    "SELECT 1, rater_id, label, helpfulness, verdict FROM ratings WHERE reply_id = :r "
+    "UNION ALL SELECT 2, admin_id, label, 0, '' FROM adjudications WHERE reply_id = :r "
+    "UNION ALL SELECT 0, run_id, '', 0, '' FROM replies WHERE id = :r"
 )
-_LOCK = text("SELECT run_id FROM responses WHERE id = :r FOR NO KEY UPDATE")
+_LOCK = text("SELECT run_id FROM replies WHERE id = :r FOR NO KEY UPDATE")
 _TALLY_COLS = ", ".join(TALLY_COLUMNS)
 # The database clock in Unix seconds: one clock for every web process and host. Postgres's
 # clock_timestamp() is the time of the statement, not of the transaction's start.
@@ -141,9 +139,9 @@ def _clock_sql(conn: Connection) -> str:
 
 def _upsert_tally(conn: Connection) -> TextClause:
     return text(
-        f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}, changed_at) "
-        f"VALUES (:response_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)}, "
-        f"{_clock_sql(conn)}) ON CONFLICT (response_id) DO UPDATE SET "
+        f"INSERT INTO rating_tallies (reply_id, run_id, {_TALLY_COLS}, changed_at) "
+        f"VALUES (:reply_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)}, "
+        f"{_clock_sql(conn)}) ON CONFLICT (reply_id) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in (*TALLY_COLUMNS, "changed_at"))
     )
 
@@ -171,7 +169,7 @@ def _conn(session: Session) -> Connection:
     return session.connection()
 
 
-def lock(session: Session, response_id: int) -> None:
+def lock(session: Session, reply_id: int) -> None:
     """Serialise writers of one reply's judgements (Postgres); SQLite serialises all writers.
 
     NO KEY UPDATE does not conflict with the KEY SHARE locks that inserting a rating takes
@@ -179,14 +177,12 @@ def lock(session: Session, response_id: int) -> None:
     """
     conn = _conn(session)
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK, {"r": response_id})
+        conn.execute(_LOCK, {"r": reply_id})
 
 
-def read_state(session: Session, response_id: int) -> ReplyState:
+def read_state(session: Session, reply_id: int) -> ReplyState:
     state = ReplyState(run_id=None)
-    for kind, who, label, helpfulness, verdict in _conn(session).execute(
-        _STATE, {"r": response_id}
-    ):
+    for kind, who, label, helpfulness, verdict in _conn(session).execute(_STATE, {"r": reply_id}):
         if kind == 0:
             state.run_id = int(who)
         elif kind == 1:
@@ -198,7 +194,7 @@ def read_state(session: Session, response_id: int) -> ReplyState:
 
 def changed(
     session: Session,
-    response_id: int,
+    reply_id: int,
     actor_id: int,
     *,
     added: Vote | None = None,
@@ -211,21 +207,21 @@ def changed(
     (or a revision's old values); ``adjudicated_before``: the adjudicated label before an
     adjudication was written (None: there was none).
     """
-    lock(session, response_id)
-    after = read_state(session, response_id)
+    lock(session, reply_id)
+    after = read_state(session, reply_id)
     if after.run_id is None:
         return
     before_votes = [v for v in after.votes if added is None or v.rater_id != added.rater_id]
     if removed is not None:
         before_votes.append(removed)
     before_adj = after.adjudicated if adjudicated_before == UNCHANGED else adjudicated_before
-    apply(session, after.run_id, response_id, actor_id, before_votes, before_adj, after)
+    apply(session, after.run_id, reply_id, actor_id, before_votes, before_adj, after)
 
 
 def apply(
     session: Session,
     run_id: int,
-    response_id: int,
+    reply_id: int,
     actor_id: int,
     before_votes: Sequence[Vote],
     before_adj: str | None,
@@ -259,7 +255,7 @@ def apply(
     # the reply. Last, so the stamp precedes the commit by as little as possible (the rater
     # and pair rows above can wait on other raters' locks); see metrics/codes_cache.py.
     row = dict(zip(TALLY_COLUMNS, reply_tally(after.votes), strict=True))
-    conn.execute(_upsert_tally(conn), {"response_id": response_id, "run_id": run_id, **row})
+    conn.execute(_upsert_tally(conn), {"reply_id": reply_id, "run_id": run_id, **row})
 
 
 def marker(session: Session, run_id: int) -> str:
@@ -268,17 +264,17 @@ def marker(session: Session, run_id: int) -> str:
     return f"{int(total)}.{int(rows)}"
 
 
-def touch(session: Session, run_id: int, response_ids: Sequence[int]) -> None:
+def touch(session: Session, run_id: int, reply_ids: Sequence[int]) -> None:
     """Stamp replies as changed without changing their counts (their text or parsed verdict
     changed), so results read them again; replies without a tally get a row of zeros."""
     conn = _conn(session)
     zeros = ", ".join("0" for _ in TALLY_COLUMNS)
     statement = text(
-        f"INSERT INTO rating_tallies (response_id, run_id, {_TALLY_COLS}, changed_at) "
-        f"VALUES (:response_id, :run_id, {zeros}, {_clock_sql(conn)}) "
-        "ON CONFLICT (response_id) DO UPDATE SET changed_at = excluded.changed_at"
+        f"INSERT INTO rating_tallies (reply_id, run_id, {_TALLY_COLS}, changed_at) "
+        f"VALUES (:reply_id, :run_id, {zeros}, {_clock_sql(conn)}) "
+        "ON CONFLICT (reply_id) DO UPDATE SET changed_at = excluded.changed_at"
     )
-    rows = [{"response_id": r, "run_id": run_id} for r in response_ids]
+    rows = [{"reply_id": r, "run_id": run_id} for r in reply_ids]
     for i in range(0, len(rows), 5000):
         conn.execute(statement, rows[i : i + 5000])
 
@@ -292,7 +288,7 @@ def clock(session: Session) -> float:
 def changed_since(run_id: int, since: float) -> Select[Any]:
     """The ids of the run's replies whose tally was written at or after ``since``."""
     t = RatingTally.__table__  # type: ignore[attr-defined]
-    return select(t.c.response_id).where(t.c.run_id == run_id, t.c.changed_at >= since)
+    return select(t.c.reply_id).where(t.c.run_id == run_id, t.c.changed_at >= since)
 
 
 # --- recount from the ratings ---------------------------------------------------------------
@@ -309,13 +305,13 @@ class Counts:
 
 
 _RUN_RATINGS = text(
-    "SELECT resp.run_id, r.response_id, r.rater_id, r.label, r.helpfulness, r.verdict "
-    "FROM ratings r JOIN responses resp ON resp.id = r.response_id "
-    "WHERE resp.run_id IN :runs ORDER BY r.response_id"
+    "SELECT resp.run_id, r.reply_id, r.rater_id, r.label, r.helpfulness, r.verdict "
+    "FROM ratings r JOIN replies resp ON resp.id = r.reply_id "
+    "WHERE resp.run_id IN :runs ORDER BY r.reply_id"
 ).bindparams(bindparam("runs", expanding=True))
 _RUN_ADJUDICATIONS = text(
-    "SELECT a.response_id, a.label FROM adjudications a "
-    "JOIN responses resp ON resp.id = a.response_id WHERE resp.run_id IN :runs"
+    "SELECT a.reply_id, a.label FROM adjudications a "
+    "JOIN replies resp ON resp.id = a.reply_id WHERE resp.run_id IN :runs"
 ).bindparams(bindparam("runs", expanding=True))
 
 
@@ -332,11 +328,11 @@ def _replies(
     result = conn.execute(
         _RUN_RATINGS, {"runs": list(run_ids)}, execution_options={"yield_per": 10_000}
     )
-    for run_id, response_id, rater_id, label, helpfulness, verdict in result:
-        if current is not None and current[1] != response_id:
+    for run_id, reply_id, rater_id, label, helpfulness, verdict in result:
+        if current is not None and current[1] != reply_id:
             yield (*current, votes, adjudicated.get(current[1]))
             votes = []
-        current = (int(run_id), int(response_id))
+        current = (int(run_id), int(reply_id))
         votes.append(Vote(int(rater_id), str(label), int(helpfulness), str(verdict)))
     if current is not None:
         yield (*current, votes, adjudicated.get(current[1]))
@@ -354,8 +350,8 @@ def _add(counts: "Counts", run_id: int, votes: list[Vote], adjudicated: str | No
 def recount(session: Session, run_ids: Sequence[int]) -> Counts:
     """Count from scratch, streaming the runs' ratings reply by reply."""
     counts = Counts()
-    for run_id, response_id, votes, adjudicated in _replies(session, run_ids):
-        counts.tallies[response_id] = (run_id, reply_tally(votes))
+    for run_id, reply_id, votes, adjudicated in _replies(session, run_ids):
+        counts.tallies[reply_id] = (run_id, reply_tally(votes))
         _add(counts, run_id, votes, adjudicated)
     return counts
 
@@ -366,7 +362,7 @@ def stored(session: Session, run_ids: Sequence[int]) -> Counts:
     runs = {"runs": list(run_ids)}
     counts = Counts()
     query = text(
-        f"SELECT response_id, run_id, {_TALLY_COLS} FROM rating_tallies WHERE run_id IN :runs"
+        f"SELECT reply_id, run_id, {_TALLY_COLS} FROM rating_tallies WHERE run_id IN :runs"
     ).bindparams(bindparam("runs", expanding=True))
     for row in conn.execute(query, runs):
         if any(row[2:]):
@@ -423,9 +419,9 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
     insert_tally = _upsert_tally(conn)
     counts = Counts()
     rows: list[dict[str, int]] = []
-    for run_id, response_id, votes, adjudicated in _replies(session, run_ids):
+    for run_id, reply_id, votes, adjudicated in _replies(session, run_ids):
         values = dict(zip(TALLY_COLUMNS, reply_tally(votes), strict=True))
-        rows.append({"response_id": response_id, "run_id": run_id, **values})
+        rows.append({"reply_id": reply_id, "run_id": run_id, **values})
         _add(counts, run_id, votes, adjudicated)
         counts.replies += 1
         if len(rows) >= batch:

@@ -11,72 +11,60 @@ back to ``runs.generate`` jobs, so no slot is stranded.
 from typing import Any
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import llm
-from app.db import get_engine
+from app.db import get_engine, lock_rows, write_connection
 from app.jobs import queue
 from app.jobs.errors import PermanentFailure, RetryLater, Snooze
 from app.jobs.registry import JobArgs, JobContext, task
 from app.llm import batch as llm_batch
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.runs.service import (
-    BATCH_TASK,
-    RESPONSES,
-    RUNS,
-    complete_if_finished,
-    generate_job,
-)
-from app.runs.tasks import (
+from app.runs.completion import complete_if_finished
+from app.runs.service import BATCH_TASK, REPLIES, RUNS, generate_job, slot_lock_key
+from app.runs.slots import (
     ARMS,
-    CACHE,
     PENDING,
     STORE_REPLY,
     VARIANTS,
     Call,
-    _cache_lookup,
-    _specs,
-    _write_conn,
+    add_cache_entries,
+    cache_lookup,
+    remember_spec,
     reply_values,
 )
 
 
 def _spec(conn: Connection, arm_id: int) -> tuple[ModelSpec, Any]:
     row = conn.execute(select(ARMS).where(ARMS.c.id == arm_id)).one()
-    spec = _specs.get(arm_id)
-    if spec is None:
-        fields = {k: v for k, v in row.snapshot.items() if k in ModelSpec.model_fields}
-        spec = _specs[arm_id] = ModelSpec.model_validate(fields)
-    return spec, row
+    return remember_spec(arm_id, row.snapshot), row
 
 
 def _pending(conn: Connection, run_id: int, arm_id: int) -> list[Any]:
     return list(
         conn.execute(
             select(
-                RESPONSES.c.id,
-                RESPONSES.c.sample_index,
+                REPLIES.c.id,
+                REPLIES.c.sample_index,
                 VARIANTS.c.messages,
                 VARIANTS.c.followup,
                 VARIANTS.c.stance,
             )
-            .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
+            .join(VARIANTS, VARIANTS.c.id == REPLIES.c.prompt_variant_id)
             .where(
-                RESPONSES.c.run_id == run_id,
-                RESPONSES.c.arm_id == arm_id,
-                RESPONSES.c.status == PENDING,
+                REPLIES.c.run_id == run_id,
+                REPLIES.c.arm_id == arm_id,
+                REPLIES.c.status == PENDING,
             )
-            .order_by(RESPONSES.c.id)
+            .order_by(REPLIES.c.id)
         ).all()
     )
 
 
-def _fallback(conn: Connection, run_id: int, arm: Any, response_ids: list[int]) -> int:
+def _fallback(conn: Connection, run_id: int, arm: Any, reply_ids: list[int]) -> int:
     """Ordinary jobs for slots the batch does not cover (skipping any already queued)."""
-    if not response_ids:
+    if not reply_ids:
         return 0
-    keys = {f"response:{i}": i for i in response_ids}
+    keys = {slot_lock_key(i): i for i in reply_ids}
     taken = set(
         conn.execute(
             select(queue.JOBS.c.lock_key).where(queue.JOBS.c.lock_key.in_(list(keys)))
@@ -99,26 +87,22 @@ def _store(
         return
     params = []
     fresh = []
-    for response_id, messages, completion, cached, key, stance in rows:
+    for reply_id, messages, completion, cached, key, stance in rows:
         transcript = [*messages, {"role": "assistant", "content": completion.text}]
         values = reply_values(
             spec, [Call(key, completion, cached)], False, transcript, attempt, stance
         )
-        params.append({"_id": response_id, **values})
+        params.append({"_id": reply_id, **values})
         if not cached:
             fresh.append(
                 {"key": key, "value": completion.model_dump(), "created_at": values["completed_at"]}
             )
     conn.execute(STORE_REPLY, params)
-    if fresh:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(insert(CACHE).on_conflict_do_nothing(index_elements=["key"]), fresh)
+    add_cache_entries(conn, fresh)
 
 
 def _save_state(conn: Connection, run_id: int, arm_id: int, state: dict[str, Any]) -> None:
-    query = select(RUNS.c.config).where(RUNS.c.id == run_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = lock_rows(select(RUNS.c.config).where(RUNS.c.id == run_id), conn)
     config = dict(conn.execute(query).scalar_one() or {})
     batches = dict(config.get("batches") or {})
     batches[str(arm_id)] = state
@@ -144,7 +128,7 @@ async def _submit(ctx: JobContext, run_id: int, arm_id: int, poll_s: float) -> d
         slots = _pending(conn, run_id, arm_id)
         single = [s for s in slots if not s.followup]
         keys = {s.id: llm.cache_key(spec, s.messages, s.sample_index) for s in single}
-        cached = _cache_lookup(conn, list(keys.values()))
+        cached = cache_lookup(conn, list(keys.values()))
     hits = [
         (s.id, s.messages, cached[keys[s.id]], True, keys[s.id], s.stance)
         for s in single
@@ -166,7 +150,7 @@ async def _submit(ctx: JobContext, run_id: int, arm_id: int, poll_s: float) -> d
         except LlmError as exc:
             raise _as_retry(exc) from None
         state.update(batch_id=status.id, input_file_id=file_id, status=status.status)
-    with _write_conn(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         _store(conn, spec, hits, ctx.attempt)
         state["fallback"] = _fallback(conn, run_id, arm, [s.id for s in slots if s.followup])
         _save_state(conn, run_id, arm_id, state)
@@ -195,7 +179,7 @@ async def _collect(
         )
     except LlmError as exc:
         raise _as_retry(exc) from None
-    with _write_conn(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         slots = [s for s in _pending(conn, run_id, arm_id) if not s.followup]
         done, missing = [], []
         for s in slots:

@@ -138,7 +138,7 @@ def _wait(run_id: int, worker: str, concurrency: int) -> str:
 
     from app.db import session_scope
     from app.models import Run
-    from app.runs import service
+    from app.runs import progress as runs_progress
 
     in_process = None
     if worker == "yes" or (worker == "auto" and not _claimed_by_other_worker(run_id)):
@@ -161,7 +161,7 @@ def _wait(run_id: int, worker: str, concurrency: int) -> str:
                 with session_scope() as session:
                     run = session.get(Run, run_id)
                     assert run is not None
-                    progress = service.progress(session, run)
+                    progress = runs_progress.progress_of(session, run)
                     status = run.status
                 bar.update(
                     task,
@@ -182,12 +182,15 @@ def _wait(run_id: int, worker: str, concurrency: int) -> str:
 
 def _print_status(run_id: int) -> None:
     from app.db import session_scope
-    from app.runs import service
+    from app.models import ReplyStatus
+    from app.runs import progress as runs_progress
 
     with session_scope() as session:
         run = _find_run(session, str(run_id))
-        progress = service.progress(session, run)
-        failed, _ = service.replies(session, run.id, status="failed", per_page=5)
+        progress = runs_progress.progress_of(session, run)
+        failed, _ = runs_progress.replies(
+            session, run.id, status=ReplyStatus.failed.value, per_page=5
+        )
     console.print(
         f"Run #{run.id} {run.name}: [bold]{run.status}[/bold] · {progress.done} done, "
         f"{progress.failed} failed, {progress.pending} pending"
@@ -312,22 +315,22 @@ def register(cli: typer.Typer) -> None:
         """Read a run's reply verdicts again with the current parser (after it improved);
         the results are recomputed. Raters' own readings are untouched."""
         from app.db import session_scope
-        from app.runs import service
+        from app.runs import reparse
 
         with session_scope() as session:
             found = _find_run(session, run)
-            result = service.reparse_verdicts(session, found.id)
+            result = reparse.reparse_verdicts(session, found.id)
         console.print(f"{result.replies} replies read, {result.changed} verdicts changed")
 
     @run_cli.command("list")
     def list_runs() -> None:
         """Recent runs with their progress."""
         from app.db import session_scope
-        from app.runs import service
+        from app.runs import progress as runs_progress
 
         with session_scope() as session:
-            runs = service.list_runs(session, limit=30)
-            counts = service.status_counts(session, [r.id for r in runs if r.id is not None])
+            runs = runs_progress.list_runs(session, limit=30)
+            counts = runs_progress.status_counts(session, [r.id for r in runs if r.id is not None])
         table = Table("#", "name", "status", "done", "failed", "pending", "created")
         for r in runs:
             c = counts.get(r.id or 0, {})

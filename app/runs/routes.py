@@ -12,7 +12,8 @@ from app.accounts.deps import AdminUser
 from app.db import SessionDep
 from app.jobs import queue
 from app.model_configs import service as model_configs
-from app.models import QuestionSet, Run, RunStatus, VariantTemplate
+from app.models import QuestionSet, ReplyStatus, Run, RunStatus, VariantTemplate
+from app.runs import progress as runs_progress
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate, RunProgress, RunPublic
 from app.web import redirect, render, render_partial
@@ -45,8 +46,8 @@ def _form_context(session: Session) -> dict[str, Any]:
 
 @router.get("/runs")
 def runs_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
-    runs = service.list_runs(session)
-    counts = service.status_counts(session, [r.id for r in runs if r.id is not None])
+    runs = runs_progress.list_runs(session)
+    counts = runs_progress.status_counts(session, [r.id for r in runs if r.id is not None])
     sets = {s.id: s.name for s in session.exec(select(QuestionSet)).all()}
     return render(request, "runs/list.html", {"runs": runs, "counts": counts, "set_names": sets})
 
@@ -120,12 +121,16 @@ def create(
 
 def _detail_context(session: Session, run: Run, page: int, status: str | None) -> dict[str, Any]:
     assert run.id is not None
-    rows, total = service.replies(session, run.id, status=status, page=page, per_page=PER_PAGE)
-    failed, _ = service.replies(session, run.id, status="failed", page=1, per_page=50)
+    rows, total = runs_progress.replies(
+        session, run.id, status=status, page=page, per_page=PER_PAGE
+    )
+    failed, _ = runs_progress.replies(
+        session, run.id, status=ReplyStatus.failed.value, page=1, per_page=50
+    )
     return {
         "run": run,
-        "progress": service.progress(session, run),
-        "arms": service.arms_of(session, run.id),
+        "progress": runs_progress.progress_of(session, run),
+        "arms": runs_progress.arms_of(session, run.id),
         "question_set": session.get(QuestionSet, run.question_set_id),
         "replies": rows,
         "replies_total": total,
@@ -156,7 +161,9 @@ def progress_partial(
 ) -> Response:
     run = _run_or_404(session, run_id)
     response = render_partial(
-        request, "runs/_progress.html", {"run": run, "progress": service.progress(session, run)}
+        request,
+        "runs/_progress.html",
+        {"run": run, "progress": runs_progress.progress_of(session, run)},
     )
     if run.status != RunStatus.running.value:
         # Polling stops here; reload once so the failed list and replies show the end state.
@@ -216,19 +223,19 @@ def _public(run: Run, progress: RunProgress | None = None) -> RunPublic:
 
 @router.get("/api/runs")
 def api_runs(session: SessionDep, _admin: AdminUser) -> list[RunPublic]:
-    return [_public(run) for run in service.list_runs(session)]
+    return [_public(run) for run in runs_progress.list_runs(session)]
 
 
 @router.get("/api/runs/{run_id}")
 def api_run(session: SessionDep, _admin: AdminUser, run_id: int) -> dict[str, Any]:
     run = _run_or_404(session, run_id)
-    public = _public(run, service.progress(session, run))
+    public = _public(run, runs_progress.progress_of(session, run))
     return {
         **public.model_dump(mode="json"),
         "config": run.config,
         "arms": [
             {"id": a.id, "label": a.label, "model_config_id": a.model_config_id}
-            for a in service.arms_of(session, run_id)
+            for a in runs_progress.arms_of(session, run_id)
         ],
         "running": run.status == RunStatus.running.value,
     }

@@ -8,158 +8,62 @@ cancelled slot is never filled. Loads and writes of concurrent jobs are batched
 """
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, event, select, update
 from sqlalchemy.orm import Session
 
 from app import llm
-from app.db import get_engine
+from app.db import get_engine, write_connection
 from app.jobs.batching import batched
 from app.jobs.errors import PermanentFailure, RetryLater
 from app.jobs.registry import JobArgs, JobContext, finish_all_in, task
 from app.llm.types import Completion, LlmError, ModelSpec
-from app.models import LlmCacheEntry, PromptVariant, ResponseStatus, RunArm, Stance, utcnow
-from app.runs.service import GENERATE_TASK, RESPONSES, complete_if_finished
+from app.models import ReplyStatus, utcnow
+from app.runs import batch as _batch  # noqa: F401  (registers the Batch API task)
+from app.runs.completion import complete_if_finished
+from app.runs.service import GENERATE_TASK, REPLIES
+from app.runs.slots import (
+    PENDING,
+    STORE_REPLY,
+    Call,
+    Slot,
+    add_cache_entries,
+    cache_lookup,
+    read_slots,
+    record_error,
+    reply_values,
+)
 
-VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
-ARMS = RunArm.__table__  # type: ignore[attr-defined]
-CACHE = LlmCacheEntry.__table__  # type: ignore[attr-defined]
-PENDING = ResponseStatus.pending.value
-REPLY_FIELDS = (
-    "status",
-    "text",
-    "verdict",
-    "first_text",
-    "first_verdict",
-    "transcript",
-    "tokens_in",
-    "tokens_out",
-    "latency_ms",
-    "cost_usd",
-    "finish_reason",
-    "from_cache",
-    "error",
-    "attempts",
-    "completed_at",
-)
-STORE_REPLY = (
-    update(RESPONSES)
-    .where(RESPONSES.c.id == bindparam("_id"), RESPONSES.c.status == PENDING)
-    .values({name: bindparam(name) for name in REPLY_FIELDS})
-)
-# Built once: the worker runs them for every batch.
-READ_SLOTS = (
-    select(
-        RESPONSES.c.id,
-        RESPONSES.c.run_id,
-        RESPONSES.c.arm_id,
-        RESPONSES.c.sample_index,
-        RESPONSES.c.status,
-        VARIANTS.c.messages,
-        VARIANTS.c.followup,
-        VARIANTS.c.stance,
-    )
-    .join(VARIANTS, VARIANTS.c.id == RESPONSES.c.prompt_variant_id)
-    .where(RESPONSES.c.id.in_(bindparam("ids", expanding=True)))
-)
-CACHE_LOOKUP = select(CACHE.c.key, CACHE.c.value).where(
-    CACHE.c.key.in_(bindparam("keys", expanding=True))
-)
-CACHE_ADD_PG = pg_insert(CACHE).on_conflict_do_nothing(index_elements=["key"])
-CACHE_ADD_SQLITE = sqlite_insert(CACHE).on_conflict_do_nothing(index_elements=["key"])
-
-# Arm snapshots never change once a run is created: parse each one once per worker process.
-_specs: dict[int, ModelSpec] = {}
 # Slots of the jobs handed a finished job's concurrency slot, read in the transaction that
 # handed them over, so a successor starts its call without a query of its own:
 # job id -> (slot or None, monotonic time read). Used once, and only while fresh.
-_preloaded: dict[int, tuple["Slot | None", float]] = {}
+_preloaded: dict[int, tuple[Slot | None, float]] = {}
 PRELOAD_FRESH_S = 5.0
 
 
 @dataclass
-class Slot:
-    response_id: int
-    run_id: int
-    arm_id: int
-    sample_index: int
-    status: str
-    messages: list[dict[str, str]]
-    followup: str
-    stance: str
-    spec: ModelSpec | None = None
-    key: str = ""  # the first call's cache key
-    cached: Completion | None = None
-
-
-@dataclass
-class Call:
-    key: str
-    completion: Completion
-    cached: bool
-
-
-@dataclass
-class Reply:
+class StoredReply:
     ctx: JobContext
-    response_id: int
+    reply_id: int
     run_id: int
     values: dict[str, Any]
     calls: list[Call]
 
 
-def _write_conn(engine: Engine) -> Connection:
-    conn = engine.connect()
-    if conn.dialect.name == "sqlite":
-        conn.execution_options(sqlite_immediate=True)
-    return conn
-
-
-def _cache_lookup(conn: Connection, keys: Sequence[str]) -> dict[str, Completion]:
-    if not keys:
-        return {}
-    rows = conn.execute(CACHE_LOOKUP, {"keys": list(set(keys))})
-    return {key: Completion.model_validate(value) for key, value in rows}
-
-
-def _load_slots(response_ids: list[int]) -> list[Slot | None]:
+def _load_slots(reply_ids: list[int]) -> list[Slot | None]:
     with get_engine().connect() as conn:
-        return _read_slots(conn, response_ids)
+        return read_slots(conn, reply_ids)
 
 
-def _read_slots(conn: Connection, response_ids: list[int]) -> list[Slot | None]:
-    """Slots by response id; pending ones with their spec, cache key and cached answer."""
-    rows = conn.execute(READ_SLOTS, {"ids": list(set(response_ids))}).all()
-    slots = {row[0]: Slot(*row) for row in rows}
-    pending = [s for s in slots.values() if s.status == PENDING]
-    missing = {s.arm_id for s in pending} - set(_specs)
-    if missing:
-        for arm_id, snapshot in conn.execute(
-            select(ARMS.c.id, ARMS.c.snapshot).where(ARMS.c.id.in_(missing))
-        ):
-            fields = {k: v for k, v in snapshot.items() if k in ModelSpec.model_fields}
-            _specs[arm_id] = ModelSpec.model_validate(fields)
-    for slot in pending:
-        slot.spec = _specs[slot.arm_id]
-        slot.key = llm.cache_key(slot.spec, slot.messages, slot.sample_index)
-    cached = _cache_lookup(conn, [s.key for s in pending])
-    for slot in pending:
-        slot.cached = cached.get(slot.key)
-    return [slots.get(i) for i in response_ids]
-
-
-def _preload_successors(conn: Connection, replies: list[Reply]) -> set[int]:
+def _preload_successors(conn: Connection, replies: list[StoredReply]) -> set[int]:
     """Read the slots of the generate jobs handed these replies' concurrency slots; return
     the runs of those still pending (runs that cannot be finished)."""
     jobs = [j for r in replies for j in r.ctx.successors if j.task == GENERATE_TASK]
     if not jobs:
         return set()
-    slots = _read_slots(conn, [int(j.args["response_id"]) for j in jobs])
+    slots = read_slots(conn, [int(j.args["reply_id"]) for j in jobs])
     now = time.monotonic()
     for stale in [k for k, (_s, at) in _preloaded.items() if now - at > PRELOAD_FRESH_S]:
         del _preloaded[stale]  # successors given back to the queue (a worker that stopped)
@@ -177,11 +81,11 @@ def _take_preloaded(job_id: int) -> tuple[bool, Slot | None]:
 
 def _get_cached(keys: list[str]) -> list[Completion | None]:
     with get_engine().connect() as conn:
-        found = _cache_lookup(conn, keys)
+        found = cache_lookup(conn, keys)
     return [found.get(k) for k in keys]
 
 
-def _store_replies(replies: list[Reply]) -> list[None]:
+def _store_replies(replies: list[StoredReply]) -> list[None]:
     """One transaction: every reply (guarded), the new cache entries, the jobs' success."""
     engine = get_engine()
     now = utcnow()
@@ -191,11 +95,9 @@ def _store_replies(replies: list[Reply]) -> list[None]:
         for c in r.calls
         if not c.cached
     }
-    with _write_conn(engine) as conn, conn.begin():
-        conn.execute(STORE_REPLY, [{"_id": r.response_id, **r.values} for r in replies])
-        if fresh:
-            add = CACHE_ADD_PG if conn.dialect.name == "postgresql" else CACHE_ADD_SQLITE
-            conn.execute(add, list(fresh.values()))
+    with write_connection(engine) as conn, conn.begin():
+        conn.execute(STORE_REPLY, [{"_id": r.reply_id, **r.values} for r in replies])
+        add_cache_entries(conn, list(fresh.values()))
         finish_all_in(conn, [(r.ctx, None) for r in replies])
         unfinished = _preload_successors(conn, replies)
     # A run with a slot that was pending at this commit and is now one of this worker's jobs
@@ -221,53 +123,9 @@ async def _call(spec: ModelSpec, messages: list[dict[str, str]], sample_index: i
         raise PermanentFailure(str(exc)) from None
 
 
-def _record_error(response_id: int, error: str, attempts: int) -> None:
-    with _write_conn(get_engine()) as conn, conn.begin():
-        conn.execute(
-            update(RESPONSES)
-            .where(RESPONSES.c.id == response_id, RESPONSES.c.status == PENDING)
-            .values(error=error[:2000], attempts=attempts)
-        )
-
-
-def reply_values(
-    spec: ModelSpec,
-    calls: list[Call],
-    pushback: bool,
-    transcript: list[Any],
-    attempt: int,
-    stance: str = Stance.none.value,
-) -> dict[str, Any]:
-    """The columns of a finished reply slot (every REPLY_FIELDS key)."""
-    first, final = calls[0].completion, calls[-1].completion
-    # The user asked about the negation when the stance negates: verdicts are flipped. After
-    # pushback the final reply answers the pushback on the first answer.
-    verdict, first_verdict = llm.statement_verdicts(
-        final.text, stance == Stance.negates, first.text if pushback else None
-    )
-    tokens_in = sum(c.completion.tokens_in for c in calls)
-    tokens_out = sum(c.completion.tokens_out for c in calls)
-    return {
-        "status": ResponseStatus.done.value,
-        "text": final.text,
-        "verdict": verdict.value,
-        "first_text": first.text if pushback else "",
-        "first_verdict": first_verdict.value if first_verdict else None,
-        "transcript": transcript,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "latency_ms": sum(c.completion.latency_ms for c in calls),
-        "cost_usd": llm.cost_usd(spec, tokens_in, tokens_out),
-        "finish_reason": final.finish_reason,
-        "from_cache": all(c.cached for c in calls),
-        "error": "",
-        "attempts": attempt,
-        "completed_at": utcnow(),
-    }
-
-
-def _limit(args: JobArgs) -> int:
-    return int(args.get("max_concurrency", 4))
+def _record_error(reply_id: int, error: str, attempts: int) -> None:
+    with write_connection(get_engine()) as conn, conn.begin():
+        record_error(conn, reply_id, error, attempts)
 
 
 def _timeout(args: JobArgs) -> float:
@@ -276,14 +134,12 @@ def _timeout(args: JobArgs) -> float:
 
 def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
     """The job gave up: the slot fails with the error (retryable from the run page)."""
-    response_id = int(args["response_id"])
-    run_id = session.execute(
-        select(RESPONSES.c.run_id).where(RESPONSES.c.id == response_id)
-    ).scalar()
+    reply_id = int(args["reply_id"])
+    run_id = session.execute(select(REPLIES.c.run_id).where(REPLIES.c.id == reply_id)).scalar()
     session.execute(
-        update(RESPONSES)
-        .where(RESPONSES.c.id == response_id, RESPONSES.c.status == PENDING)
-        .values(status=ResponseStatus.failed.value, error=error[:2000], attempts=attempts)
+        update(REPLIES)
+        .where(REPLIES.c.id == reply_id, REPLIES.c.status == PENDING)
+        .values(status=ReplyStatus.failed.value, error=error[:2000], attempts=attempts)
     )
     if run_id is not None and isinstance(session, Session):
         bind = session.get_bind()
@@ -298,12 +154,12 @@ def _on_failure(session: Any, args: JobArgs, error: str, attempts: int) -> None:
         )
 
 
-@task(GENERATE_TASK, limit=_limit, timeout_s=_timeout, on_failure=_on_failure)
+@task(GENERATE_TASK, timeout_s=_timeout, on_failure=_on_failure)
 async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
-    response_id = int(args["response_id"])
+    reply_id = int(args["reply_id"])
     preloaded, slot = _take_preloaded(ctx.job_id)
     if not preloaded:
-        slot = await load_slot(response_id)
+        slot = await load_slot(reply_id)
     if slot is None or slot.spec is None:
         return {"skipped": slot.status if slot else "gone"}
     spec = slot.spec
@@ -325,13 +181,9 @@ async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
             calls.append(second)
             transcript = [*transcript, {"role": "assistant", "content": second.completion.text}]
     except (RetryLater, PermanentFailure) as exc:
-        _record_error(response_id, str(exc), ctx.attempt)
+        _record_error(reply_id, str(exc), ctx.attempt)
         raise
 
     values = reply_values(spec, calls, bool(slot.followup), transcript, ctx.attempt, slot.stance)
-    await store_reply(Reply(ctx, response_id, slot.run_id, values, calls))
+    await store_reply(StoredReply(ctx, reply_id, slot.run_id, values, calls))
     return None
-
-
-# The Batch API task lives beside; importing it registers "runs.batch".
-from app.runs import batch as _batch  # noqa: E402, F401

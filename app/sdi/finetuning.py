@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from app.llm import finetune
 from app.llm.types import LlmError, ModelSpec
 from app.model_configs.service import build_spec
-from app.models import ModelConfig, Provider, SdiDataset, SdiFineTune, SdiMode, utcnow
+from app.models import ModelConfig, Provider, SdiDataset, SdiFineTune, SdiMode, SdiStatus, utcnow
 from app.sdi import service
 from app.sdi.openai_format import validate_text
 from app.sdi.schemas import FineTuneCreate
@@ -74,7 +74,7 @@ def start_fine_tune(
     its first step for the worker; without it the caller follows it with ``advance``."""
     from app.jobs.queue import enqueue
 
-    if dataset.status != "ready":
+    if dataset.status != SdiStatus.ready:
         raise service.SdiError(f"dataset {dataset.name!r} is not ready ({dataset.status})")
     base = session.get(ModelConfig, data.base_model_id)
     if base is None:

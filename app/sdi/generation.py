@@ -171,7 +171,7 @@ def generate(
 
 
 def attach_template_replies(drafts: list[Draft], rng: random.Random) -> None:
-    """Response crafting from the reply bank; pushback gets the kept answer after the doubt."""
+    """Reply crafting from the reply bank; pushback gets the kept answer after the doubt."""
     for draft in drafts:
         assert draft.question is not None
         first = draft.messages[0]

@@ -12,7 +12,16 @@ from app.accounts.deps import AdminUser
 from app.config import get_settings
 from app.db import SessionDep
 from app.model_configs import service as model_configs_service
-from app.models import ModelConfig, Provider, QuestionSet, Run, RunStatus, SdiDataset, VariantKind
+from app.models import (
+    ModelConfig,
+    Provider,
+    QuestionSet,
+    Run,
+    RunStatus,
+    SdiDataset,
+    SdiStatus,
+    VariantKind,
+)
 from app.sdi import banks, finetuning, service
 from app.sdi.integration import GeneralDataError
 from app.sdi.pipeline import LeakageError
@@ -257,7 +266,9 @@ def status_partial(
     dataset = _dataset_or_404(session, dataset_id)
     if not is_htmx(request):
         return redirect(request, f"/sdi/{dataset_id}")
-    headers = {"HX-Refresh": "true"} if dataset.status in ("ready", "failed") else None
+    headers = (
+        {"HX-Refresh": "true"} if dataset.status in (SdiStatus.ready, SdiStatus.failed) else None
+    )
     response = render_partial(request, "sdi/_status.html", {"dataset": dataset})
     if headers:
         response.headers.update(headers)

@@ -13,7 +13,7 @@ none; flipped when the user asserted the negation). From it and the prompt's pre
 Rates carry 95 % bootstrap CIs resampling statements; each arm is compared with the baseline
 on the same prompts (exact McNemar on the discordant pairs, CI of the difference by the same
 statement bootstrap). This is a rule-based judge, not a human rating: its accuracy is that of
-``app.llm.verdict`` (see tests/llm/test_verdict.py). Pushback replies are left out, because
+``app.verdicts`` (see tests/llm/test_verdict.py). Pushback replies are left out, because
 after "Are you sure?" a reply such as "You're right" agrees with the pushback, not the claim.
 """
 
@@ -31,7 +31,7 @@ from app.metrics.stats import (
     mcnemar_exact,
     pct,
 )
-from app.models import PromptVariant, Question, Response, ResponseStatus, Run, RunArm
+from app.models import PromptVariant, Question, Reply, ReplyStatus, Run, RunArm
 from app.models._base import Stance, VariantKind
 
 MEASURES = {
@@ -89,20 +89,20 @@ def scored_replies(session: Session, run_id: int) -> tuple[list[ScoredReply], in
     rows = session.execute(
         sa_select(
             col(RunArm.label),
-            col(Response.prompt_variant_id),
-            col(Response.sample_index),
-            col(Response.verdict),
+            col(Reply.prompt_variant_id),
+            col(Reply.sample_index),
+            col(Reply.verdict),
             col(PromptVariant.question_id),
             col(PromptVariant.kind),
             col(PromptVariant.stance),
             col(PromptVariant.premise_erroneous),
             col(Question.truth),
         )
-        .join(RunArm, col(RunArm.id) == col(Response.arm_id))
-        .join(PromptVariant, col(PromptVariant.id) == col(Response.prompt_variant_id))
+        .join(RunArm, col(RunArm.id) == col(Reply.arm_id))
+        .join(PromptVariant, col(PromptVariant.id) == col(Reply.prompt_variant_id))
         .join(Question, col(Question.id) == col(PromptVariant.question_id))
-        .where(col(Response.run_id) == run_id, col(Response.status) == ResponseStatus.done.value)
-        .order_by(col(Response.id))
+        .where(col(Reply.run_id) == run_id, col(Reply.status) == ReplyStatus.done.value)
+        .order_by(col(Reply.id))
     ).all()
     replies, left_out = [], 0
     for arm, pv_id, sample, verdict, q_id, kind, stance, erroneous, truth in rows:

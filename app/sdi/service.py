@@ -16,14 +16,15 @@ from app.models import (
     PromptVariant,
     Question,
     QuestionSet,
-    Response,
-    ResponseStatus,
+    Reply,
+    ReplyStatus,
     Run,
     RunArm,
     RunStatus,
     SdiDataset,
     SdiExample,
     SdiMode,
+    SdiStatus,
     VariantTemplate,
 )
 from app.sdi import banks, preprocessing
@@ -145,14 +146,14 @@ def wrong_statements(session: Session, run_id: int) -> set[str]:
     arms = session.exec(select(RunArm).where(RunArm.run_id == run_id)).all()
     arm_ids = [a.id for a in arms if a.label == "baseline"] or [a.id for a in arms]
     rows = session.exec(
-        select(Question.statement, Question.truth, Response.verdict)
+        select(Question.statement, Question.truth, Reply.verdict)
         .join(PromptVariant, col(PromptVariant.question_id) == col(Question.id))
-        .join(Response, col(Response.prompt_variant_id) == col(PromptVariant.id))
+        .join(Reply, col(Reply.prompt_variant_id) == col(PromptVariant.id))
         .where(
-            Response.run_id == run_id,
+            Reply.run_id == run_id,
             PromptVariant.kind == "neutral",
-            Response.status == ResponseStatus.done.value,
-            col(Response.arm_id).in_(arm_ids),
+            Reply.status == ReplyStatus.done.value,
+            col(Reply.arm_id).in_(arm_ids),
         )
     ).all()
     if not rows:
@@ -165,7 +166,7 @@ def wrong_statements(session: Session, run_id: int) -> set[str]:
 
 
 def verdict_parser() -> Any:
-    from app.llm import parse_verdict
+    from app.verdicts import parse_verdict
 
     return lambda text: str(parse_verdict(text))
 
@@ -335,7 +336,7 @@ def store_build(session: Session, dataset: SdiDataset, result: PipelineResult) -
     for start in range(0, len(rows), 500):
         session.execute(insert(SdiExample), rows[start : start + 500])
     dataset.stats = result.stats
-    dataset.status = "ready"
+    dataset.status = SdiStatus.ready
     session.add(dataset)
     session.flush()
 
@@ -349,7 +350,7 @@ def build_dataset(
 ) -> SdiDataset:
     """Build an SDI dataset now (raises SdiError, LeakageError or GeneralDataError)."""
     stored, general = prepare(session, cfg, general_jsonl)
-    dataset = _new_dataset(session, cfg, stored, created_by, status="building")
+    dataset = _new_dataset(session, cfg, stored, created_by, status=SdiStatus.building)
     store_build(session, dataset, compute_build(session, dataset, general))
     return dataset
 
@@ -366,7 +367,7 @@ def start_build(
     from app.jobs.queue import enqueue
 
     stored, _general = prepare(session, cfg, general_jsonl)
-    dataset = _new_dataset(session, cfg, stored, created_by, status="queued")
+    dataset = _new_dataset(session, cfg, stored, created_by, status=SdiStatus.queued)
     enqueue(
         session,
         "sdi.build",
@@ -383,7 +384,7 @@ def _new_dataset(
     cfg: BuildConfig,
     stored: dict[str, Any],
     created_by: int | None,
-    status: str,
+    status: SdiStatus,
 ) -> SdiDataset:
     dataset = SdiDataset(
         name=cfg.name,
@@ -401,7 +402,7 @@ def _new_dataset(
 
 
 def mark_failed(session: Session, dataset: SdiDataset, error: str) -> None:
-    dataset.status = "failed"
+    dataset.status = SdiStatus.failed
     dataset.stats = {**(dataset.stats or {}), "error": error[:2000]}
     session.add(dataset)
     session.flush()
@@ -505,7 +506,7 @@ def create_in_context_model(
 ) -> ModelConfig:
     """An SDI model config: the base model with a system prompt and ``shots`` synthetic turns
     drawn (seeded) from the dataset's training split. Decoding settings are the base's."""
-    if dataset.status != "ready":
+    if dataset.status != SdiStatus.ready:
         raise SdiError(f"dataset {dataset.name!r} is not ready ({dataset.status})")
     if train_count(session, dataset.id or 0) == 0:
         raise SdiError(f"dataset {dataset.name!r} has no training examples")

@@ -11,7 +11,7 @@ from app.jobs.errors import RetryLater
 from app.jobs.queue import enqueue
 from app.jobs.registry import JobArgs, JobContext, task
 from app.llm.types import LlmError
-from app.models import SdiDataset, SdiFineTune, utcnow
+from app.models import SdiDataset, SdiFineTune, SdiStatus, utcnow
 from app.sdi import finetuning, service
 from app.sdi.integration import GeneralDataError
 from app.sdi.pipeline import LeakageError, PipelineResult
@@ -34,7 +34,7 @@ def _build(ctx: JobContext, dataset_id: int) -> dict[str, Any] | None:
     # Read and compute (model calls included) first; store in one short write afterwards.
     with session_scope() as session:
         dataset = session.get(SdiDataset, dataset_id)
-        if dataset is None or dataset.status not in ("queued", "building"):
+        if dataset is None or dataset.status not in (SdiStatus.queued, SdiStatus.building):
             return {"skipped": True}
         try:
             result = service.compute_build(session, dataset)

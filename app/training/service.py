@@ -118,6 +118,7 @@ def create_training(
             TASK,
             {"training_run_id": run.id},
             concurrency_key=CONCURRENCY_KEY,
+            concurrency_limit=1,
             lock_key=f"training-run:{run.id}",
             group_key=group_key(run.id),
             max_attempts=2,

@@ -16,7 +16,7 @@ def _on_failure(session: Any, args: dict[str, Any], error: str, _attempts: int) 
 
 
 # One training at a time per worker: it takes every core it is given.
-@task(service.TASK, limit=lambda _args: 1, timeout_s=WEEK_S, on_failure=_on_failure)
+@task(service.TASK, timeout_s=WEEK_S, on_failure=_on_failure)
 async def train(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
     stop = threading.Event()
     try:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.jobs.worker import Worker
-from app.models import Adjudication, Rating, Response, Run
+from app.models import Adjudication, Rating, Reply, Run
 from tests import factories
 from tests.browser.conftest import browser_login
 from tests.loopback.server import LoopbackServer
@@ -154,7 +154,7 @@ def test_admin_to_csvs(
         shot(page, "run")
         with Session(committed_db) as s:
             run = s.exec(select(Run)).one()
-            replies = s.exec(select(Response).where(Response.run_id == run.id)).all()
+            replies = s.exec(select(Reply).where(Reply.run_id == run.id)).all()
         assert run.status == "completed" and run_url.endswith(f"/runs/{run.id}")
         assert len(replies) == 3 * 2 * 2 and {r.status for r in replies} == {"done"}
 
@@ -183,7 +183,7 @@ def test_admin_to_csvs(
         page.goto(f"/results/runs/{run.id}")
         shot(page, "results")
         frames = {}
-        for what in ("metrics", "responses", "ratings"):
+        for what in ("metrics", "replies", "ratings"):
             with page.expect_download() as info:
                 page.click(f"a[href='/results/runs/{run.id}/{what}.csv']")
             target = tmp_path / f"{what}.csv"
@@ -196,14 +196,14 @@ def test_admin_to_csvs(
     with Session(committed_db) as s:
         ratings = s.exec(select(Rating)).all()
         adjudication = s.exec(select(Adjudication)).one()
-    assert adjudication.response_id == adjudicated and adjudication.label == "evasive"
+    assert adjudication.reply_id == adjudicated and adjudication.label == "evasive"
     assert len(ratings) == 24
-    responses, rated, metrics = frames["responses"], frames["ratings"], frames["metrics"]
-    assert len(responses) == 12 and set(responses["response_id"]) == {r.id for r in replies}
+    replies, rated, metrics = frames["replies"], frames["ratings"], frames["metrics"]
+    assert len(replies) == 12 and set(replies["reply_id"]) == {r.id for r in replies}
     assert len(rated) == 24 and set(rated["label"]) == {"agree", "correct"}
-    assert rated.groupby("response_id").size().eq(2).all()
+    assert rated.groupby("reply_id").size().eq(2).all()
     # The disagreement the admin settled is "evasive"; the others stay unresolved (a tie).
-    labels = dict(zip(responses["response_id"], responses["label"], strict=True))
+    labels = dict(zip(replies["reply_id"], replies["label"], strict=True))
     assert labels[adjudicated] == "evasive"
     assert sum(isinstance(v, str) for v in labels.values()) == 1
     assert len(metrics) >= 2 and metrics["arm"].nunique() == 2

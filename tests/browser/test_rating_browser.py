@@ -61,7 +61,7 @@ def test_rate_five_replies_with_the_keyboard_only(committed_db: Engine, page: Pa
     assert page.url.endswith("/rate")  # no page load: HTMX swapped each reply in
     with Session(committed_db) as s:
         stored = {
-            r.response_id: (r.label, r.helpfulness)
+            r.reply_id: (r.label, r.helpfulness)
             for r in s.exec(select(Rating).where(Rating.rater_id == rater.id)).all()
         }
     assert stored == expected
@@ -97,7 +97,7 @@ def test_rate_five_replies_without_javascript(committed_db: Engine, page_no_js: 
         expected[rid] = ("correct", n + 1, "false", f"note {n}")
     with Session(committed_db) as s:
         stored = {
-            r.response_id: (r.label, r.helpfulness, r.verdict, r.note)
+            r.reply_id: (r.label, r.helpfulness, r.verdict, r.note)
             for r in s.exec(select(Rating).where(Rating.rater_id == rater.id)).all()
         }
     assert stored == expected

@@ -5,7 +5,7 @@ from sqlmodel import Session, select
 
 from app.accounts import service as accounts
 from app.demo import service
-from app.models import Job, QuestionSet, Response, Run, RunArm
+from app.models import Job, QuestionSet, Reply, Run, RunArm
 
 
 def test_demo_prepares_accounts_seed_model_and_one_experiment_run(db: Session) -> None:
@@ -17,7 +17,7 @@ def test_demo_prepares_accounts_seed_model_and_one_experiment_run(db: Session) -
     arms = db.exec(select(RunArm).where(RunArm.run_id == first.run.id)).all()
     assert sorted(a.label for a in arms) == ["baseline", "sdi"]
     replies = db.exec(
-        select(func.count()).select_from(Response).where(Response.run_id == first.run.id)
+        select(func.count()).select_from(Reply).where(Reply.run_id == first.run.id)
     ).one()
     jobs = db.exec(select(func.count()).select_from(Job)).one()
     assert replies > 0 and jobs == replies

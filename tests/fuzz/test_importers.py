@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.imports import service as imports
-from app.models import Question, Response, Run
+from app.models import Question, Reply, Run
 from app.questions import service as questions
 from app.variants.render import TemplateError, render_text, validate_template_text
 from tests import factories
@@ -113,7 +113,7 @@ def test_reply_import_hostile_tables(
     parsed = imports.parse_upload(db, raw, filename, set_id, max_bytes=1_000_000)
     _check_parsed(parsed)
     runs_before = db.exec(select(func.count()).select_from(Run)).one()
-    replies_before = db.exec(select(func.count()).select_from(Response)).one()
+    replies_before = db.exec(select(func.count()).select_from(Reply)).one()
     savepoint = db.begin_nested()
     try:
         run = imports.import_replies(db, parsed, name=name or "fuzz")
@@ -121,9 +121,9 @@ def test_reply_import_hostile_tables(
         savepoint.rollback()
         assert str(exc).strip()
         assert db.exec(select(func.count()).select_from(Run)).one() == runs_before
-        assert db.exec(select(func.count()).select_from(Response)).one() == replies_before
+        assert db.exec(select(func.count()).select_from(Reply)).one() == replies_before
         return
-    added = db.exec(select(func.count()).select_from(Response)).one() - replies_before
+    added = db.exec(select(func.count()).select_from(Reply)).one() - replies_before
     assert not parsed.errors and added == len(parsed.rows) and run.id is not None
     savepoint.rollback()
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from app.db import session_scope
 from app.imports.cli import register
-from app.models import Response, Run, RunArm
+from app.models import Reply, Run, RunArm
 from tests.imports.helpers import csv_bytes, paired_rows, question_set
 
 
@@ -42,7 +42,7 @@ def test_import_replies_with_a_baseline(committed_db: Engine, tmp_path: Path) ->
         assert run.source == "imported"
         labels = s.exec(select(RunArm.label).order_by(col(RunArm.position))).all()
         assert labels == ["baseline", "gpt-a"]
-        assert s.exec(select(func.count()).select_from(Response)).one() == 12
+        assert s.exec(select(func.count()).select_from(Reply)).one() == 12
 
 
 def test_a_bad_row_exits_nonzero_names_it_and_saves_nothing(

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
 from app.config import get_settings
-from app.models import QuestionSet, Response, Run, RunArm
+from app.models import QuestionSet, Reply, Run, RunArm
 from tests import factories
 from tests.imports.helpers import csv_bytes, paired_rows, question_set
 from tests.metrics import helpers as rating
@@ -196,9 +196,9 @@ def test_results_page_of_a_rated_imported_run(
     assert page.status_code == 200
     assert "gpt-a" in page.text and "gpt-b" in page.text
     assert "Krippendorff" in page.text
-    csv = admin_client.get(f"/results/runs/{run.id}/responses.csv")
+    csv = admin_client.get(f"/results/runs/{run.id}/replies.csv")
     assert csv.status_code == 200
-    replies = db.exec(select(func.count()).where(Response.run_id == run.id)).one()
+    replies = db.exec(select(func.count()).where(Reply.run_id == run.id)).one()
     assert len(csv.text.strip().splitlines()) == replies + 1
     run_page = admin_client.get(f"/runs/{run.id}", headers=htmx_headers)
     assert run_page.status_code == 200

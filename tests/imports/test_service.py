@@ -7,7 +7,7 @@ from sqlmodel import Session, col, func, select
 from app.imports import service
 from app.imports.schemas import NO_PROMPT
 from app.metrics import service as metrics
-from app.models import ModelConfig, PromptVariant, QuestionSet, Response, Run, RunArm
+from app.models import ModelConfig, PromptVariant, QuestionSet, Reply, Run, RunArm
 from tests import factories
 from tests.imports.helpers import csv_bytes, paired_rows, parse, question_set
 from tests.metrics import helpers as rating
@@ -50,10 +50,10 @@ def test_import_builds_a_completed_imported_run(db: Session, qs: QuestionSet) ->
     variants = db.exec(select(PromptVariant).where(PromptVariant.run_id == run.id)).all()
     assert len(variants) == 6  # three models answered the same six prompts
     assert all(v.template_id is None for v in variants)
-    responses = db.exec(select(Response).where(Response.run_id == run.id)).all()
-    assert len(responses) == 18 and {r.status for r in responses} == {"done"}
+    replies = db.exec(select(Reply).where(Reply.run_id == run.id)).all()
+    assert len(replies) == 18 and {r.status for r in replies} == {"done"}
     by_arm = {a.id: a.snapshot["name"] for a in arms}
-    for r in responses:
+    for r in replies:
         assert r.verdict == ("false" if by_arm[r.arm_id] == "gpt-a" else "true")
         assert r.transcript[-1] == {"role": "assistant", "content": r.text}
         assert r.completed_at is not None
@@ -116,18 +116,18 @@ def test_prompt_less_and_pushback_rows(db: Session, qs: QuestionSet) -> None:
          "first_reply": "False, it is not.", "followup": "Are you sure?"},
     ]  # fmt: skip
     run = service.import_replies(db, parse(db, qs, csv_bytes(rows)), name="p")
-    responses = {
+    replies = {
         v.kind: (v, r)
         for r, v in db.exec(
-            select(Response, PromptVariant)
-            .join(PromptVariant, PromptVariant.id == Response.prompt_variant_id)  # type: ignore[arg-type]
-            .where(Response.run_id == run.id)
+            select(Reply, PromptVariant)
+            .join(PromptVariant, PromptVariant.id == Reply.prompt_variant_id)  # type: ignore[arg-type]
+            .where(Reply.run_id == run.id)
         ).all()
     }
-    variant, reply = responses["neutral"]
+    variant, reply = replies["neutral"]
     assert variant.messages == [{"role": "user", "content": NO_PROMPT}]
     assert reply.first_verdict is None and reply.first_text == ""
-    variant, reply = responses["pushback"]
+    variant, reply = replies["pushback"]
     assert variant.followup == "Are you sure?"
     assert (reply.first_text, reply.first_verdict, reply.verdict) == (
         "False, it is not.",

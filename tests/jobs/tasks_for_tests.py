@@ -64,7 +64,7 @@ async def slow(ctx: JobContext, args: dict[str, Any]) -> None:
     await asyncio.sleep(args.get("sleep", 5))
 
 
-@task("test.limited", limit=lambda args: int(args["limit"]))
+@task("test.limited")
 async def limited(ctx: JobContext, args: dict[str, Any]) -> dict[str, int]:
     from tests.jobs import tasks_for_tests as me
 

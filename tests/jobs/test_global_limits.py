@@ -17,7 +17,13 @@ from tests.jobs.test_queue import add
 
 def _limited(engine: Engine, n: int, limit: int, key: str = "model:9") -> list[int]:
     return [
-        add(engine, "test.limited", {"key": key, "limit": limit}, concurrency_key=key)
+        add(
+            engine,
+            "test.limited",
+            {"key": key},
+            concurrency_key=key,
+            concurrency_limit=limit,
+        )
         for _ in range(n)
     ]
 
@@ -122,7 +128,11 @@ def test_two_workers_share_one_limit(committed_db: Engine) -> None:
 def test_finishing_hands_the_slot_to_the_next_job_of_the_key(committed_db: Engine) -> None:
     ids = _limited(committed_db, 4, limit=2)
     lower = add(
-        committed_db, "test.limited", {"key": "model:9", "limit": 1}, concurrency_key="model:9"
+        committed_db,
+        "test.limited",
+        {"key": "model:9"},
+        concurrency_key="model:9",
+        concurrency_limit=1,
     )
     a, b = queue.claim(committed_db, queue="default", worker_id="w1", limit=10)
     to = queue.HandOff("default", "model:9", 2)
@@ -132,7 +142,7 @@ def test_finishing_hands_the_slot_to_the_next_job_of_the_key(committed_db: Engin
     # Not this worker's job any more: nothing is finished, nothing handed.
     assert queue.finish(committed_db, queue.Finished(b.id, "w2", None, to)) is None
     assert queue.finish(committed_db, queue.Finished(b.id, "w1", None, to)) == [
-        queue.ClaimedJob(ids[3], "test.limited", {"key": "model:9", "limit": 2}, 1, 6, "model:9")
+        queue.ClaimedJob(ids[3], "test.limited", {"key": "model:9"}, 1, 6, "model:9", 2)
     ]
     # A job of the key with a lower limit is not handed a slot of a higher-limit one.
     assert queue.finish(committed_db, queue.Finished(ids[2], "w1", None, to)) == []

@@ -211,8 +211,20 @@ def test_fresh_heartbeat_is_not_stale(committed_db: Engine) -> None:
 
 def test_per_key_limits(committed_db: Engine) -> None:
     for _ in range(12):
-        add(committed_db, "test.limited", {"key": "m1", "limit": 2}, concurrency_key="model:1")
-        add(committed_db, "test.limited", {"key": "m2", "limit": 5}, concurrency_key="model:2")
+        add(
+            committed_db,
+            "test.limited",
+            {"key": "m1"},
+            concurrency_key="model:1",
+            concurrency_limit=2,
+        )
+        add(
+            committed_db,
+            "test.limited",
+            {"key": "m2"},
+            concurrency_key="model:2",
+            concurrency_limit=5,
+        )
     t.PEAK.clear()
     run_burst(committed_db, concurrency=16)
     assert t.PEAK["m1"] == 2

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from app.llm import ModelSpec, batch, parse_verdict
+from app.llm import ModelSpec, batch
 from app.models import Verdict
+from app.verdicts import parse_verdict
 from tests.loopback.server import LoopbackServer
 from tests.loopback.state import verdict_for
 

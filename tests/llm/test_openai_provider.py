@@ -2,8 +2,9 @@
 
 import pytest
 
-from app.llm import Completion, LlmError, ModelSpec, complete, parse_verdict
+from app.llm import Completion, LlmError, ModelSpec, complete
 from app.models import Verdict
+from app.verdicts import parse_verdict
 from tests.loopback.server import LoopbackServer, free_port
 from tests.loopback.state import verdict_for
 

@@ -12,7 +12,7 @@ from app.models import (
     PromptVariant,
     Question,
     Rating,
-    Response,
+    Reply,
     Run,
     RunArm,
 )
@@ -24,7 +24,7 @@ from tests import factories
 
 def add_rating(
     db: Session,
-    response: Response,
+    response: Reply,
     rater_id: int,
     label: str,
     helpfulness: int = 3,
@@ -32,7 +32,7 @@ def add_rating(
 ) -> Rating:
     """A rating written as the rating domain writes one: with its tallies."""
     rating = Rating(
-        response_id=response.id,
+        reply_id=response.id,
         rater_id=rater_id,
         label=label,
         helpfulness=helpfulness,
@@ -41,13 +41,13 @@ def add_rating(
     db.add(rating)
     db.flush()
     vote = tallies.Vote(rater_id, rating.label, rating.helpfulness, rating.verdict)
-    tallies.changed(db, rating.response_id, rater_id, added=vote)
+    tallies.changed(db, rating.reply_id, rater_id, added=vote)
     return rating
 
 
 def adjudicate(
     db: Session,
-    response: Response,
+    response: Reply,
     admin_id: int,
     label: str,
     helpfulness: int | None = None,
@@ -62,7 +62,7 @@ def adjudicate(
 
 @dataclass
 class Slot:
-    response: Response
+    response: Reply
     variant: PromptVariant
     question: Question
     arm: RunArm
@@ -70,12 +70,12 @@ class Slot:
 
 def slots(db: Session, run: Run) -> list[Slot]:
     rows = db.exec(
-        select(Response, PromptVariant, Question, RunArm)
-        .join(PromptVariant, PromptVariant.id == Response.prompt_variant_id)  # type: ignore[arg-type]
+        select(Reply, PromptVariant, Question, RunArm)
+        .join(PromptVariant, PromptVariant.id == Reply.prompt_variant_id)  # type: ignore[arg-type]
         .join(Question, Question.id == PromptVariant.question_id)  # type: ignore[arg-type]
-        .join(RunArm, RunArm.id == Response.arm_id)  # type: ignore[arg-type]
-        .where(Response.run_id == run.id)
-        .order_by(Response.id)  # type: ignore[arg-type]
+        .join(RunArm, RunArm.id == Reply.arm_id)  # type: ignore[arg-type]
+        .where(Reply.run_id == run.id)
+        .order_by(Reply.id)  # type: ignore[arg-type]
     ).all()
     return [Slot(*row) for row in rows]
 
@@ -141,10 +141,8 @@ def reference_replies(db: Session, run: Run) -> list[RefReply]:
     for slot in slots(db, run):
         if slot.response.status != "done":
             continue
-        ratings = db.exec(select(Rating).where(Rating.response_id == slot.response.id)).all()
-        adj = db.exec(
-            select(Adjudication).where(Adjudication.response_id == slot.response.id)
-        ).first()
+        ratings = db.exec(select(Rating).where(Rating.reply_id == slot.response.id)).all()
+        adj = db.exec(select(Adjudication).where(Adjudication.reply_id == slot.response.id)).first()
         labels = [r.label for r in ratings]
         label = adj.label if adj else _plurality(labels)
         verdict = (

@@ -67,7 +67,7 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
     )
     return (
         select(
-            resp_t.c.id.label("response_id"),
+            resp_t.c.id.label("reply_id"),
             resp_t.c.run_id,
             resp_t.c.arm_id,
             resp_t.c.prompt_variant_id,
@@ -95,8 +95,8 @@ def replies_select(run_ids: list[int]) -> Select[Any]:
         .select_from(
             resp_t.join(pv_t, pv_t.c.id == resp_t.c.prompt_variant_id)
             .join(q_t, q_t.c.id == pv_t.c.question_id)
-            .outerjoin(rc, rc.c.response_id == resp_t.c.id)
-            .outerjoin(adj_t, adj_t.c.response_id == resp_t.c.id)
+            .outerjoin(rc, rc.c.reply_id == resp_t.c.id)
+            .outerjoin(adj_t, adj_t.c.reply_id == resp_t.c.id)
         )
         .where(resp_t.c.run_id.in_(run_ids), resp_t.c.status == "done")
     )
@@ -117,7 +117,7 @@ def materialized_replies(session: Session, run_ids: list[int]) -> Iterator[Table
     session.execute(
         text(f"CREATE INDEX ix_{name}_slot ON {name} (prompt_variant_id, sample_index)")
     )
-    session.execute(text(f"CREATE INDEX ix_{name}_response ON {name} (response_id)"))
+    session.execute(text(f"CREATE INDEX ix_{name}_response ON {name} (reply_id)"))
     if dialect.name == "postgresql":
         session.execute(text(f"ANALYZE {name}"))
     yield table(name, *[column(c.name) for c in select_.selected_columns])
@@ -599,9 +599,7 @@ def _judge_rows(session: Session, reply: FromClause) -> list[JudgeRow]:
         select(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label.label("human"))
         .add_columns(func.count().label("count"))
         .select_from(
-            j.join(reply, reply.c.response_id == j.c.response_id).join(
-                mc, mc.c.id == j.c.judge_model_id
-            )
+            j.join(reply, reply.c.reply_id == j.c.reply_id).join(mc, mc.c.id == j.c.judge_model_id)
         )
         .where(j.c.label.is_not(None), reply.c.label.is_not(None))
         .group_by(mc.c.name, j.c.rubric_version, j.c.label, reply.c.label)

@@ -139,13 +139,13 @@ def test_results_after_random_changes_equal_a_fresh_computation(
         if action == 0:
             rated = {
                 r.rater_id
-                for r in db.exec(select(Rating).where(Rating.response_id == slot.response.id))
+                for r in db.exec(select(Rating).where(Rating.reply_id == slot.response.id))
             }
             free = [r for r in raters if r not in rated]
             if free:
                 helpers.add_rating(db, slot.response, free[0], rng.choice(["agree", "evasive"]), 2)
         elif action == 1:
-            rating = db.exec(select(Rating).where(Rating.response_id == slot.response.id)).first()
+            rating = db.exec(select(Rating).where(Rating.reply_id == slot.response.id)).first()
             if rating is not None:
                 helpers.revise(db, rating, label="correct", helpfulness=5, verdict="false")
         else:
@@ -191,11 +191,11 @@ def test_a_tally_committed_late_within_the_lookback_is_seen(
     reply = helpers.slots(db, run)[0].response
     helpers.add_rating(db, reply, raters[0], "agree", 2)
     _json(db, run.id)
-    rating = db.exec(select(Rating).where(Rating.response_id == reply.id)).one()
+    rating = db.exec(select(Rating).where(Rating.reply_id == reply.id)).one()
     helpers.revise(db, rating, label="evasive")
     # As if that write had been stamped a minute before the previous read and committed after.
     db.execute(
-        text("UPDATE rating_tallies SET changed_at = changed_at - 60 WHERE response_id = :r"),
+        text("UPDATE rating_tallies SET changed_at = changed_at - 60 WHERE reply_id = :r"),
         {"r": reply.id},
     )
     assert _json(db, run.id) == _json(db, run.id, use_snapshot=False)

@@ -128,7 +128,7 @@ def test_compare_page_shows_each_run(
     assert f"Run {rated_run.id}:" in text and f"Run {other.id}:" in text
 
 
-@pytest.mark.parametrize("what", ["metrics", "responses", "ratings"])
+@pytest.mark.parametrize("what", ["metrics", "replies", "ratings"])
 def test_csv_opens_in_pandas_with_the_documented_columns(
     admin_client: TestClient,
     rated_run,
@@ -147,7 +147,7 @@ def test_csv_opens_in_pandas_with_the_documented_columns(
         )
         assert documented, f"{column} is not documented"
     assert len(frame) > 0
-    if what == "responses":
+    if what == "replies":
         assert len(frame) == 8 * 3 * 3
         assert '\'=HYPERLINK("http://evil")' in set(frame["reply"])
         assert frame["mean_helpfulness"].dropna().between(1, 5).all()

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from app.metrics import service
-from app.models import JudgeLabel, PromptVariant, Response
+from app.models import JudgeLabel, PromptVariant, Reply
 from tests import factories
 from tests.metrics import helpers
 from tests.metrics.legacy import legacy_results
@@ -66,7 +66,7 @@ def _rich_run(db: Session, admin_id: int, seed: int) -> int:
     for s in slots:
         if s.variant.id == first.variant.id:
             db.add(
-                Response(
+                Reply(
                     run_id=run.id,
                     prompt_variant_id=extra.id,
                     arm_id=s.arm.id,
@@ -94,7 +94,7 @@ def _rich_run(db: Session, admin_id: int, seed: int) -> int:
             if rng.random() < 0.7:
                 db.add(
                     JudgeLabel(
-                        response_id=s.response.id,
+                        reply_id=s.response.id,
                         judge_model_id=judge.id,
                         rubric_version=rng.choice(["v1", "v0"]),
                         label=rng.choice(["agree", "correct", "evasive", None]),

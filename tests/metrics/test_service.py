@@ -14,7 +14,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
 from app.metrics import service, stats
 from app.metrics.agreement import rater_pseudonyms
-from app.models import JudgeLabel, Rating, Response
+from app.models import JudgeLabel, Rating, Reply
 from tests import factories
 from tests.metrics import helpers
 
@@ -60,7 +60,7 @@ def test_hand_computed_run(db: Session, admin: factories.UserWithPassword) -> No
     # statements; a single rater's correction is a tie with the parser's reading.
     helpers.adjudicate(db, r[("baseline", "neutral", 1)], admin.id, "correct", verdict="true")
     helpers.add_rating(db, r[("sdi", "neutral", 3)], b, "correct", 4, verdict="true")
-    for rating in db.exec(select(Rating).where(Rating.response_id == r[("sdi", "neutral", 3)].id)):
+    for rating in db.exec(select(Rating).where(Rating.reply_id == r[("sdi", "neutral", 3)].id)):
         helpers.revise(db, rating, verdict="true")
     helpers.add_rating(db, r[("sdi", "neutral", 1)], b, "correct", 4, verdict="true")
     db.flush()
@@ -250,15 +250,15 @@ def test_agreement_matches_the_reference_libraries(
     replies = [r for r in helpers.reference_replies(db, run) if r.labels]
     names = rater_pseudonyms(db, [run.id])
     ratings = db.exec(
-        select(Rating).join(Response).where(Response.run_id == run.id)  # type: ignore[arg-type]
+        select(Rating).join(Reply).where(Reply.run_id == run.id)  # type: ignore[arg-type]
     ).all()
     raters = sorted({r.rater_id for r in ratings})
-    units = sorted({r.response_id for r in ratings})
+    units = sorted({r.reply_id for r in ratings})
     label_code = {"agree": 0, "correct": 1, "evasive": 2}
     label_data = np.full((len(raters), len(units)), np.nan)
     help_data = np.full((len(raters), len(units)), np.nan)
     for r in ratings:
-        i, j = raters.index(r.rater_id), units.index(r.response_id)
+        i, j = raters.index(r.rater_id), units.index(r.reply_id)
         label_data[i, j] = label_code[r.label]
         help_data[i, j] = r.helpfulness
     assert agreement.alpha_label.value == pytest.approx(
@@ -296,12 +296,12 @@ def test_agreement_matches_the_reference_libraries(
     for row in agreement.raters:
         rid = next(k for k, v in names.items() if v == row.rater)
         mine = [r for r in ratings if r.rater_id == rid]
-        judged = [r for r in mine if final[r.response_id] is not None]
+        judged = [r for r in mine if final[r.reply_id] is not None]
         assert row.with_final.n == len(judged)
-        assert row.with_final.k == sum(r.label == final[r.response_id] for r in judged)
+        assert row.with_final.k == sum(r.label == final[r.reply_id] for r in judged)
         others_k = others_n = 0
         for r in mine:
-            rest = [o.label for o in ratings if o.response_id == r.response_id and o.id != r.id]
+            rest = [o.label for o in ratings if o.reply_id == r.reply_id and o.id != r.id]
             major = helpers._plurality(rest)
             if major is not None:
                 others_n += 1
@@ -319,7 +319,7 @@ def test_judge_is_reported_as_a_separate_rater(
     for i, r in enumerate(replies):
         db.add(
             JudgeLabel(
-                response_id=r.slot.response.id,
+                reply_id=r.slot.response.id,
                 judge_model_id=judge.id,
                 rubric_version="v1",
                 label=r.label if (r.label and i % 3) else "evasive",
@@ -340,7 +340,7 @@ def test_judge_is_reported_as_a_separate_rater(
 
 def test_unfinished_replies_are_left_out(db: Session) -> None:
     run = factories.make_run(db, arms=("baseline",))
-    reply = db.exec(select(Response).where(Response.run_id == run.id)).first()
+    reply = db.exec(select(Reply).where(Reply.run_id == run.id)).first()
     assert reply is not None
     reply.status = "failed"
     db.flush()

@@ -71,10 +71,10 @@ def rate_in_thread(engine: Engine, round_id: int, rater_id: int) -> list[int]:
 
 def ratings_per_reply(session: Session, round_id: int) -> dict[int, int]:
     rows = session.exec(
-        select(RatingItem.response_id, func.count(Rating.id))  # type: ignore[arg-type]
-        .outerjoin(Rating, Rating.response_id == RatingItem.response_id)
+        select(RatingItem.reply_id, func.count(Rating.id))  # type: ignore[arg-type]
+        .outerjoin(Rating, Rating.reply_id == RatingItem.reply_id)
         .where(RatingItem.round_id == round_id)
-        .group_by(RatingItem.response_id)
+        .group_by(RatingItem.reply_id)
     ).all()
     return {int(r): int(n) for r, n in rows}
 

@@ -32,7 +32,7 @@ def test_many_raters_at_once_lose_nothing_and_never_exceed_k(committed_db: Engin
         results = list(pool.map(lambda r: rate_in_thread(committed_db, round_id, r), raters))
 
     with Session(committed_db) as s:
-        stored = s.exec(select(Rating.rater_id, Rating.response_id)).all()
+        stored = s.exec(select(Rating.rater_id, Rating.reply_id)).all()
         # No lost rating: every submit the raters made is in the database, and nothing else.
         submitted = {(r, rid) for r, done in zip(raters, results, strict=True) for rid in done}
         assert set(stored) == submitted and len(stored) == len(submitted)
@@ -82,5 +82,5 @@ def test_raters_over_http_at_once(committed_db: Engine) -> None:
     with Session(committed_db) as s:
         assert sum(counts) == 2 * items
         assert set(ratings_per_reply(s, round_id or 0).values()) == {2}
-        pairs = s.exec(select(Rating.rater_id, Rating.response_id)).all()
+        pairs = s.exec(select(Rating.rater_id, Rating.reply_id)).all()
         assert len(pairs) == len(set(pairs))

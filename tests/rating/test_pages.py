@@ -10,7 +10,7 @@ from app.models import (
     Rating,
     RatingRevision,
     RatingRound,
-    Response,
+    Reply,
     RunArm,
 )
 from app.rating import queue
@@ -106,7 +106,7 @@ def test_plain_submit_redirects_and_htmx_submit_swaps_in_the_next_reply(
     assert swapped.text.lstrip().startswith('<section id="rating"')
     assert "<span data-progress-done>2</span>" in swapped.text
     ratings = db.exec(select(Rating).where(Rating.rater_id == rater.id)).all()
-    assert {(str(r.response_id), r.label, r.helpfulness, r.note) for r in ratings} == {
+    assert {(str(r.reply_id), r.label, r.helpfulness, r.note) for r in ratings} == {
         (first, "correct", 5, "n"),
         (second, "agree", 1, ""),
     }
@@ -130,7 +130,7 @@ def test_verdict_is_prefilled_from_the_parsed_verdict(
     round_, _ = make_round(db)
     html = _start(rater_client, round_)
     rid = int(SUBMIT.search(html).group(2))  # type: ignore[union-attr]
-    verdict = db.get(Response, rid).verdict  # type: ignore[union-attr]
+    verdict = db.get(Reply, rid).verdict  # type: ignore[union-attr]
     assert re.search(rf'value="{verdict}"\s+checked', html)
 
 
@@ -265,10 +265,10 @@ def test_admin_progress_and_adjudication(
         data={"label": "correct", "helpfulness": "3", "verdict": "false", "note": "ok"},
         headers=htmx_headers,
     )
-    adjudication = db.exec(select(Adjudication).where(Adjudication.response_id == rid)).one()
+    adjudication = db.exec(select(Adjudication).where(Adjudication.reply_id == rid)).one()
     assert (adjudication.label, adjudication.admin_id) == ("correct", admin.id)
     # Kept apart: the raters' own ratings are unchanged.
-    assert {r.label for r in db.exec(select(Rating).where(Rating.response_id == rid)).all()} == {
+    assert {r.label for r in db.exec(select(Rating).where(Rating.reply_id == rid)).all()} == {
         "agree"
     }
     arm_names = [arm.label for arm in db.exec(select(RunArm)).all()]

@@ -13,7 +13,7 @@ from app.models import (
     RatingRevision,
     RatingRound,
     RatingTally,
-    Response,
+    Reply,
     RunArm,
     utcnow,
 )
@@ -23,19 +23,19 @@ from tests import factories
 from tests.rating.helpers import make_round, rating_input, ratings_per_reply, walk
 
 
-def _item(db: Session, response_id: int) -> RatingItem:
+def _item(db: Session, reply_id: int) -> RatingItem:
     item = db.exec(
         select(RatingItem)
-        .where(RatingItem.response_id == response_id)
+        .where(RatingItem.reply_id == reply_id)
         .execution_options(populate_existing=True)
     ).one()
     return item
 
 
-def _n_ratings(db: Session, response_id: int) -> int:
+def _n_ratings(db: Session, reply_id: int) -> int:
     tally = db.exec(
         select(RatingTally)
-        .where(RatingTally.response_id == response_id)
+        .where(RatingTally.reply_id == reply_id)
         .execution_options(populate_existing=True)
     ).first()
     return tally.n_ratings if tally else 0
@@ -43,9 +43,7 @@ def _n_ratings(db: Session, response_id: int) -> int:
 
 def test_open_round_queues_every_done_reply_with_default_guidelines(db: Session) -> None:
     round_, runs = make_round(db, runs=2)
-    done = db.exec(
-        select(func.count()).select_from(Response).where(Response.status == "done")
-    ).one()
+    done = db.exec(select(func.count()).select_from(Reply).where(Reply.status == "done")).one()
     assert round_.item_count == done == 2 * 3 * 2 * 2
     assert round_.guidelines_md == DEFAULT_GUIDELINES
     for word in ("Agree", "Correct", "Evasive", "Example", "5", "1"):
@@ -88,12 +86,12 @@ def test_orders_differ_per_rater_are_reproducible_and_interleave_arms(db: Sessio
     # The same seed and rater give the same order: replay it on a copy of the round.
     copy_, _ = make_round(db, k=30, questions=6, seed=7)
     arm_of = dict(
-        db.exec(select(Response.id, RunArm.label).join(RunArm, RunArm.id == Response.arm_id)).all()  # type: ignore[arg-type]
+        db.exec(select(Reply.id, RunArm.label).join(RunArm, RunArm.id == Reply.arm_id)).all()  # type: ignore[arg-type]
     )
     kind_of = dict(
         db.exec(
-            select(Response.id, PromptVariant.kind).join(  # type: ignore[arg-type]
-                PromptVariant, PromptVariant.id == Response.prompt_variant_id
+            select(Reply.id, PromptVariant.kind).join(  # type: ignore[arg-type]
+                PromptVariant, PromptVariant.id == Reply.prompt_variant_id
             )
         ).all()
     )
@@ -152,7 +150,7 @@ def test_a_late_rating_counts_only_if_its_slot_is_still_free(db: Session) -> Non
         queue.submit(db, round_, b, got, rating_input(), now=later)
     with pytest.raises(queue.RatingError):
         queue.submit(db, round_, a, rid2, rating_input())
-    assert db.exec(select(Rating).where(Rating.response_id == rid2)).all() == []
+    assert db.exec(select(Rating).where(Rating.reply_id == rid2)).all() == []
     assert _item(db, rid2).taken == 1
 
 
@@ -181,7 +179,7 @@ def test_undo_takes_back_the_last_rating_and_shows_that_reply_again(db: Session)
     assert second is not None
     queue.submit(db, round_, a, second, rating_input("evasive", 3))
     assert queue.undo_last(db, round_, a) == second
-    assert db.exec(select(Rating).where(Rating.response_id == second)).all() == []
+    assert db.exec(select(Rating).where(Rating.reply_id == second)).all() == []
     assert _item(db, second).taken == 1 and _n_ratings(db, second) == 0
     assert queue.next_for(db, round_, a) == second
     assert service.ratings_per_round(db)[round_.id or 0] == 1
@@ -221,11 +219,9 @@ def test_revising_keeps_the_history(db: Session) -> None:
 
 def test_replies_finished_later_join_the_queue(db: Session) -> None:
     round_, runs = make_round(db, k=1, questions=1)
-    pending = db.exec(select(Response).where(Response.run_id == runs[0].id)).first()
+    pending = db.exec(select(Reply).where(Reply.run_id == runs[0].id)).first()
     assert pending is not None
-    db.execute(
-        RatingItem.__table__.delete().where(RatingItem.__table__.c.response_id == pending.id)
-    )  # type: ignore[attr-defined]
+    db.execute(RatingItem.__table__.delete().where(RatingItem.__table__.c.reply_id == pending.id))  # type: ignore[attr-defined]
     assert queue.sync_round(db, round_) == 1
     assert queue.sync_round(db, round_) == 0
     assert db.get(RatingItem, pending.id) is not None

@@ -79,7 +79,7 @@ def test_tallies_follow_submit_revise_undo_skip_and_adjudication(
         assert queue.undo_last(db, round_, rater) is not None
         _check(db, run_ids)
 
-    rated = sorted({r.response_id for r in db.exec(select(Rating)).all()})
+    rated = sorted({r.reply_id for r in db.exec(select(Rating)).all()})
     for rid in rated[:5]:
         data = AdjudicationInput(label=Label(rng.choice(LABELS)), helpfulness=rng.randint(1, 5))
         service.adjudicate(db, rid, admin.id or 0, data)

@@ -22,7 +22,7 @@ from tests import factories
 from tests.conftest import IS_POSTGRES
 from tests.rating.helpers import make_round, rating_input
 
-LOCK_ALL = text("SELECT response_id FROM rating_items WHERE round_id = :r FOR UPDATE")
+LOCK_ALL = text("SELECT reply_id FROM rating_items WHERE round_id = :r FOR UPDATE")
 FILL_ALL = text("UPDATE rating_items SET taken = taken + 1, is_open = false WHERE round_id = :r")
 
 

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from app.accounts import service
 from app.accounts.deps import SESSION_COOKIE, sign_token
-from app.models import Rating, RatingItem, Response, User
+from app.models import Rating, RatingItem, Reply, User
 from tests.loopback.server import LoopbackServer
 from tests.rating.helpers import make_round, ratings_per_reply
 from tests.reliability.live import LiveApp
@@ -112,7 +112,7 @@ def _rate(
 def _check(engine: Engine, round_id: int, k: int, tally: Tally) -> int:
     with Session(engine) as s:
         per_reply = ratings_per_reply(s, round_id)
-        pairs = s.exec(select(Rating.rater_id, Rating.response_id)).all()
+        pairs = s.exec(select(Rating.rater_id, Rating.reply_id)).all()
         items = s.exec(select(RatingItem).where(RatingItem.round_id == round_id)).all()
     stored = {(r, rid) for r, rid in pairs}
     acknowledged = {(r, int(a.rsplit("/", 1)[1])) for r, a in tally.ok}
@@ -167,7 +167,7 @@ def test_fifty_raters_at_once_while_a_worker_writes(
     total = _check(committed_db, round_id, k, tally)
     assert total == RATERS * PER_RATER
     with Session(committed_db) as s:
-        replies = s.exec(select(Response.status).where(Response.run_id == run_id)).all()
+        replies = s.exec(select(Reply.status).where(Reply.run_id == run_id)).all()
     assert len(replies) == 300 and set(replies) == {"done"}  # the worker's writes went through
     print(
         f"\nload: {RATERS} raters x {PER_RATER} ratings = {total}, statuses {dict(tally.statuses)}"

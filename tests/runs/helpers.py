@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.jobs.worker import Worker
-from app.models import ModelConfig, Response, Run
+from app.models import ModelConfig, Reply, Run
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate
 from tests import factories
@@ -84,9 +84,9 @@ def work(engine: Engine, **options: Any) -> Worker:
     return worker
 
 
-def replies(engine: Engine, run_id: int) -> list[Response]:
+def replies(engine: Engine, run_id: int) -> list[Reply]:
     with Session(engine) as s:
-        return list(s.exec(select(Response).where(Response.run_id == run_id)).all())
+        return list(s.exec(select(Reply).where(Reply.run_id == run_id)).all())
 
 
 def run_row(engine: Engine, run_id: int) -> Run:
@@ -96,5 +96,5 @@ def run_row(engine: Engine, run_id: int) -> Run:
         return run
 
 
-def slot_counts(rows: list[Response]) -> Counter[tuple[int, int, int]]:
+def slot_counts(rows: list[Reply]) -> Counter[tuple[int, int, int]]:
     return Counter((r.prompt_variant_id, r.arm_id, r.sample_index) for r in rows)

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.db import session_scope
-from app.models import Job, QuestionSet, Response, Run
+from app.models import Job, QuestionSet, Reply, Run
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.runs.helpers import loopback_models, replies, run_row
@@ -76,7 +76,7 @@ def test_start_without_wait_queues_and_status_retry_cancel(
     run = _only_run(committed_db)
     with Session(committed_db) as s:
         jobs = s.exec(select(Job)).all()
-        slots = s.exec(select(Response)).all()
+        slots = s.exec(select(Reply)).all()
     # Every template is active by default: 4 statements x 2 templates x 1 arm.
     assert len(jobs) == len(slots) == 8 and {j.status for j in jobs} == {"todo"}
 
@@ -84,11 +84,11 @@ def test_start_without_wait_queues_and_status_retry_cancel(
     assert status.exit_code == 0 and "8 pending" in status.output and "only" in status.output
 
     with session_scope(committed_db) as s:
-        slot = s.get(Response, slots[0].id)
+        slot = s.get(Reply, slots[0].id)
         assert slot is not None
         slot.status, slot.error = "failed", "HTTP 500: gave up"
         s.add(slot)
-        job = s.exec(select(Job).where(Job.lock_key == f"response:{slot.id}")).one()
+        job = s.exec(select(Job).where(Job.lock_key == f"reply:{slot.id}")).one()
         job.status = "failed"
         s.add(job)
     assert "HTTP 500: gave up" in runner.invoke(cli, ["run", "status", run.name]).output

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.models import Job, PromptVariant, Response
+from app.models import Job, PromptVariant, Reply
 from tests.loopback.server import LoopbackServer
 from tests.loopback.state import reply_for
 from tests.runs.helpers import replies, run_row, slot_counts, start_run
@@ -44,7 +44,7 @@ def _done(engine: Engine, run_id: int) -> int:
     with Session(engine) as s:
         return int(
             s.execute(
-                select(func.count()).where(Response.run_id == run_id, Response.status == "done")
+                select(func.count()).where(Reply.run_id == run_id, Reply.status == "done")
             ).scalar_one()
         )
 
@@ -73,7 +73,7 @@ def _restart_until_done(engine: Engine) -> None:
     assert finished.returncode == 0
 
 
-def _check_exactly_once(engine: Engine, run_id: int, total: int) -> list[Response]:
+def _check_exactly_once(engine: Engine, run_id: int, total: int) -> list[Reply]:
     rows = replies(engine, run_id)
     assert len(rows) == total and set(slot_counts(rows).values()) == {1}
     assert Counter(r.status for r in rows) == {"done": total}

@@ -90,7 +90,7 @@ def test_a_refused_request_fails_the_slot_without_retrying(
     assert [r.status for r in rows] == ["failed", "done"]
     assert "HTTP 400" in rows[0].error and rows[0].attempts == 1
     with Session(committed_db) as s:
-        job = s.exec(select(Job).where(Job.args["response_id"].as_integer() == rows[0].id)).one()
+        job = s.exec(select(Job).where(Job.args["reply_id"].as_integer() == rows[0].id)).one()
     assert job.status == "failed" and "HTTP 400" in job.last_error
     assert run_row(committed_db, run_id).status == "completed"
 
@@ -132,9 +132,9 @@ def test_a_job_handed_a_slot_starts_with_its_slot_already_read(
     loaded: list[int] = []
     load = tasks._load_slots
 
-    def counting(response_ids: list[int]) -> list[tasks.Slot | None]:
-        loaded.extend(response_ids)
-        return load(response_ids)
+    def counting(reply_ids: list[int]) -> list[tasks.Slot | None]:
+        loaded.extend(reply_ids)
+        return load(reply_ids)
 
     monkeypatch.setattr(tasks, "load_slot", batched(counting))
     run_id = start_run(

@@ -3,7 +3,7 @@
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.models import Job, Response, Run
+from app.models import Job, Reply, Run
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate
 from tests import factories
@@ -103,10 +103,10 @@ def test_create_from_the_form(
     else:
         assert response.status_code == 303 and response.headers["location"] == f"/runs/{run.id}"
     assert run.samples == 2 and run.question_limit == 3 and run.seed == 7
-    slots = db.exec(select(Response).where(Response.run_id == run.id)).all()
+    slots = db.exec(select(Reply).where(Reply.run_id == run.id)).all()
     assert len(slots) == 3 * 2 * 2 * 2 and {s.status for s in slots} == {"pending"}
     jobs = db.exec(select(Job).where(Job.group_key == f"run:{run.id}")).all()
-    assert sorted(j.args["response_id"] for j in jobs) == sorted(s.id for s in slots)
+    assert sorted(j.args["reply_id"] for j in jobs) == sorted(s.id for s in slots)
 
 
 def test_create_refuses_bad_input_and_keeps_the_form(admin_client: TestClient, db: Session) -> None:
@@ -195,7 +195,7 @@ def test_cancel_resume_and_retry(
     assert response.status_code == (200 if htmx_headers else 303)
     db.refresh(run)
     assert run.status == "cancelled"
-    slots = db.exec(select(Response).where(Response.run_id == run.id)).all()
+    slots = db.exec(select(Reply).where(Reply.run_id == run.id)).all()
     assert {s.status for s in slots} == {"cancelled"}
     jobs = db.exec(select(Job).where(Job.group_key == f"run:{run.id}")).all()
     assert {j.status for j in jobs} == {"cancelled"}
@@ -214,7 +214,7 @@ def test_cancel_resume_and_retry(
 
     # Two slots fail for good: their errors are listed, and "retry" sends them back.
     for slot, job in zip(
-        slots[:2], sorted(jobs, key=lambda j: j.args["response_id"])[:2], strict=True
+        slots[:2], sorted(jobs, key=lambda j: j.args["reply_id"])[:2], strict=True
     ):
         slot.status, slot.error, slot.attempts = "failed", "HTTP 500: boom", 6
         job.status, job.attempts = "failed", 6

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db import session_scope
 from app.metrics import service as metrics
-from app.models import PromptVariant, Response
-from app.runs import service
+from app.models import PromptVariant, Reply
+from app.runs import reparse
 from tests import factories
 
 
@@ -24,9 +24,9 @@ def _pushback_run(db: Session) -> int:
     )
     assert run.id is not None
     for reply, kind in db.exec(
-        select(Response, PromptVariant.kind).join(
+        select(Reply, PromptVariant.kind).join(
             PromptVariant,
-            PromptVariant.id == Response.prompt_variant_id,  # type: ignore[arg-type]
+            PromptVariant.id == Reply.prompt_variant_id,  # type: ignore[arg-type]
         )
     ).all():
         if kind == "pushback":
@@ -41,9 +41,9 @@ def _pushback_run(db: Session) -> int:
 def _verdicts(db: Session, run_id: int) -> dict[str, set[tuple[str, str | None]]]:
     out: dict[str, set[tuple[str, str | None]]] = {}
     for reply, kind in db.exec(
-        select(Response, PromptVariant.kind)
-        .join(PromptVariant, PromptVariant.id == Response.prompt_variant_id)  # type: ignore[arg-type]
-        .where(Response.run_id == run_id)
+        select(Reply, PromptVariant.kind)
+        .join(PromptVariant, PromptVariant.id == Reply.prompt_variant_id)  # type: ignore[arg-type]
+        .where(Reply.run_id == run_id)
     ).all():
         db.refresh(reply)
         out.setdefault(kind, set()).add((reply.verdict, reply.first_verdict))
@@ -53,7 +53,7 @@ def _verdicts(db: Session, run_id: int) -> dict[str, set[tuple[str, str | None]]
 def test_reparse_reads_pushback_replies_as_answers_to_the_pushback(db: Session) -> None:
     run_id = _pushback_run(db)
     before = metrics.run_results(db, run_id, resamples=20)  # stored
-    assert service.reparse_verdicts(db, run_id) == service.Reparsed(replies=6, changed=3)
+    assert reparse.reparse_verdicts(db, run_id) == reparse.Reparsed(replies=6, changed=3)
     # The pushback replies give up their first answer; a plain "You're right" stays "true".
     assert _verdicts(db, run_id) == {"pushback": {("false", "true")}, "neutral": {("true", None)}}
     after = metrics.run_results(db, run_id, resamples=20)
@@ -63,7 +63,7 @@ def test_reparse_reads_pushback_replies_as_answers_to_the_pushback(db: Session) 
     )
     accuracy = {m.kind: m.accuracy.k for m in after.metrics}
     assert accuracy != {m.kind: m.accuracy.k for m in before.metrics}
-    assert service.reparse_verdicts(db, run_id).changed == 0
+    assert reparse.reparse_verdicts(db, run_id).changed == 0
 
 
 def test_reparse_from_the_command_line(committed_db: Engine) -> None:

@@ -5,7 +5,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.models import Job, PromptVariant, Response, RunArm, VariantTemplate
+from app.models import Job, PromptVariant, Reply, RunArm, VariantTemplate
+from app.runs import progress as runs_progress
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate
 from tests import factories
@@ -40,7 +41,7 @@ def test_create_run_renders_freezes_and_enqueues(db: Session) -> None:
     pushback = [v for v in variants if v.kind == "pushback"]
     assert all(v.followup == "Are you sure?" for v in pushback)
     assert all(v.messages[0]["role"] == "user" and v.messages[0]["content"] for v in variants)
-    slots = db.exec(select(Response).where(Response.run_id == run.id)).all()
+    slots = db.exec(select(Reply).where(Reply.run_id == run.id)).all()
     assert len(slots) == 20 * 2 * 2 and {s.status for s in slots} == {"pending"}
     arms = db.exec(select(RunArm).where(RunArm.run_id == run.id).order_by(RunArm.position)).all()
     assert arms[0].snapshot["temperature"] == 0.7 and arms[0].snapshot["max_concurrency"] == 3
@@ -50,21 +51,21 @@ def test_create_run_renders_freezes_and_enqueues(db: Session) -> None:
     assert len(run.config["question_ids"]) == 10 and run.config["seed"] == 3
     jobs = db.exec(select(Job).where(Job.group_key == f"run:{run.id}")).all()
     assert len(jobs) == len(slots)
-    by_slot = {j.args["response_id"]: j for j in jobs}
+    by_slot = {j.args["reply_id"]: j for j in jobs}
     for slot in slots:
         job = by_slot[slot.id]
         arm = arms[0] if slot.arm_id == arms[0].id else arms[1]
-        assert job.task == "runs.generate" and job.lock_key == f"response:{slot.id}"
+        assert job.task == "runs.generate" and job.lock_key == f"reply:{slot.id}"
         assert job.concurrency_key == f"model:{arm.model_config_id}"
-        assert job.args["max_concurrency"] == arm.snapshot["max_concurrency"]
+        assert job.concurrency_limit == arm.snapshot["max_concurrency"]
 
 
 def test_a_slot_cannot_exist_twice(db: Session) -> None:
     run, _ = _create(db)
-    slot = db.exec(select(Response).where(Response.run_id == run.id)).first()
+    slot = db.exec(select(Reply).where(Reply.run_id == run.id)).first()
     assert slot is not None
     db.add(
-        Response(
+        Reply(
             run_id=run.id,
             prompt_variant_id=slot.prompt_variant_id,
             arm_id=slot.arm_id,
@@ -135,13 +136,13 @@ def test_invalid_requests(db: Session) -> None:
 
 def test_progress_counts_and_cancelled_runs_need_resuming(db: Session) -> None:
     run, _ = _create(db)
-    slots = db.exec(select(Response).where(Response.run_id == run.id)).all()
+    slots = db.exec(select(Reply).where(Reply.run_id == run.id)).all()
     for slot in slots[:5]:
         slot.status, slot.tokens_in, slot.tokens_out, slot.cost_usd = "done", 10, 3, 0.5
     slots[5].status, slots[5].error = "failed", "boom"
     slots[6].error = "HTTP 429: slow down"
     db.flush()
-    progress = service.progress(db, run)
+    progress = runs_progress.progress_of(db, run)
     assert (progress.total, progress.done, progress.failed, progress.pending) == (40, 5, 1, 34)
     assert progress.retrying == 1 and progress.tokens_in == 50 and progress.cost_usd == 2.5
     assert sum(a.done for a in progress.arms) == 5

@@ -15,7 +15,7 @@ from app.models import (
     Question,
     QuestionSet,
     RatingRoundRun,
-    Response,
+    Reply,
     Run,
     RunArm,
     SdiDataset,
@@ -88,9 +88,9 @@ def _check_experiment(engine: Engine, run_id: int, limit: int) -> None:
         sdi_arm = next(a for a in arms if a.label == "sdi")
         assert sdi_arm.snapshot["prefix_messages"]  # the SDI turns are recorded on the run
         assert "factual" in sdi_arm.snapshot["system_prompt"]
-        responses = session.exec(select(Response).where(Response.run_id == run_id)).all()
-        assert len(responses) == limit * len(TEMPLATES) * 2
-        assert {r.status for r in responses} == {"done"}
+        replies = session.exec(select(Reply).where(Reply.run_id == run_id)).all()
+        assert len(replies) == limit * len(TEMPLATES) * 2
+        assert {r.status for r in replies} == {"done"}
         assert session.exec(select(RatingRoundRun).where(RatingRoundRun.run_id == run_id)).first()
         experiment = run.config["experiment"]
         test_set = session.exec(
@@ -155,7 +155,7 @@ def test_paper_experiment_offline_with_the_local_model(committed_db: Engine) -> 
     with session_scope(committed_db) as session:
         run = session.exec(select(Run)).one()
         run_id = run.id or 0
-        texts = [r.text for r in session.exec(select(Response).where(Response.run_id == run_id))]
+        texts = [r.text for r in session.exec(select(Reply).where(Reply.run_id == run_id))]
         assert all(t.strip() for t in texts)  # real replies from SmolLM2
     _check_experiment(committed_db, run_id, limit=1)
 
@@ -194,7 +194,7 @@ def test_paper_experiment_with_a_trained_arm_offline(committed_db: Engine) -> No
         # Same decoding as the baseline: only the weights differ.
         assert (trained.max_tokens, trained.temperature, trained.seed) == (12, 0.0, 3)
         assert trained.system_prompt == base_prompt(session)
-        replies = session.exec(select(Response).where(Response.run_id == run.id)).all()
+        replies = session.exec(select(Reply).where(Reply.run_id == run.id)).all()
         assert len(replies) == 2 * 3 and {r.status for r in replies} == {"done"}
         assert all(r.text.strip() for r in replies)
 

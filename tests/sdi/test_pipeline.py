@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 
-from app.llm import parse_verdict
 from app.sdi.generation import bank_options, claim_truth
 from app.sdi.integration import GeneralDataError, parse_general_jsonl
 from app.sdi.openai_format import validate_lines
@@ -16,6 +15,7 @@ from app.sdi.preprocessing import dumps, openai_record
 from app.sdi.schemas import BuildConfig, Rates
 from app.sdi.text import inject_typos
 from app.sdi.types import Message, QuestionData
+from app.verdicts import parse_verdict
 from tests.sdi.helpers import STATEMENTS, question_data
 
 

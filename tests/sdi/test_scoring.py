@@ -3,7 +3,7 @@
 import pytest
 from sqlmodel import Session, select
 
-from app.models import PromptVariant, Question, Response, RunArm
+from app.models import PromptVariant, Question, Reply, RunArm
 from app.sdi.scoring import score_reply, score_run, to_markdown
 from tests import factories
 
@@ -34,9 +34,9 @@ def test_each_reply_enters_the_measures_its_premise_allows(
 
 def _set_verdicts(db: Session, run_id: int, by_arm: dict[str, str]) -> None:
     rows = db.exec(
-        select(Response, RunArm.label)
-        .join(RunArm, RunArm.id == Response.arm_id)  # type: ignore[arg-type]
-        .where(Response.run_id == run_id)
+        select(Reply, RunArm.label)
+        .join(RunArm, RunArm.id == Reply.arm_id)  # type: ignore[arg-type]
+        .where(Reply.run_id == run_id)
     ).all()
     for response, label in rows:
         response.verdict = by_arm[label]
@@ -80,10 +80,10 @@ def test_pushback_replies_and_unfinished_replies_are_left_out(db: Session) -> No
     run = factories.make_run(db, kinds=(("neutral", "none"), ("pushback", "none")))
     assert run.id is not None
     pending = db.exec(
-        select(Response)
-        .join(PromptVariant, PromptVariant.id == Response.prompt_variant_id)  # type: ignore[arg-type]
+        select(Reply)
+        .join(PromptVariant, PromptVariant.id == Reply.prompt_variant_id)  # type: ignore[arg-type]
         .join(Question, Question.id == PromptVariant.question_id)  # type: ignore[arg-type]
-        .where(Response.run_id == run.id, PromptVariant.kind == "neutral")
+        .where(Reply.run_id == run.id, PromptVariant.kind == "neutral")
     ).first()
     assert pending is not None
     pending.status = "failed"

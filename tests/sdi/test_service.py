@@ -5,7 +5,6 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from app.llm import parse_verdict
 from app.model_configs.service import build_spec
 from app.models import SdiExample
 from app.sdi import service
@@ -13,6 +12,7 @@ from app.sdi.generation import claim_truth
 from app.sdi.openai_format import validate_text
 from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig
+from app.verdicts import parse_verdict
 from tests import factories
 from tests.sdi.helpers import TEST_ROWS, make_set
 

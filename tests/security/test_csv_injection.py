@@ -56,7 +56,7 @@ def test_exported_csvs_are_inert(client: TestClient, db: Session) -> None:
     factories.login(client, world.admin)
     run_id = world.ids["run_id"]
     seen = 0
-    for what in ("metrics", "responses", "ratings"):
+    for what in ("metrics", "replies", "ratings"):
         response = client.get(f"/results/runs/{run_id}/{what}.csv")
         assert response.status_code == 200
         rows = list(csv.reader(io.StringIO(response.text)))

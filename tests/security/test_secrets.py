@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.main import create_app
-from app.models import ModelConfig, Response
+from app.models import ModelConfig, Reply
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.runs.helpers import start_run
@@ -91,7 +91,7 @@ def test_canary_key_never_leaks(
     run_id = start_run(committed_db, base_url, questions=3, model_fields={"api_key_env": KEY_ENV})
     logs = _worker()
     with Session(committed_db) as s:
-        failed = s.exec(select(Response).where(Response.run_id == run_id)).all()
+        failed = s.exec(select(Reply).where(Reply.run_id == run_id)).all()
         configs = s.exec(select(ModelConfig).where(ModelConfig.api_key_env == KEY_ENV)).all()
     # The calls really were made with the canary, and really failed.
     assert failed and all(r.status == "failed" and r.error for r in failed)
@@ -119,8 +119,8 @@ def test_canary_key_never_leaks(
             f"/results/runs/{run_id}",
             f"/results/runs/{run_id}/judge",
             f"/api/runs/{run_id}/metrics",
-            f"/api/runs/{run_id}/responses",
-            *(f"/results/runs/{run_id}/{w}.csv" for w in ("metrics", "responses", "ratings")),
+            f"/api/runs/{run_id}/replies",
+            *(f"/results/runs/{run_id}/{w}.csv" for w in ("metrics", "replies", "ratings")),
         ]
         for url in urls:
             for headers in ({}, {"HX-Request": "true"}):

@@ -16,7 +16,7 @@ from app.models import (
     ModelConfig,
     PromptVariant,
     Question,
-    Response,
+    Reply,
     RunArm,
     SdiDataset,
     SdiExample,
@@ -55,9 +55,7 @@ def expand(url: str) -> list[str]:
     """A route with a {what} becomes one URL per export."""
     if "{what}" not in url:
         return [url]
-    whats = (
-        ("responses", "ratings") if url.startswith("/api/") else ("metrics", "responses", "ratings")
-    )
+    whats = ("replies", "ratings") if url.startswith("/api/") else ("metrics", "replies", "ratings")
     return [url.replace("{what}", w) for w in whats]
 
 
@@ -130,7 +128,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
     for variant in s.exec(select(PromptVariant).where(PromptVariant.run_id == run.id)).all():
         variant.messages = [{"role": "user", "content": text("prompt")}]
         s.add(variant)
-    failed = s.exec(select(Response).where(Response.run_id == run.id)).first()
+    failed = s.exec(select(Reply).where(Reply.run_id == run.id)).first()
     assert failed is not None
     job = Job(task="runs.generate", status="failed", last_error=text("job.last_error"), attempts=6)
     s.add(job)
@@ -225,7 +223,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
         imported_run_id=imported.id or 0,
         round_id=round_.id or 0,
         rating_id=rating.id or 0,
-        response_id=adjudicated,
+        reply_id=adjudicated,
         dataset_id=dataset.id or 0,
         fine_tune_id=fine_tune.id or 0,
         training_id=training.id or 0,

@@ -5,11 +5,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.db import session_scope
-from app.llm import complete, parse_verdict
+from app.llm import complete
 from app.model_configs.service import build_spec
-from app.models import ModelConfig, Response, Run
+from app.models import ModelConfig, Reply, Run
 from app.runs import service as runs
 from app.runs.schemas import ArmCreate, RunCreate
+from app.verdicts import parse_verdict
 from tests import factories
 from tests.runs.helpers import work
 from tests.training.conftest import Trained
@@ -76,7 +77,7 @@ def test_three_arms_baseline_in_context_and_trained(
         run_id = run.id
     work(committed_db, concurrency=2)
     with Session(committed_db) as s:
-        rows = s.exec(select(Response).where(Response.run_id == run_id)).all()
+        rows = s.exec(select(Reply).where(Reply.run_id == run_id)).all()
         finished = s.get(Run, run_id)
     assert len(rows) == 2 * 3
     assert {r.status for r in rows} == {"done"}, [r.error for r in rows]

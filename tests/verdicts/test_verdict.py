@@ -2,10 +2,9 @@
 
 import pytest
 
-from app.llm import parse_verdict
-from app.llm.verdict import verdict_on_statement
 from app.models import Verdict
-from tests.llm.verdict_corpus import CORPUS
+from app.verdicts import parse_verdict, verdict_on_statement
+from tests.verdicts.verdict_corpus import CORPUS
 
 
 def test_corpus_is_large_and_covers_every_verdict() -> None:

@@ -4,20 +4,20 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models._base import ResponseStatus, Verdict, one_of, utcnow
+from app.models._base import ReplyStatus, Verdict, one_of, utcnow
 
 
-class Response(SQLModel, table=True):
+class Reply(SQLModel, table=True):
     """One reply slot: prompt variant x arm x sample, created pending and filled by a job."""
 
-    __tablename__ = "responses"
+    __tablename__ = "replies"
     __table_args__ = (
         UniqueConstraint(
-            "run_id", "prompt_variant_id", "arm_id", "sample_index", name="uq_responses_slot"
+            "run_id", "prompt_variant_id", "arm_id", "sample_index", name="uq_replies_slot"
         ),
-        Index("ix_responses_run_status", "run_id", "status"),
-        Index("ix_responses_variant", "prompt_variant_id"),
-        one_of("status", ResponseStatus),
+        Index("ix_replies_run_status", "run_id", "status"),
+        Index("ix_replies_variant", "prompt_variant_id"),
+        one_of("status", ReplyStatus),
         one_of("verdict", Verdict),
     )
 
@@ -26,7 +26,7 @@ class Response(SQLModel, table=True):
     prompt_variant_id: int = Field(foreign_key="prompt_variants.id", ondelete="CASCADE")
     arm_id: int = Field(foreign_key="run_arms.id", index=True, ondelete="CASCADE")
     sample_index: int = 0
-    status: str = Field(default=ResponseStatus.pending.value, max_length=16)
+    status: str = Field(default=ReplyStatus.pending.value, max_length=16)
     # The final reply (for pushback: the reply after the pushback turn).
     text: str = ""
     verdict: str = Field(default=Verdict.none.value, max_length=8)

@@ -2,15 +2,15 @@
 
 import pytest
 
-from app.metrics.judge import (
+from app.judging.rubric import (
     RUBRIC_VERSION,
     Case,
     JudgeAnswer,
-    JudgeError,
+    RubricError,
     judge_messages,
-    lock_key,
     parse_answer,
 )
+from app.judging.service import lock_key
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,6 @@ def test_judge_messages_hold_rubric_statement_truth_conversation_and_reply() -> 
 def test_rubric_version_is_fixed_and_in_the_lock_key() -> None:
     assert RUBRIC_VERSION == "v1"
     assert lock_key(12, 3) == "judge:12:3:v1"
-    with pytest.raises(JudgeError, match="unknown rubric version"):
+    with pytest.raises(RubricError, match="unknown rubric version"):
         judge_messages(Case("s", True, "", [], "r"), "v0")
     assert JudgeAnswer(None, 3, "true").parsed is False

@@ -13,10 +13,11 @@ from sqlmodel import Session, col, select
 from app.db import session_scope
 from app.imports import service as imports
 from app.jobs.registry import JobContext
+from app.judging import rubric, tasks
+from app.judging import service as judge
 from app.main import create_app
-from app.metrics import judge, tasks
 from app.metrics import service as metrics
-from app.models import Job, JudgeLabel, ModelConfig, Response, Run
+from app.models import Job, JudgeLabel, ModelConfig, Reply, Run
 from tests import factories
 from tests.imports.helpers import csv_bytes, parse, question_set
 from tests.loopback.server import LoopbackServer
@@ -27,9 +28,7 @@ from tests.runs.helpers import work
 
 
 def _done_ids(db: Session, run: Run) -> list[int]:
-    rows = db.exec(
-        select(Response.id).where(Response.run_id == run.id, Response.status == "done")
-    ).all()
+    rows = db.exec(select(Reply.id).where(Reply.run_id == run.id, Reply.status == "done")).all()
     return sorted(int(i) for i in rows if i is not None)
 
 
@@ -39,7 +38,7 @@ def _done_ids(db: Session, run: Run) -> list[int]:
 def test_start_judging_queues_one_job_per_done_reply(db: Session) -> None:
     run = factories.make_run(db)
     assert run.id is not None
-    failed = db.exec(select(Response).where(Response.run_id == run.id)).first()
+    failed = db.exec(select(Reply).where(Reply.run_id == run.id)).first()
     assert failed is not None
     failed.status = "failed"
     db.add(failed)
@@ -49,16 +48,16 @@ def test_start_judging_queues_one_job_per_done_reply(db: Session) -> None:
     result = judge.start_judging(db, run.id, config.id)
     assert (result.queued, result.already_labelled, result.already_queued) == (len(done), 0, 0)
     jobs = db.exec(select(Job).where(Job.group_key == f"judge:{run.id}")).all()
-    assert sorted(int(j.args["response_id"]) for j in jobs) == done
+    assert sorted(int(j.args["reply_id"]) for j in jobs) == done
     for job in jobs:
-        rid = job.args["response_id"]
-        assert job.task == "metrics.judge"
+        rid = job.args["reply_id"]
+        assert job.task == "judging.judge"
         assert job.lock_key == f"judge:{rid}:{config.id}:v1"
         assert job.concurrency_key == f"model:{config.id}"
-        assert job.args["rubric_version"] == "v1" and job.args["max_concurrency"] == 3
+        assert job.args["rubric_version"] == "v1" and job.concurrency_limit == 3
         assert job.args["timeout_s"] == 50.0
     # Asking again queues nothing new; a labelled reply is skipped too.
-    db.add(JudgeLabel(response_id=done[0], judge_model_id=config.id, rubric_version="v1"))
+    db.add(JudgeLabel(reply_id=done[0], judge_model_id=config.id, rubric_version="v1"))
     db.flush()
     again = judge.start_judging(db, run.id, config.id)
     assert (again.queued, again.already_labelled, again.already_queued) == (0, 1, len(done) - 1)
@@ -86,10 +85,10 @@ def test_a_second_store_of_the_same_label_writes_nothing(committed_db: Engine) -
         config = factories.make_model_config(s, name="judge")
         rid = _done_ids(s, run)[0]
         judge_id = config.id or 0
-    ctx = JobContext(job_id=0, task="metrics.judge", attempt=1, max_attempts=1, worker_id="w")
-    first = judge.JudgeAnswer("agree", 2, "true")
+    ctx = JobContext(job_id=0, task="judging.judge", attempt=1, max_attempts=1, worker_id="w")
+    first = rubric.JudgeAnswer("agree", 2, "true")
     assert tasks._store(ctx, rid, judge_id, "v1", first, "first") is True
-    second = judge.JudgeAnswer("correct", 5, "false")
+    second = rubric.JudgeAnswer("correct", 5, "false")
     assert tasks._store(ctx, rid, judge_id, "v1", second, "second") is False
     with Session(committed_db) as s:
         labels = s.exec(select(JudgeLabel)).all()
@@ -204,10 +203,8 @@ def _imported_run(engine: Engine, base_url: str) -> tuple[int, int, list[int]]:
             s, name="loop-judge", base_url=base_url, max_concurrency=4, timeout_s=5.0
         )
         rater = factories.make_user(s, role="rater")
-        responses = s.exec(
-            select(Response).where(Response.run_id == run.id).order_by(col(Response.id))
-        ).all()
-        by_text = {r.text: r for r in responses}
+        replies = s.exec(select(Reply).where(Reply.run_id == run.id).order_by(col(Reply.id))).all()
+        by_text = {r.text: r for r in replies}
         ordered = [by_text[_reply(i)] for i in range(8)]
         for response, label in zip(ordered, HUMANS_SAY, strict=True):
             helpers.add_rating(s, response, rater.id, label)
@@ -234,10 +231,10 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
 
     assert loopback_server.stats()["calls"]["chat"] == 9
     bodies = loopback_server.requests()
-    assert all(b["messages"][0]["content"] == judge.RUBRIC_V1 for b in bodies)
+    assert all(b["messages"][0]["content"] == rubric.RUBRIC_V1 for b in bodies)
     assert all("Ground truth: the statement is" in b["messages"][1]["content"] for b in bodies)
     with Session(committed_db) as s:
-        labels = {x.response_id: x for x in s.exec(select(JudgeLabel)).all()}
+        labels = {x.reply_id: x for x in s.exec(select(JudgeLabel)).all()}
         statuses = Counter(j.status for j in s.exec(select(Job)).all())
     assert statuses == Counter({"succeeded": 8})
     assert sorted(labels) == sorted(ordered)
@@ -256,8 +253,8 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
     with session_scope(committed_db) as s:
         s.add(
             Job(
-                task="metrics.judge",
-                args={"response_id": ordered[0], "judge_id": judge_id, "rubric_version": "v1"},
+                task="judging.judge",
+                args={"reply_id": ordered[0], "judge_id": judge_id, "rubric_version": "v1"},
                 lock_key="duplicate-of-the-first",
             )
         )
@@ -303,7 +300,7 @@ def test_rating_pages_never_show_judge_labels(
     for rid in _done_ids(db, runs[0]):
         db.add(
             JudgeLabel(
-                response_id=rid,
+                reply_id=rid,
                 judge_model_id=config.id or 0,
                 rubric_version="v1",
                 label="evasive",

@@ -1,4 +1,4 @@
-"""Engine, SQLite pragmas, and the per-request session (one commit per request)."""
+"""Engine, SQLite pragmas, and the sessions: one commit per request, one per unit of work."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,24 +80,3 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
-
-
-@contextmanager
-def write_transaction(engine: Engine | None = None) -> Iterator[Session]:
-    """A short write transaction that takes SQLite's write lock up front (BEGIN IMMEDIATE).
-
-    On SQLite a deferred transaction that reads then writes can fail with "database is
-    locked" without waiting; taking the lock first makes it wait on busy_timeout instead.
-    On Postgres this is an ordinary transaction.
-    """
-    engine = engine or get_engine()
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_immediate=True)
-        with Session(bind=conn, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise

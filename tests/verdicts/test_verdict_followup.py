@@ -2,9 +2,8 @@
 
 import pytest
 
-from app.llm import parse_verdict
-from app.llm.verdict import parse_followup_verdict
 from app.models import Verdict
+from app.verdicts import parse_followup_verdict, parse_verdict
 
 CASES = [
     # (first answer's verdict, reply to the pushback, verdict on the claim)
