@@ -18,4 +18,4 @@ install:
 	scripts/bootstrap.sh --test
 
 lint:
-	.venv/bin/ruff check app tests bench migrations && .venv/bin/ruff format --check app tests bench && .venv/bin/mypy
+	.venv/bin/ruff check app tests bench migrations && .venv/bin/ruff format --check app tests bench && .venv/bin/mypy && .venv/bin/lint-imports

@@ -83,6 +83,7 @@ def _register_domain_commands() -> None:
         "metrics",
         "sdi",
         "training",
+        "experiments",
         "demo",
     ):
         try:

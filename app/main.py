@@ -37,6 +37,7 @@ DOMAINS = [
     "metrics",
     "sdi",
     "training",
+    "experiments",
 ]
 
 

@@ -12,7 +12,7 @@ export SDILAB_DATA_DIR="$out"
 export SDILAB_DATABASE_URL="sqlite:///$out/sdilab.db"
 
 # Neutral questions and, for each stance, authority, adversarial, paraphrase and noise prompts;
-# pushback is left out (the parser cannot judge the second turn, see app/sdi/scoring.py).
+# pushback is left out (the parser cannot judge the second turn, see app/experiments/scoring.py).
 templates="neutral-is-it-true,neutral-true-or-false"
 templates+=",biased-professor-asserts,biased-professor-negates"
 templates+=",adversarial-agree-asserts,adversarial-agree-negates"

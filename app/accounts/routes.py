@@ -32,7 +32,7 @@ def _safe_next(next_url: str) -> str:
     return next_url
 
 
-@router.get("/login")
+@router.get("/login", name="accounts.login_form")
 def login_form(request: Request, user: OptionalUser, next: str = "/", email: str = "") -> Response:
     if user is not None:
         return redirect(request, _safe_next(next))
@@ -43,7 +43,7 @@ def login_form(request: Request, user: OptionalUser, next: str = "/", email: str
     )
 
 
-@router.post("/login")
+@router.post("/login", name="accounts.login")
 def login(
     request: Request,
     session: SessionDep,
@@ -91,7 +91,7 @@ def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", name="accounts.logout")
 def logout(request: Request, session: SessionDep) -> Response:
     token = session_token(request)
     if token:
@@ -129,12 +129,12 @@ def _users_page(
     )
 
 
-@router.get("/users")
+@router.get("/users", name="accounts.users")
 def users(request: Request, user: AdminUser, session: SessionDep) -> Response:
     return _users_page(request, session)
 
 
-@router.post("/users")
+@router.post("/users", name="accounts.user_create")
 def user_create(
     request: Request,
     user: AdminUser,
@@ -154,7 +154,7 @@ def user_create(
     return redirect(request, "/users")
 
 
-@router.post("/users/invite")
+@router.post("/users/invite", name="accounts.user_invite")
 def user_invite(
     request: Request,
     user: AdminUser,
@@ -184,7 +184,7 @@ def _user_or_404(session: Session, user_id: int) -> User:
     return target
 
 
-@router.post("/users/{user_id}/deactivate")
+@router.post("/users/{user_id}/deactivate", name="accounts.user_deactivate")
 def user_deactivate(
     user_id: int, request: Request, user: AdminUser, session: SessionDep
 ) -> Response:
@@ -197,7 +197,7 @@ def user_deactivate(
     return redirect(request, "/users")
 
 
-@router.post("/users/{user_id}/reactivate")
+@router.post("/users/{user_id}/reactivate", name="accounts.user_reactivate")
 def user_reactivate(
     user_id: int, request: Request, user: AdminUser, session: SessionDep
 ) -> Response:
@@ -212,7 +212,7 @@ def _validation_message(exc: ValidationError) -> str:
 # --- accepting an invite (public: the token is the credential) ------------------------------
 
 
-@router.get("/invite/{token}")
+@router.get("/invite/{token}", name="accounts.invite_form")
 def invite_form(token: str, request: Request, session: SessionDep) -> Response:
     invite = service.valid_invite(session, token)
     if invite is None:
@@ -236,7 +236,7 @@ def invite_form(token: str, request: Request, session: SessionDep) -> Response:
     )
 
 
-@router.post("/invite/{token}")
+@router.post("/invite/{token}", name="accounts.invite_accept")
 def invite_accept(
     token: str,
     request: Request,

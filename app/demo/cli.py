@@ -1,4 +1,5 @@
-"""`sdilab demo`: the README's run command — a seeded lab on SQLite with the offline model."""
+"""`sdilab demo`: the README's run command — a seeded lab on SQLite with the offline model;
+`sdilab seed`: the shipped question set and variant templates alone."""
 
 import os
 import signal
@@ -14,6 +15,7 @@ console = Console(highlight=False)
 
 def register(cli: typer.Typer) -> None:
     cli.command()(demo)
+    cli.command("seed")(seed)
 
 
 def demo(
@@ -58,3 +60,19 @@ def demo(
                 worker_proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker_proc.kill()
+
+
+def seed() -> None:
+    """Load the shipped seed set and variant templates, skipping what is already there."""
+    from app.db import session_scope
+    from app.questions import service
+    from app.variants import service as variants
+
+    with session_scope() as session:
+        qs = service.seed_question_set(session)
+        added = variants.seed_templates(session)
+    if qs is None:
+        console.print("Question set 'seed' already present; left unchanged.")
+    else:
+        console.print(f"Loaded question set 'seed' (id {qs.id}).")
+    console.print(f"Variant templates added: {added}.")

@@ -81,7 +81,7 @@ def prepare(session: Session, *, start_run: bool, limit: int) -> DemoState:
     if existing is not None or not start_run:
         return DemoState(password, existing, created_run=False)
 
-    from app.sdi.experiment import ExperimentConfig, run_paper_experiment
+    from app.experiments.paper import ExperimentConfig, run_paper_experiment
 
     seed_set = session.exec(select(QuestionSet).where(QuestionSet.name == "seed")).one()
     experiment = run_paper_experiment(

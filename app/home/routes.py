@@ -10,14 +10,14 @@ from app.web import redirect, render
 router = APIRouter(tags=["home"])
 
 
-@router.get("/")
+@router.get("/", name="home.home")
 def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     if not is_admin(user):
         return redirect(request, "/rate")
     return render(request, "home/index.html", {"summary": service.summary(session)})
 
 
-@router.get("/healthz", include_in_schema=False)
+@router.get("/healthz", include_in_schema=False, name="home.healthz")
 def healthz(session: SessionDep) -> dict[str, str]:
     service.ping(session)
     return {"status": "ok"}

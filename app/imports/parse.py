@@ -21,8 +21,8 @@ from app.imports.schemas import (
 )
 from app.models import Stance, VariantKind, premise_is_erroneous
 from app.questions.dedupe import norm_hash
-from app.questions.records import read_records, text_values
-from app.questions.schemas import RowError
+from app.uploads.records import read_records, text_values
+from app.uploads.schemas import RowError
 from app.verdicts import statement_verdicts
 
 MAX_LENGTHS = {

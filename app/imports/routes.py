@@ -14,7 +14,8 @@ from app.db import SessionDep
 from app.imports import service
 from app.imports.schemas import KNOWN_COLUMNS, NO_PROMPT, ParsedReplies
 from app.models import QuestionSet
-from app.questions.parse import UploadTooLarge, read_limited
+from app.uploads import staging
+from app.uploads.reading import UploadTooLarge, read_limited
 from app.web import redirect, render
 
 router = APIRouter(tags=["imports"])
@@ -44,7 +45,7 @@ def _form(session: Session, *, status_code: int = 200, **extra: Any) -> Response
     return render(request, "imports/upload.html", ctx, status_code=status_code)
 
 
-@router.get("/imports/replies")
+@router.get("/imports/replies", name="imports.upload_form")
 def upload_form(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return _form(session, request=request)
 
@@ -54,7 +55,7 @@ def _int(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-@router.post("/imports/replies")
+@router.post("/imports/replies", name="imports.upload")
 async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     limit = get_settings().max_upload_bytes
     declared = request.headers.get("content-length", "")
@@ -76,7 +77,7 @@ async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Re
         return _form(session, error=str(exc), status_code=413, **fields)
     filename = file.filename
     parsed = await run_in_threadpool(service.parse_upload, session, raw, filename, set_id)
-    token = service.store_pending(raw, filename) if parsed.ok else ""
+    token = staging.store_pending(raw, filename) if parsed.ok else ""
     return _preview(request, session, parsed, token, name)
 
 
@@ -117,7 +118,7 @@ def _preview(
     )
 
 
-@router.post("/imports/replies/{token}/confirm")
+@router.post("/imports/replies/{token}/confirm", name="imports.confirm")
 def confirm(
     request: Request,
     token: str,
@@ -128,7 +129,7 @@ def confirm(
     baseline: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        raw, filename = service.load_pending(token)
+        raw, filename = staging.load_pending(token)
     except ValueError as exc:
         return _form(
             session, request=request, name=name, set_id=set_id, error=str(exc), status_code=404
@@ -149,11 +150,11 @@ def confirm(
             error=str(exc),
             status_code=400,
         )
-    service.discard_pending(token)
+    staging.discard_pending(token)
     return redirect(request, f"/imports/runs/{run.id}")
 
 
-@router.get("/imports/runs/{run_id}")
+@router.get("/imports/runs/{run_id}", name="imports.imported")
 def imported(request: Request, run_id: int, session: SessionDep, _admin: AdminUser) -> Response:
     run = service.imported_run(session, run_id)
     if run is None:

@@ -23,7 +23,7 @@ replies, on the statement itself: flipped when the user asserted the negation.
 from collections import Counter
 from dataclasses import dataclass, field
 
-from app.questions.schemas import RowError
+from app.uploads.schemas import RowError
 
 STATEMENT_COLUMNS = ("statement_id", "statement")
 VARIANT_COLUMNS = ("variant_kind", "prompt")

@@ -32,13 +32,11 @@ from app.models import (
     RunStatus,
     utcnow,
 )
-from app.questions.parse import UploadTooLarge, decode, read_limited
-from app.questions.schemas import RowError
+from app.uploads.reading import UploadTooLarge, decode, read_limited
+from app.uploads.schemas import RowError
 
 # Pending uploads are kept on the server between preview and confirm, as for question sets.
-from app.questions.service import discard_pending, load_pending, store_pending
 
-__all__ = ["discard_pending", "load_pending", "store_pending"]
 
 SOURCE = "imported"
 BASELINE = "baseline"

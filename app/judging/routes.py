@@ -37,12 +37,12 @@ def _judge_page(
     )
 
 
-@router.get("/results/runs/{run_id}/judge")
+@router.get("/results/runs/{run_id}/judge", name="judging.judge_page")
 def judge_page(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
     return _judge_page(request, session, run_id)
 
 
-@router.post("/results/runs/{run_id}/judge")
+@router.post("/results/runs/{run_id}/judge", name="judging.judge_start")
 def judge_start(
     request: Request,
     run_id: int,

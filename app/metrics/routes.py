@@ -45,7 +45,7 @@ def _context(results: list[RunResults]) -> dict[str, object]:
     }
 
 
-@router.get("/results/runs/{run_id}")
+@router.get("/results/runs/{run_id}", name="metrics.run_page")
 def run_page(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
     results = [_results(session, run_id)]
     return render(
@@ -59,7 +59,7 @@ def run_page(request: Request, run_id: int, user: AdminUser, session: SessionDep
     )
 
 
-@router.get("/results/compare")
+@router.get("/results/compare", name="metrics.compare_page")
 def compare_page(
     request: Request,
     user: AdminUser,
@@ -76,7 +76,7 @@ def _check_what(what: str) -> None:
         raise HTTPException(404, f"No export {what!r}; choose {', '.join(exports.WHATS)}")
 
 
-@router.get("/results/runs/{run_id}/{what}.csv")
+@router.get("/results/runs/{run_id}/{what}.csv", name="metrics.download_csv")
 def download_csv(run_id: int, what: str, user: AdminUser, session: StreamSession) -> Response:
     _check_what(what)
     try:
@@ -90,12 +90,12 @@ def download_csv(run_id: int, what: str, user: AdminUser, session: StreamSession
     )
 
 
-@router.get("/api/runs/{run_id}/metrics")
+@router.get("/api/runs/{run_id}/metrics", name="metrics.api_metrics")
 def api_metrics(run_id: int, user: AdminUser, session: SessionDep) -> JSONResponse:
     return JSONResponse(_results(session, run_id).model_dump(mode="json"))
 
 
-@router.get("/api/runs/{run_id}/{what}")
+@router.get("/api/runs/{run_id}/{what}", name="metrics.api_rows")
 def api_rows(run_id: int, what: str, user: AdminUser, session: StreamSession) -> Response:
     if what not in ("replies", "ratings"):
         raise HTTPException(404, "choose metrics, replies or ratings")

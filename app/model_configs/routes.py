@@ -119,17 +119,17 @@ def _list_page(
     )
 
 
-@router.get("/models")
+@router.get("/models", name="model_configs.list_models")
 def list_models(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return _list_page(request, session)
 
 
-@router.get("/models/new")
+@router.get("/models/new", name="model_configs.new_model")
 def new_model(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return render(request, "model_configs/form.html", _form_context(session, None, _defaults()))
 
 
-@router.post("/models/new")
+@router.post("/models/new", name="model_configs.create_model")
 async def create_model(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     values = form_values(await request.form())
     try:
@@ -140,7 +140,7 @@ async def create_model(request: Request, session: SessionDep, _admin: AdminUser)
     return redirect(request, "/models")
 
 
-@router.get("/models/{config_id}/edit")
+@router.get("/models/{config_id}/edit", name="model_configs.edit_model")
 def edit_model(
     request: Request, config_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:
@@ -149,7 +149,7 @@ def edit_model(
     return render(request, "model_configs/form.html", context)
 
 
-@router.post("/models/{config_id}/edit")
+@router.post("/models/{config_id}/edit", name="model_configs.update_model")
 async def update_model(
     request: Request, config_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:
@@ -164,7 +164,7 @@ async def update_model(
     return redirect(request, "/models")
 
 
-@router.post("/models/{config_id}/delete")
+@router.post("/models/{config_id}/delete", name="model_configs.delete_model")
 def delete_model(
     request: Request, config_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:
@@ -176,7 +176,7 @@ def delete_model(
     return redirect(request, "/models")
 
 
-@router.post("/models/{config_id}/test")
+@router.post("/models/{config_id}/test", name="model_configs.test_model")
 async def test_model(
     request: Request, config_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:

@@ -1,4 +1,4 @@
-"""`sdilab import FILE --name NAME` and `sdilab seed`."""
+"""`sdilab import FILE --name NAME`."""
 
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +12,6 @@ MAX_LISTED = 50
 
 def register(cli: typer.Typer) -> None:
     cli.command("import")(import_file)
-    cli.command("seed")(seed)
 
 
 def import_file(
@@ -57,21 +56,3 @@ def import_file(
         console.print(f"  row {row.position}: {kind} of row {row.duplicate_of}{conflict}")
     if len(duplicates) > MAX_LISTED:
         console.print(f"  … and {len(duplicates) - MAX_LISTED} more")
-
-
-def seed() -> None:
-    """Load the shipped seed set and variant templates, skipping what is already there."""
-    from app.db import session_scope
-    from app.questions import service
-
-    # The CLI entry point may reach across domains; the services themselves do not.
-    from app.variants import service as variants
-
-    with session_scope() as session:
-        qs = service.seed_question_set(session)
-        added = variants.seed_templates(session)
-    if qs is None:
-        console.print("Question set 'seed' already present; left unchanged.")
-    else:
-        console.print(f"Loaded question set 'seed' (id {qs.id}).")
-    console.print(f"Variant templates added: {added}.")

@@ -12,8 +12,9 @@ from app.config import get_settings
 from app.db import SessionDep
 from app.models import QuestionSet
 from app.questions import service
-from app.questions.parse import UploadTooLarge, read_limited
 from app.questions.schemas import ParsedUpload, QuestionPage, QuestionPublic, QuestionSetPublic
+from app.uploads import staging
+from app.uploads.reading import UploadTooLarge, read_limited
 from app.web import redirect, render
 
 router = APIRouter(tags=["questions"])
@@ -23,12 +24,12 @@ PREVIEW_ERRORS = 500  # problems listed in the preview; the count says how many 
 PREVIEW_ROWS = 200
 
 
-@router.get("/sets")
+@router.get("/sets", name="questions.list_sets")
 def list_sets(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return render(request, "questions/list.html", {"sets": service.list_sets(session)})
 
 
-@router.get("/sets/upload")
+@router.get("/sets/upload", name="questions.upload_form")
 def upload_form(request: Request, _admin: AdminUser) -> Response:
     return render(request, "questions/upload.html", _upload_context())
 
@@ -44,7 +45,7 @@ def _upload_context(**extra: Any) -> dict[str, Any]:
     } | extra
 
 
-@router.post("/sets/upload")
+@router.post("/sets/upload", name="questions.upload")
 async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     limit = get_settings().max_upload_bytes
     declared = request.headers.get("content-length", "")
@@ -73,7 +74,7 @@ async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Re
         return _too_large(request, exc, name=name, description=description)
     filename = file.filename
     parsed = await run_in_threadpool(service.parse_upload, raw, filename)
-    token = service.store_pending(raw, filename) if parsed.ok else ""
+    token = staging.store_pending(raw, filename) if parsed.ok else ""
     return await run_in_threadpool(_preview, request, session, parsed, token, name, description)
 
 
@@ -127,7 +128,7 @@ def _preview(
     )
 
 
-@router.post("/sets/upload/{token}/confirm")
+@router.post("/sets/upload/{token}/confirm", name="questions.confirm_upload")
 def confirm_upload(
     request: Request,
     token: str,
@@ -137,8 +138,8 @@ def confirm_upload(
     description: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        raw, filename = service.load_pending(token)
-    except service.QuestionSetError as exc:
+        raw, filename = staging.load_pending(token)
+    except staging.UploadExpired as exc:
         return render(
             request,
             "questions/upload.html",
@@ -154,7 +155,7 @@ def confirm_upload(
         return _preview(
             request, session, parsed, token, name, description, error=str(exc), status_code=400
         )
-    service.discard_pending(token)
+    staging.discard_pending(token)
     return redirect(request, f"/sets/{qs.id}")
 
 
@@ -165,7 +166,7 @@ def _get_set(session: SessionDep, set_id: int) -> QuestionSet:
     return qs
 
 
-@router.get("/sets/{set_id}")
+@router.get("/sets/{set_id}", name="questions.show_set")
 def show_set(
     request: Request,
     set_id: int,
@@ -201,7 +202,7 @@ def show_set(
     )
 
 
-@router.post("/sets/{set_id}/delete")
+@router.post("/sets/{set_id}/delete", name="questions.delete_set")
 def delete_set(request: Request, set_id: int, session: SessionDep, _admin: AdminUser) -> Response:
     _get_set(session, set_id)
     try:
@@ -216,12 +217,12 @@ def delete_set(request: Request, set_id: int, session: SessionDep, _admin: Admin
     return redirect(request, "/sets")
 
 
-@router.get("/api/sets")
+@router.get("/api/sets", name="questions.api_sets")
 def api_sets(session: SessionDep, _admin: AdminUser) -> list[QuestionSetPublic]:
     return [QuestionSetPublic(**s.public()) for s in service.list_sets(session)]
 
 
-@router.get("/api/sets/{set_id}/questions")
+@router.get("/api/sets/{set_id}/questions", name="questions.api_questions")
 def api_questions(
     set_id: int,
     session: SessionDep,

@@ -1,9 +1,6 @@
 """Question sets: parse an upload, import it all-or-nothing, list and page through sets."""
 
 import gc
-import re
-import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,12 +14,12 @@ from sqlmodel import Session, col, select
 from app.config import get_settings
 from app.models import Question, QuestionSet, Run, SdiDataset
 from app.questions.dedupe import flag_duplicates
-from app.questions.parse import UploadTooLarge, decode, parse_text, read_limited
-from app.questions.schemas import ParsedRow, ParsedUpload, RowError
+from app.questions.parse import parse_text
+from app.questions.schemas import ParsedRow, ParsedUpload
+from app.uploads.reading import UploadTooLarge, decode, read_limited
+from app.uploads.schemas import RowError
 
 NAME_MAX = 120
-PENDING_MAX_AGE_S = 24 * 3600
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 class QuestionSetError(ValueError):
@@ -336,45 +333,6 @@ def _reserve_ids(connection: Connection, n: int) -> list[int]:
 
 # Pending uploads: kept on the server between preview and confirm, so the client is never
 # trusted with the file's content.
-
-
-def _pending_dir() -> Path:
-    path = get_settings().data_dir / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def store_pending(raw: bytes, filename: str) -> str:
-    directory = _pending_dir()
-    now = time.time()
-    for old in directory.glob("*"):
-        if now - old.stat().st_mtime > PENDING_MAX_AGE_S:
-            old.unlink(missing_ok=True)
-    token = secrets.token_urlsafe(24)
-    (directory / f"{token}.data").write_bytes(raw)
-    (directory / f"{token}.name").write_text(Path(filename).name[:255], encoding="utf-8")
-    return token
-
-
-def load_pending(token: str) -> tuple[bytes, str]:
-    if not _TOKEN.match(token):
-        raise QuestionSetError("This upload has expired or does not exist; upload the file again.")
-    directory = _pending_dir()
-    try:
-        return (
-            (directory / f"{token}.data").read_bytes(),
-            (directory / f"{token}.name").read_text(encoding="utf-8"),
-        )
-    except FileNotFoundError as exc:
-        raise QuestionSetError(
-            "This upload has expired or does not exist; upload the file again."
-        ) from exc
-
-
-def discard_pending(token: str) -> None:
-    if _TOKEN.match(token):
-        for suffix in (".data", ".name"):
-            (_pending_dir() / f"{token}{suffix}").unlink(missing_ok=True)
 
 
 SEED_SET_NAME = "seed"

@@ -109,12 +109,12 @@ def _rate_response(request: Request, session: Session, user: User, **kw: str) ->
     return redirect(request, "/rate")
 
 
-@router.get("/rate")
+@router.get("/rate", name="rating.rate")
 def rate(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     return render(request, "rating/rate.html", _item_context(session, user))
 
 
-@router.post("/rate/{round_id}/start")
+@router.post("/rate/{round_id}/start", name="rating.rate_start")
 def rate_start(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
     queue.begin_write(session)
@@ -122,7 +122,7 @@ def rate_start(round_id: int, request: Request, user: CurrentUser, session: Sess
     return _rate_response(request, session, user)
 
 
-@router.post("/rate/{round_id}/replies/{reply_id}")
+@router.post("/rate/{round_id}/replies/{reply_id}", name="rating.rate_submit")
 def rate_submit(
     round_id: int,
     reply_id: int,
@@ -153,7 +153,7 @@ def rate_submit(
     return _rate_response(request, session, user)
 
 
-@router.post("/rate/{round_id}/replies/{reply_id}/skip")
+@router.post("/rate/{round_id}/replies/{reply_id}/skip", name="rating.rate_skip")
 def rate_skip(
     round_id: int, reply_id: int, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
@@ -167,7 +167,7 @@ def rate_skip(
     return _rate_response(request, session, user)
 
 
-@router.post("/rate/{round_id}/undo")
+@router.post("/rate/{round_id}/undo", name="rating.rate_undo")
 def rate_undo(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
     queue.begin_write(session)
@@ -176,14 +176,14 @@ def rate_undo(round_id: int, request: Request, user: CurrentUser, session: Sessi
     return _rate_response(request, session, user, message=message)
 
 
-@router.get("/rate/guidelines")
+@router.get("/rate/guidelines", name="rating.rate_guidelines")
 def rate_guidelines(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     rounds = service.rounds_for_rater(session)
     text = rounds[0].guidelines_md if rounds else DEFAULT_GUIDELINES
     return render(request, "rating/guidelines.html", {"guidelines": render_markdown(text)})
 
 
-@router.get("/rate/mine")
+@router.get("/rate/mine", name="rating.my_ratings")
 def my_ratings(request: Request, user: CurrentUser, session: SessionDep, page: int = 1) -> Response:
     page = max(1, page)
     ratings = service.my_ratings(session, _uid(user), limit=50, offset=(page - 1) * 50)
@@ -197,7 +197,7 @@ def _own_or_404(session: Session, user: User, rating_id: int) -> Any:
     return rating, _round_or_404(session, rating.round_id)
 
 
-@router.get("/rate/mine/{rating_id}")
+@router.get("/rate/mine/{rating_id}", name="rating.my_rating_edit")
 def my_rating_edit(
     rating_id: int, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
@@ -216,7 +216,7 @@ def my_rating_edit(
     )
 
 
-@router.post("/rate/mine/{rating_id}")
+@router.post("/rate/mine/{rating_id}", name="rating.my_rating_revise")
 def my_rating_revise(
     rating_id: int,
     request: Request,
@@ -258,12 +258,12 @@ def _rounds_page(
     )
 
 
-@router.get("/rating/rounds")
+@router.get("/rating/rounds", name="rating.rounds")
 def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
     return _rounds_page(request, session)
 
 
-@router.post("/rating/rounds")
+@router.post("/rating/rounds", name="rating.round_create")
 def round_create(
     request: Request,
     user: AdminUser,
@@ -293,7 +293,7 @@ def round_create(
     return redirect(request, f"/rating/rounds/{round_.id}")
 
 
-@router.get("/rating/rounds/{round_id}")
+@router.get("/rating/rounds/{round_id}", name="rating.round_detail")
 def round_detail(round_id: int, request: Request, user: AdminUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
     return render(
@@ -308,7 +308,7 @@ def round_detail(round_id: int, request: Request, user: AdminUser, session: Sess
     )
 
 
-@router.post("/rating/rounds/{round_id}")
+@router.post("/rating/rounds/{round_id}", name="rating.round_update")
 def round_update(
     round_id: int,
     request: Request,
@@ -329,14 +329,14 @@ def round_update(
     return redirect(request, f"/rating/rounds/{round_id}")
 
 
-@router.post("/rating/rounds/{round_id}/sync")
+@router.post("/rating/rounds/{round_id}/sync", name="rating.round_sync")
 def round_sync(round_id: int, request: Request, user: AdminUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
     queue.sync_round(session, round_)
     return redirect(request, f"/rating/rounds/{round_id}")
 
 
-@router.get("/rating/rounds/{round_id}/adjudicate")
+@router.get("/rating/rounds/{round_id}/adjudicate", name="rating.adjudication_page")
 def adjudication_page(
     round_id: int, request: Request, user: AdminUser, session: SessionDep, page: int = 1
 ) -> Response:
@@ -358,7 +358,7 @@ def adjudication_page(
     )
 
 
-@router.post("/rating/rounds/{round_id}/adjudicate/{reply_id}")
+@router.post("/rating/rounds/{round_id}/adjudicate/{reply_id}", name="rating.adjudicate")
 def adjudicate(
     round_id: int,
     reply_id: int,

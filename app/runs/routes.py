@@ -44,7 +44,7 @@ def _form_context(session: Session) -> dict[str, Any]:
     }
 
 
-@router.get("/runs")
+@router.get("/runs", name="runs.runs_page")
 def runs_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     runs = runs_progress.list_runs(session)
     counts = runs_progress.status_counts(session, [r.id for r in runs if r.id is not None])
@@ -52,7 +52,7 @@ def runs_page(request: Request, session: SessionDep, _admin: AdminUser) -> Respo
     return render(request, "runs/list.html", {"runs": runs, "counts": counts, "set_names": sets})
 
 
-@router.get("/runs/new")
+@router.get("/runs/new", name="runs.new_page")
 def new_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return render(request, "runs/new.html", {**_form_context(session), "form": {}, "error": ""})
 
@@ -62,7 +62,7 @@ def _optional_int(value: str) -> int | None:
     return int(value) if value else None
 
 
-@router.post("/runs")
+@router.post("/runs", name="runs.create")
 def create(
     request: Request,
     session: SessionDep,
@@ -142,7 +142,7 @@ def _detail_context(session: Session, run: Run, page: int, status: str | None) -
     }
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", name="runs.run_page")
 def run_page(
     request: Request,
     session: SessionDep,
@@ -155,7 +155,7 @@ def run_page(
     return render(request, "runs/detail.html", _detail_context(session, run, page, status or None))
 
 
-@router.get("/runs/{run_id}/progress")
+@router.get("/runs/{run_id}/progress", name="runs.progress_partial")
 def progress_partial(
     request: Request, session: SessionDep, _admin: AdminUser, run_id: int
 ) -> Response:
@@ -171,7 +171,7 @@ def progress_partial(
     return response
 
 
-@router.get("/runs/{run_id}/replies")
+@router.get("/runs/{run_id}/replies", name="runs.replies_partial")
 def replies_partial(
     request: Request,
     session: SessionDep,
@@ -199,17 +199,17 @@ def _control(request: Request, session: Session, run_id: int, action: str) -> Re
     return redirect(request, f"/runs/{run_id}")
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", name="runs.cancel")
 def cancel(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
     return _control(request, session, run_id, "cancel")
 
 
-@router.post("/runs/{run_id}/resume")
+@router.post("/runs/{run_id}/resume", name="runs.resume")
 def resume(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
     return _control(request, session, run_id, "resume")
 
 
-@router.post("/runs/{run_id}/retry")
+@router.post("/runs/{run_id}/retry", name="runs.retry")
 def retry(request: Request, session: SessionDep, _admin: AdminUser, run_id: int) -> Response:
     return _control(request, session, run_id, "retry")
 
@@ -221,12 +221,12 @@ def _public(run: Run, progress: RunProgress | None = None) -> RunPublic:
     return RunPublic.model_validate({**run.model_dump(), "progress": progress})
 
 
-@router.get("/api/runs")
+@router.get("/api/runs", name="runs.api_runs")
 def api_runs(session: SessionDep, _admin: AdminUser) -> list[RunPublic]:
     return [_public(run) for run in runs_progress.list_runs(session)]
 
 
-@router.get("/api/runs/{run_id}")
+@router.get("/api/runs/{run_id}", name="runs.api_run")
 def api_run(session: SessionDep, _admin: AdminUser, run_id: int) -> dict[str, Any]:
     run = _run_or_404(session, run_id)
     public = _public(run, runs_progress.progress_of(session, run))

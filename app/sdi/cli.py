@@ -20,9 +20,6 @@ sdi_cli = typer.Typer(
 
 def register(cli: typer.Typer) -> None:
     cli.add_typer(sdi_cli, name="sdi")
-    from app.sdi.experiment_cli import register as register_experiment
-
-    register_experiment(cli)
 
 
 def _fail(message: str) -> typer.Exit:

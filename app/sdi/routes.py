@@ -66,7 +66,7 @@ def _form_context(session: Session) -> dict[str, Any]:
     }
 
 
-@router.get("/sdi")
+@router.get("/sdi", name="sdi.datasets_page")
 def datasets_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     sets = {s.id: s.name for s in service.question_sets(session)}
     return render(
@@ -76,7 +76,7 @@ def datasets_page(request: Request, session: SessionDep, _admin: AdminUser) -> R
     )
 
 
-@router.get("/sdi/new")
+@router.get("/sdi/new", name="sdi.new_page")
 def new_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     return render(request, "sdi/new.html", {**_form_context(session), "form": {}})
 
@@ -118,7 +118,7 @@ def config_from_form(form: FormData) -> BuildConfig:
     return BuildConfig.model_validate(values)
 
 
-@router.post("/sdi")
+@router.post("/sdi", name="sdi.build")
 async def build(request: Request, session: SessionDep, admin: AdminUser) -> Response:
     form = await request.form()
     error = ""
@@ -147,41 +147,6 @@ async def build(request: Request, session: SessionDep, admin: AdminUser) -> Resp
             status_code=422,
         )
     return redirect(request, f"/sdi/{dataset.id}")
-
-
-@router.get("/sdi/experiment")
-def experiment_page(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
-    ctx = _form_context(session)
-    return render(request, "sdi/experiment.html", {**ctx, "form": {}})
-
-
-@router.post("/sdi/experiment")
-async def start_experiment(request: Request, session: SessionDep, admin: AdminUser) -> Response:
-    from app.sdi.experiment import ExperimentConfig, run_paper_experiment
-
-    form = await request.form()
-    fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    try:
-        fraction = float(str(form.get("test_fraction") or "0.3"))
-        cfg = ExperimentConfig(
-            model_id=_optional_int(form.get("model_id")) or 0,
-            set_id=_optional_int(form.get("set_id")) or 0,
-            test_fraction=fraction,
-            seed=_optional_int(form.get("seed")) or 0,
-            limit=_optional_int(form.get("limit")),
-            shots=min(max(_optional_int(form.get("shots")) or 8, 1), 200),
-            size=_optional_int(form.get("size")),
-            raters_per_reply=min(max(_optional_int(form.get("raters")) or 2, 1), 20),
-        )
-        result = run_paper_experiment(session, cfg, created_by=admin.id)
-    except ValueError as exc:  # SdiError, LeakageError, RunError, RatingError, bad numbers
-        return render(
-            request,
-            "sdi/experiment.html",
-            {**_form_context(session), "form": fields, "error": str(exc)},
-            status_code=422,
-        )
-    return redirect(request, f"/runs/{result.run.id}")
 
 
 def _cell_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -224,7 +189,7 @@ def _detail_context(
     }
 
 
-@router.get("/sdi/{dataset_id}")
+@router.get("/sdi/{dataset_id}", name="sdi.dataset_page")
 def dataset_page(
     request: Request,
     session: SessionDep,
@@ -241,7 +206,7 @@ def dataset_page(
     return render(request, "sdi/detail.html", {**ctx, "message": message, "error": error})
 
 
-@router.get("/sdi/{dataset_id}/examples")
+@router.get("/sdi/{dataset_id}/examples", name="sdi.examples_partial")
 def examples_partial(
     request: Request,
     session: SessionDep,
@@ -259,7 +224,7 @@ def examples_partial(
     return render_partial(request, "sdi/_examples.html", ctx)
 
 
-@router.get("/sdi/{dataset_id}/status")
+@router.get("/sdi/{dataset_id}/status", name="sdi.status_partial")
 def status_partial(
     request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
 ) -> Response:
@@ -275,7 +240,7 @@ def status_partial(
     return response
 
 
-@router.get("/sdi/{dataset_id}/fine-tunes")
+@router.get("/sdi/{dataset_id}/fine-tunes", name="sdi.fine_tunes_partial")
 def fine_tunes_partial(
     request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
 ) -> Response:
@@ -286,7 +251,7 @@ def fine_tunes_partial(
     return render_partial(request, "sdi/_finetunes.html", ctx)
 
 
-@router.get("/sdi/{dataset_id}/export")
+@router.get("/sdi/{dataset_id}/export", name="sdi.export")
 def export(
     session: SessionDep,
     _admin: AdminUser,
@@ -319,7 +284,7 @@ def _back(request: Request, dataset_id: int, *, message: str = "", error: str = 
     return redirect(request, f"/sdi/{dataset_id}" + (f"?{query}" if query else ""))
 
 
-@router.post("/sdi/{dataset_id}/in-context")
+@router.post("/sdi/{dataset_id}/in-context", name="sdi.in_context")
 async def in_context(
     request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
 ) -> Response:
@@ -348,7 +313,7 @@ async def in_context(
     return _back(request, dataset_id, message=f"Created the in-context SDI model {config.name!r}.")
 
 
-@router.post("/sdi/{dataset_id}/fine-tunes")
+@router.post("/sdi/{dataset_id}/fine-tunes", name="sdi.start_fine_tune")
 async def start_fine_tune(
     request: Request, session: SessionDep, admin: AdminUser, dataset_id: int
 ) -> Response:
@@ -373,7 +338,7 @@ async def start_fine_tune(
     )
 
 
-@router.post("/sdi/fine-tunes/{fine_tune_id}/cancel")
+@router.post("/sdi/fine-tunes/{fine_tune_id}/cancel", name="sdi.cancel_fine_tune")
 def cancel_fine_tune(
     request: Request, session: SessionDep, _admin: AdminUser, fine_tune_id: int
 ) -> Response:
@@ -389,7 +354,7 @@ def cancel_fine_tune(
     return _back(request, fine_tune.dataset_id, message="Fine-tuning cancelled.")
 
 
-@router.post("/sdi/{dataset_id}/delete")
+@router.post("/sdi/{dataset_id}/delete", name="sdi.delete")
 def delete(request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int) -> Response:
     dataset = _dataset_or_404(session, dataset_id)
     try:

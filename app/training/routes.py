@@ -36,12 +36,12 @@ def _list_context(session: SessionDep, **extra: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/training")
+@router.get("/training", name="training.training_list")
 def training_list(request: Request, session: SessionDep, _user: AdminUser) -> Response:
     return render(request, "training/list.html", _list_context(session))
 
 
-@router.post("/training")
+@router.post("/training", name="training.training_create")
 def training_create(
     request: Request,
     session: SessionDep,
@@ -133,7 +133,7 @@ def _get_run(session: SessionDep, run_id: int) -> TrainingRun:
     return run
 
 
-@router.get("/training/{run_id}")
+@router.get("/training/{run_id}", name="training.training_detail")
 def training_detail(
     request: Request, session: SessionDep, _user: AdminUser, run_id: int
 ) -> Response:
@@ -141,7 +141,7 @@ def training_detail(
     return render(request, "training/detail.html", _detail_context(session, run))
 
 
-@router.get("/training/{run_id}/progress")
+@router.get("/training/{run_id}/progress", name="training.training_progress")
 def training_progress(
     request: Request, session: SessionDep, _user: AdminUser, run_id: int
 ) -> Response:
@@ -149,7 +149,7 @@ def training_progress(
     return render_partial(request, "training/_progress.html", _detail_context(session, run))
 
 
-@router.post("/training/{run_id}/cancel")
+@router.post("/training/{run_id}/cancel", name="training.training_cancel")
 def training_cancel(
     request: Request, session: SessionDep, _user: AdminUser, run_id: int
 ) -> Response:
@@ -158,7 +158,7 @@ def training_cancel(
     return redirect(request, f"/training/{run_id}")
 
 
-@router.get("/api/training/{run_id}")
+@router.get("/api/training/{run_id}", name="training.training_api")
 def training_api(session: SessionDep, _user: AdminUser, run_id: int) -> dict[str, Any]:
     run = _get_run(session, run_id)
     return run.model_dump(mode="json")

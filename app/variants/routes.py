@@ -53,7 +53,7 @@ def _preview_context(
     }
 
 
-@router.get("/templates")
+@router.get("/templates", name="variants.list_templates")
 def list_templates(
     request: Request,
     session: SessionDep,
@@ -66,7 +66,7 @@ def list_templates(
     return render(request, "variants/list.html", context)
 
 
-@router.get("/templates/previews")
+@router.get("/templates/previews", name="variants.previews")
 def previews(
     request: Request,
     session: SessionDep,
@@ -99,7 +99,7 @@ def _form_context(template: VariantTemplate | None, **extra: Any) -> dict[str, A
     } | extra
 
 
-@router.get("/templates/new")
+@router.get("/templates/new", name="variants.new_form")
 def new_form(request: Request, _admin: AdminUser) -> Response:
     return render(request, "variants/form.html", _form_context(None))
 
@@ -126,7 +126,7 @@ def _parse_form(
 FormStr = Annotated[str, Form()]
 
 
-@router.post("/templates/new")
+@router.post("/templates/new", name="variants.create")
 def create(
     request: Request,
     session: SessionDep,
@@ -161,14 +161,14 @@ def _get(session: Session, template_id: int) -> VariantTemplate:
     return template
 
 
-@router.get("/templates/{template_id}/edit")
+@router.get("/templates/{template_id}/edit", name="variants.edit_form")
 def edit_form(
     request: Request, template_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:
     return render(request, "variants/form.html", _form_context(_get(session, template_id)))
 
 
-@router.post("/templates/{template_id}/edit")
+@router.post("/templates/{template_id}/edit", name="variants.update")
 def update(
     request: Request,
     template_id: int,
@@ -198,7 +198,7 @@ def update(
     )
 
 
-@router.post("/templates/{template_id}/active")
+@router.post("/templates/{template_id}/active", name="variants.set_active")
 def set_active(
     request: Request,
     template_id: int,

@@ -8,14 +8,12 @@ from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
 from app.models import Question, QuestionSet, VariantTemplate
-from app.questions.cli import register
+from app.cli import cli as sdilab
 from tests.questions.helpers import csv_bytes, distinct_statements, rows_for
 
 
 def _cli() -> typer.Typer:
-    cli = typer.Typer()
-    register(cli)
-    return cli
+    return sdilab
 
 
 def _counts(engine: Engine) -> tuple[int, int]:

@@ -5,8 +5,8 @@ from typing import IO, cast
 
 import pytest
 
-from app.questions.parse import CHUNK
 from app.questions.service import parse_upload
+from app.uploads.reading import CHUNK
 from tests.questions.helpers import csv_bytes, jsonl_bytes
 
 ROWS = [

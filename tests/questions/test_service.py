@@ -8,6 +8,7 @@ from sqlmodel import Session, col, func, select
 from app.models import Question, QuestionSet, VariantTemplate
 from app.questions import service
 from app.questions.dedupe import norm_hash
+from app.uploads import staging
 from app.variants import service as variants
 from tests import factories
 from tests.conftest import IS_POSTGRES
@@ -164,12 +165,12 @@ def test_seed_keeps_an_edited_template(db: Session) -> None:
 
 
 def test_pending_uploads_round_trip_and_reject_bad_tokens() -> None:
-    token = service.store_pending(b"statement,truth\nA.,1\n", "../../etc/x.csv")
-    assert service.load_pending(token) == (b"statement,truth\nA.,1\n", "x.csv")
-    service.discard_pending(token)
+    token = staging.store_pending(b"statement,truth\nA.,1\n", "../../etc/x.csv")
+    assert staging.load_pending(token) == (b"statement,truth\nA.,1\n", "x.csv")
+    staging.discard_pending(token)
     for bad in (token, "../../../etc/passwd", "short"):
-        with pytest.raises(service.QuestionSetError, match="expired"):
-            service.load_pending(bad)
+        with pytest.raises(staging.UploadExpired, match="expired"):
+            staging.load_pending(bad)
 
 
 @pytest.mark.skipif(IS_POSTGRES, reason="an SQLite connection setting")

@@ -100,15 +100,15 @@ def test_experiment_page(
 ) -> None:
     make_set(db, "seed")
     factories.make_model_config(db, name="base-model")
-    page = admin_client.get("/sdi/experiment", headers=htmx_headers)
+    page = admin_client.get("/experiments/paper", headers=htmx_headers)
     assert page.status_code == 200
     assert ('<header class="topbar">' in page.text) is (not htmx_headers)
-    assert 'action="/sdi/experiment"' in page.text and "base-model" in page.text
+    assert 'action="/experiments/paper"' in page.text and "base-model" in page.text
     seed = db.exec(select(QuestionSet).where(QuestionSet.name == "seed")).one()
     model = db.exec(select(ModelConfig).where(ModelConfig.name == "base-model")).one()
     # No active templates: the run cannot be created and nothing is kept.
     failed = admin_client.post(
-        "/sdi/experiment",
+        "/experiments/paper",
         data={"model_id": str(model.id), "set_id": str(seed.id), "test_fraction": "0.3"},
         headers=htmx_headers,
     )
@@ -126,7 +126,7 @@ def test_experiment_from_the_page_redirects_to_its_run(
     factories.make_template(db, kind="biased", stance="asserts", text="I know {claim_clause}.")
     model = factories.make_model_config(db, name="base-model")
     response = admin_client.post(
-        "/sdi/experiment",
+        "/experiments/paper",
         data={"model_id": str(model.id), "set_id": str(source.id), "limit": "2", "seed": "3"},
         headers=htmx_headers,
         follow_redirects=False,

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.db import session_scope
+from app.experiments.paper import ExperimentConfig, run_paper_experiment, split_questions
 from app.jobs.worker import run_worker
 from app.models import (
     ModelConfig,
@@ -21,8 +22,7 @@ from app.models import (
     SdiDataset,
     VariantTemplate,
 )
-from app.sdi.cli import register
-from app.sdi.experiment import ExperimentConfig, run_paper_experiment, split_questions
+from app.experiments.cli import register
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.sdi.helpers import STATEMENTS, make_set

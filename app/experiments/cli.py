@@ -10,8 +10,8 @@ from sqlmodel import select
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from app.experiments.paper import PaperExperiment, Prepared
     from app.models import ModelConfig
-    from app.sdi.experiment import PaperExperiment, Prepared
 
 console = Console()
 experiment_cli = typer.Typer(help="Whole experiments in one action.", no_args_is_help=True)
@@ -58,11 +58,11 @@ def paper(
     """Split a set, build SDI data, make the SDI model(s), run them against the baseline, open
     rating."""
     from app.db import session_scope
+    from app.experiments.paper import ExperimentConfig, prepare, start_run
     from app.models import ModelConfig, QuestionSet
     from app.rating.service import RatingError
     from app.runs.service import RunError
     from app.sdi import service
-    from app.sdi.experiment import ExperimentConfig, prepare, start_run
     from app.sdi.pipeline import LeakageError
 
     try:
@@ -132,7 +132,7 @@ def score_command(
 
 def _print_scores(run_id: int, baseline: str = "baseline") -> None:
     from app.db import session_scope
-    from app.sdi.scoring import score_run, to_markdown
+    from app.experiments.scoring import score_run, to_markdown
 
     try:
         with session_scope() as session:
@@ -168,8 +168,8 @@ def _ids(prepared: "Prepared") -> dict[str, int]:
 
 
 def _reload(session: "Session", ids: dict[str, int]) -> "Prepared":
+    from app.experiments.paper import Prepared
     from app.models import ModelConfig, QuestionSet, SdiDataset
-    from app.sdi.experiment import Prepared
 
     def get(model: Any, key: str) -> Any:
         row = session.get(model, ids[key])
@@ -197,9 +197,9 @@ class TrainingSettings:
 
 def _record_training(session: "Session", prepared: "Prepared", settings: TrainingSettings) -> int:
     """The training run of the trained arm: a LoRA of the base's own local weights."""
+    from app.experiments.paper import unique_name as _unique_name
     from app.llm.local import resolve_model_path
     from app.models import ModelConfig
-    from app.sdi.experiment import unique_name as _unique_name
     from app.sdi.service import SdiError
     from app.training import service as training_service
     from app.training import trainer

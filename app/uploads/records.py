@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Protocol
 
-from app.questions.schemas import RowError
+from app.uploads.schemas import RowError
 
 # (data row, line where the row ends, the row's values by casefolded column name)
 Record = tuple[int, int, dict[str, Any]]

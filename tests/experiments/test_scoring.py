@@ -3,8 +3,8 @@
 import pytest
 from sqlmodel import Session, select
 
+from app.experiments.scoring import score_reply, score_run, to_markdown
 from app.models import PromptVariant, Question, Reply, RunArm
-from app.sdi.scoring import score_reply, score_run, to_markdown
 from tests import factories
 
 
