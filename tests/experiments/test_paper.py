@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.db import session_scope
+from app.experiments.cli import register
 from app.experiments.paper import ExperimentConfig, run_paper_experiment, split_questions
 from app.jobs.worker import run_worker
 from app.models import (
@@ -22,7 +23,6 @@ from app.models import (
     SdiDataset,
     VariantTemplate,
 )
-from app.experiments.cli import register
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.sdi.helpers import STATEMENTS, make_set

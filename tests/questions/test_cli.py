@@ -7,8 +7,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
-from app.models import Question, QuestionSet, VariantTemplate
 from app.cli import cli as sdilab
+from app.models import Question, QuestionSet, VariantTemplate
 from tests.questions.helpers import csv_bytes, distinct_statements, rows_for
 
 
