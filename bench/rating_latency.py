@@ -139,7 +139,7 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
         utcnow,
     )
     from app.rating.guidelines import DEFAULT_GUIDELINES
-    from app.rating.queue import shuffle_key
+    from app.rating.statements import shuffle_key
 
     engine = build_engine(url)
     loader = Loader(engine)
@@ -390,7 +390,7 @@ def explain(url: str, round_id: int) -> None:
 
     from app.db import build_engine
     from app.models import RatingRound
-    from app.rating import queue
+    from app.rating import leases, statements
 
     engine = build_engine(url)
     with Session(engine) as s:
@@ -405,14 +405,14 @@ def explain(url: str, round_id: int) -> None:
                 captured.append(statement)
                 captured.append(repr(params))
 
-        queue._candidates(s, round_, 1, 0, queue.SHUFFLE_SPACE, queue.WINDOW)
+        leases._candidates(s, round_, 1, 0, statements.SHUFFLE_SPACE, statements.WINDOW)
         event.remove(engine, "before_cursor_execute", _grab)
         s.rollback()
     print("candidate query:\n" + captured[0])
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        params = (round_id, 0, 2**31, 1, 1, queue.WINDOW, 0)
+        params = (round_id, 0, 2**31, 1, 1, statements.WINDOW, 0)
         if engine.dialect.name == "postgresql":
             sql = captured[0].replace("%(", "%%(")
             sql = re.sub(r"%%\((\w+)\)s", "%s", sql)
@@ -431,9 +431,9 @@ def in_process(url: str, round_id: int, email: str, requests: int) -> dict[str, 
     from sqlalchemy import event
     from sqlmodel import Session, select
 
-    from app.db import build_engine
+    from app.db import begin_write, build_engine
     from app.models import Label, RatingRound, User
-    from app.rating import queue, routes
+    from app.rating import leases, routes, submissions
     from app.rating.schemas import RatingInput
 
     engine = build_engine(url)
@@ -452,7 +452,7 @@ def in_process(url: str, round_id: int, email: str, requests: int) -> dict[str, 
         user = s.exec(select(User).where(User.email == email)).one()
         round_ = s.get(RatingRound, round_id)
         assert round_ is not None and user.id is not None
-        queue.start(s, round_, user.id)  # past the guidelines page
+        leases.start(s, round_, user.id)  # past the guidelines page
         s.commit()
     for n in range(requests + 20):
         clock["sql"] = 0.0
@@ -466,8 +466,8 @@ def in_process(url: str, round_id: int, email: str, requests: int) -> dict[str, 
         with Session(engine, expire_on_commit=False) as s:
             round_ = s.get(RatingRound, round_id)
             assert round_ is not None and user.id is not None
-            queue.begin_write(s)
-            queue.submit(
+            begin_write(s)
+            submissions.submit(
                 s, round_, user.id, view.reply_id, RatingInput(label=Label.agree, helpfulness=3)
             )
             s.commit()

@@ -6,9 +6,9 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.accounts.deps import AdminUser, CurrentUser
-from app.db import SessionDep
+from app.db import SessionDep, begin_write
 from app.models import Label, RatingRound, User, Verdict
-from app.rating import queue, service
+from app.rating import leases, service, submissions
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
 from app.web import is_htmx, redirect, render, render_partial
@@ -70,7 +70,7 @@ def _item_context(
         "round": None,
         "start_round": None,
     }
-    queue.begin_write(session)
+    begin_write(session)
     _lease_next(session, _uid(user), ctx)
     # Committed before the page is rendered, so SQLite's write lock and the rows the lease
     # locked on Postgres are not held while the template renders.
@@ -81,11 +81,11 @@ def _item_context(
 def _lease_next(session: Session, rater_id: int, ctx: dict[str, Any]) -> None:
     last_round = None
     for round_ in service.rounds_for_rater(session):
-        if not queue.started(session, round_, rater_id):
+        if not submissions.started(session, round_, rater_id):
             ctx["start_round"] = round_
             ctx["guidelines"] = render_markdown(round_.guidelines_md)
             return
-        reply_id = queue.next_for(session, round_, rater_id)
+        reply_id = leases.next_for(session, round_, rater_id)
         last_round = round_
         if reply_id is not None:
             ctx["round"] = round_
@@ -117,8 +117,8 @@ def rate(request: Request, user: CurrentUser, session: SessionDep) -> Response:
 @router.post("/rate/{round_id}/start", name="rating.rate_start")
 def rate_start(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
-    queue.begin_write(session)
-    queue.start(session, round_, _uid(user))
+    begin_write(session)
+    leases.start(session, round_, _uid(user))
     return _rate_response(request, session, user)
 
 
@@ -144,10 +144,10 @@ def rate_submit(
         if is_htmx(request):
             return render_partial(request, "rating/_item.html", ctx)
         return render(request, "rating/rate.html", ctx, status_code=422)
-    queue.begin_write(session)
+    begin_write(session)
     try:
-        queue.submit(session, round_, _uid(user), reply_id, data)
-    except queue.RatingError as exc:
+        submissions.submit(session, round_, _uid(user), reply_id, data)
+    except leases.RatingError as exc:
         session.rollback()
         return _rate_response(request, session, user, message=str(exc))
     return _rate_response(request, session, user)
@@ -158,10 +158,10 @@ def rate_skip(
     round_id: int, reply_id: int, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     round_ = _round_or_404(session, round_id)
-    queue.begin_write(session)
+    begin_write(session)
     try:
-        queue.skip(session, round_, _uid(user), reply_id)
-    except queue.RatingError as exc:
+        submissions.skip(session, round_, _uid(user), reply_id)
+    except leases.RatingError as exc:
         session.rollback()
         return _rate_response(request, session, user, message=str(exc))
     return _rate_response(request, session, user)
@@ -170,8 +170,8 @@ def rate_skip(
 @router.post("/rate/{round_id}/undo", name="rating.rate_undo")
 def rate_undo(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
-    queue.begin_write(session)
-    undone = queue.undo_last(session, round_, _uid(user))
+    begin_write(session)
+    undone = submissions.undo_last(session, round_, _uid(user))
     message = "Your last rating was taken back." if undone else "Nothing to undo."
     return _rate_response(request, session, user, message=message)
 
@@ -233,7 +233,7 @@ def my_rating_revise(
         data = _rating_input(label, helpfulness, verdict, note, flagged)
     except ValidationError as exc:
         raise HTTPException(422, _problem(exc)) from exc
-    queue.begin_write(session)
+    begin_write(session)
     service.revise(session, rating, _uid(user), data)
     return redirect(request, f"/rate/mine/{rating_id}")
 
@@ -332,7 +332,7 @@ def round_update(
 @router.post("/rating/rounds/{round_id}/sync", name="rating.round_sync")
 def round_sync(round_id: int, request: Request, user: AdminUser, session: SessionDep) -> Response:
     round_ = _round_or_404(session, round_id)
-    queue.sync_round(session, round_)
+    leases.sync_round(session, round_)
     return redirect(request, f"/rating/rounds/{round_id}")
 
 

@@ -1,6 +1,7 @@
 """Rating rounds, what a rater sees, progress and adjudication. Services flush; callers commit.
 
-The queue itself (leases, submit, skip, undo) lives in app/rating/queue.py.
+The queue itself: leases (who rates which reply next) in ``leases``, submit, skip and undo
+in ``submissions``.
 """
 
 from dataclasses import dataclass, field
@@ -27,9 +28,9 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rating import queue, tallies
+from app.rating import leases, tallies
 from app.rating.guidelines import DEFAULT_GUIDELINES
-from app.rating.queue import RatingError
+from app.rating.leases import RatingError
 from app.rating.schemas import AdjudicationInput, RatingInput
 
 __all__ = ["DEFAULT_GUIDELINES", "RatingError", "open_round"]
@@ -76,7 +77,7 @@ def open_round(
     for run_id in run_ids:
         session.add(RatingRoundRun(round_id=round_.id, run_id=run_id))
     session.flush()
-    queue.sync_round(session, round_)
+    leases.sync_round(session, round_)
     return round_
 
 
@@ -373,7 +374,7 @@ def run_progress(session: Session, round_: RatingRound) -> list[RunProgress]:
 
 def rater_rows(session: Session, round_: RatingRound) -> list[RaterRow]:
     now = utcnow()
-    leases = queue.open_leases(session, round_, now)
+    in_progress = leases.open_leases(session, round_, now)
     states = session.exec(
         select(RaterState, User)
         .join(User, col(User.id) == col(RaterState.rater_id))
@@ -398,7 +399,7 @@ def rater_rows(session: Session, round_: RatingRound) -> list[RaterRow]:
                 name=user.display_name or user.email,
                 done=state.done,
                 skipped=state.skipped,
-                in_progress=leases.get(user.id, 0),
+                in_progress=in_progress.get(user.id, 0),
                 last_hour=int(recent.get(user.id, 0)),
                 per_hour=round(state.done / hours, 1) if hours else 0.0,
             )

@@ -314,12 +314,12 @@ def test_rating_pages_never_show_judge_labels(
     factories.login(client, rater)
     pages: list[str] = [client.get("/rate", headers=htmx_headers).text]
     client.post(f"/rate/{round_.id}/start")
-    from app.rating import queue as rating_queue
+    from app.rating import leases
 
     for _ in range(len(_done_ids(db, runs[0]))):
         html = client.get("/rate", headers=htmx_headers).text
         pages.append(html)
-        rid = rating_queue.next_for(db, round_, rater.id)
+        rid = leases.next_for(db, round_, rater.id)
         if rid is None:
             break
         submitted = client.post(

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from app.db import write_transaction
 from app.models import Label, Rating, RatingItem, RatingRound, Run, Verdict
-from app.rating import queue, service
+from app.rating import leases, service, submissions
 from app.rating.schemas import RatingInput
 from tests import factories
 
@@ -42,10 +42,10 @@ def walk(session: Session, round_: RatingRound, rater_id: int, limit: int = 10_0
     """Rate everything the queue hands this rater; returns the replies in order."""
     seen = []
     for _ in range(limit):
-        rid = queue.next_for(session, round_, rater_id)
+        rid = leases.next_for(session, round_, rater_id)
         if rid is None:
             break
-        queue.submit(session, round_, rater_id, rid, rating_input())
+        submissions.submit(session, round_, rater_id, rid, rating_input())
         seen.append(rid)
     return seen
 
@@ -57,7 +57,7 @@ def rate_in_thread(engine: Engine, round_id: int, rater_id: int) -> list[int]:
         with write_transaction(engine) as s:
             round_ = s.get(RatingRound, round_id)
             assert round_ is not None
-            rid = queue.next_for(s, round_, rater_id)
+            rid = leases.next_for(s, round_, rater_id)
         if rid is None:
             return done
         with write_transaction(engine) as s:
@@ -65,7 +65,9 @@ def rate_in_thread(engine: Engine, round_id: int, rater_id: int) -> list[int]:
             assert round_ is not None
             # Varied labels and scores, so the tallies of concurrent raters are tested.
             label = ("agree", "correct", "evasive")[(rid + rater_id) % 3]
-            queue.submit(s, round_, rater_id, rid, rating_input(label, 1 + (rid * rater_id) % 5))
+            submissions.submit(
+                s, round_, rater_id, rid, rating_input(label, 1 + (rid * rater_id) % 5)
+            )
         done.append(rid)
 
 

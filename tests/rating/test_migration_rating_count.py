@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from app import migrate
 from app.db import build_engine
-from app.rating import queue
+from app.rating import leases, submissions
 from tests import factories
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL, _reset_postgres
 from tests.rating.helpers import make_round, rating_input, walk
@@ -53,10 +53,10 @@ def test_downgrade_counts_each_rounds_ratings_and_upgrade_keeps_the_queue(
         a, b = factories.make_user(s).id, factories.make_user(s).id
         walk(s, full, a)
         walk(s, full, b)
-        rid = queue.next_for(s, partly, a)
+        rid = leases.next_for(s, partly, a)
         assert rid is not None
-        queue.submit(s, partly, a, rid, rating_input())
-        assert queue.next_for(s, partly, a) is not None  # an open lease, not a rating
+        submissions.submit(s, partly, a, rid, rating_input())
+        assert leases.next_for(s, partly, a) is not None  # an open lease, not a rating
         s.commit()
     before = _counts(scratch)
     assert before["ratings"] == 2 * 4 + 1

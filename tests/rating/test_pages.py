@@ -13,7 +13,7 @@ from app.models import (
     Reply,
     RunArm,
 )
-from app.rating import queue
+from app.rating import leases, submissions
 from tests import factories
 from tests.rating.helpers import ARMS, make_round, rating_input
 
@@ -63,9 +63,9 @@ def test_other_raters_labels_never_show(
 ) -> None:
     round_, _ = make_round(db, k=2, questions=1)
     other = factories.make_user(db)
-    rid = queue.next_for(db, round_, other.id)
+    rid = leases.next_for(db, round_, other.id)
     assert rid is not None
-    queue.submit(
+    submissions.submit(
         db, round_, other.id, rid, rating_input("evasive", 1).model_copy(update={"note": "zqxnote"})
     )
     me = factories.make_user(db)
@@ -193,9 +193,9 @@ def test_a_rater_cannot_open_another_raters_rating(
 ) -> None:
     round_, _ = make_round(db)
     owner = factories.make_user(db)
-    rid = queue.next_for(db, round_, owner.id)
+    rid = leases.next_for(db, round_, owner.id)
     assert rid is not None
-    rating = db.get(Rating, queue.submit(db, round_, owner.id, rid, rating_input()))
+    rating = db.get(Rating, submissions.submit(db, round_, owner.id, rid, rating_input()))
     assert rating is not None
     factories.login(client, factories.make_user(db))
     assert client.get(f"/rate/mine/{rating.id}", headers=htmx_headers).status_code == 404
@@ -245,13 +245,13 @@ def test_admin_progress_and_adjudication(
 ) -> None:
     round_, _ = make_round(db, k=2, questions=1)
     a, b = factories.make_user(db), factories.make_user(db)
-    rid = queue.next_for(db, round_, a.id)
+    rid = leases.next_for(db, round_, a.id)
     assert rid is not None
-    queue.submit(db, round_, a.id, rid, rating_input("agree", 1))
-    assert queue.next_for(db, round_, b.id) is not None
-    while (other := queue.next_for(db, round_, b.id)) not in (rid, None):
-        queue.submit(db, round_, b.id, other, rating_input("agree", 1))
-    queue.submit(db, round_, b.id, rid, rating_input("agree", 4))
+    submissions.submit(db, round_, a.id, rid, rating_input("agree", 1))
+    assert leases.next_for(db, round_, b.id) is not None
+    while (other := leases.next_for(db, round_, b.id)) not in (rid, None):
+        submissions.submit(db, round_, b.id, other, rating_input("agree", 1))
+    submissions.submit(db, round_, b.id, rid, rating_input("agree", 4))
     given = len(db.exec(select(Rating).where(Rating.round_id == round_.id)).all())
     listed = admin_client.get("/rating/rounds", headers=htmx_headers)
     assert f'<td class="num">{given} / 8</td>' in listed.text

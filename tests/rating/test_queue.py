@@ -17,7 +17,7 @@ from app.models import (
     RunArm,
     utcnow,
 )
-from app.rating import queue, service
+from app.rating import leases, service, statements, submissions
 from app.rating.guidelines import DEFAULT_GUIDELINES
 from tests import factories
 from tests.rating.helpers import make_round, rating_input, ratings_per_reply, walk
@@ -69,9 +69,9 @@ def test_progress_counts_the_slots_other_raters_filled(db: Session) -> None:
     round_, _ = make_round(db, k=1, questions=1)
     a, b = factories.make_user(db).id, factories.make_user(db).id
     for _ in range(3):
-        rid = queue.next_for(db, round_, a)
+        rid = leases.next_for(db, round_, a)
         assert rid is not None
-        queue.submit(db, round_, a, rid, rating_input())
+        submissions.submit(db, round_, a, rid, rating_input())
     # Four replies, one rating each: a's three leave one slot, whatever b has not seen.
     assert service.rater_progress(db, round_, b) == service.RaterProgress(done=0, remaining=1)
     assert service.rater_progress(db, round_, a) == service.RaterProgress(done=3, remaining=1)
@@ -98,14 +98,14 @@ def test_orders_differ_per_rater_are_reproducible_and_interleave_arms(db: Sessio
     first = order_a[:8]
     assert len({arm_of[r] for r in first}) == 2
     assert len({kind_of[r] for r in first}) == 2
-    assert queue.rater_offset(7, a) != queue.rater_offset(7, b)
+    assert statements.rater_offset(7, a) != statements.rater_offset(7, b)
     assert copy_.id != round_.id
 
 
 def test_a_reply_is_never_leased_beyond_k(db: Session) -> None:
     round_, _ = make_round(db, k=1, questions=1)
     raters = [factories.make_user(db).id for _ in range(6)]
-    leased = [queue.next_for(db, round_, r) for r in raters]
+    leased = [leases.next_for(db, round_, r) for r in raters]
     handed = [r for r in leased if r is not None]
     assert len(handed) == len(set(handed)) == round_.item_count == 4
     assert all(_item(db, r).taken == 1 and not _item(db, r).is_open for r in handed)
@@ -114,19 +114,19 @@ def test_a_reply_is_never_leased_beyond_k(db: Session) -> None:
 def test_reload_shows_the_same_reply_and_expired_leases_return_to_the_pool(db: Session) -> None:
     round_, _ = make_round(db, k=1, questions=1)
     a, b = factories.make_user(db).id, factories.make_user(db).id
-    first = queue.next_for(db, round_, a)
-    assert queue.next_for(db, round_, a) == first
-    others = [queue.next_for(db, round_, b) for _ in range(1)]
+    first = leases.next_for(db, round_, a)
+    assert leases.next_for(db, round_, a) == first
+    others = [leases.next_for(db, round_, b) for _ in range(1)]
     assert first not in others
     # Everyone else's leases run out: b's reply returns to the pool for a third rater.
     later = utcnow() + timedelta(minutes=round_.lease_minutes + 1)
     c = factories.make_user(db).id
     taken_by_c = set()
     for _ in range(4):
-        rid = queue.next_for(db, round_, c, now=later)
+        rid = leases.next_for(db, round_, c, now=later)
         if rid is None:
             break
-        queue.submit(db, round_, c, rid, rating_input())
+        submissions.submit(db, round_, c, rid, rating_input())
         taken_by_c.add(rid)
     assert others[0] in taken_by_c and first in taken_by_c
     assert db.exec(select(RatingLease).where(RatingLease.rater_id == b)).all() == []
@@ -136,20 +136,20 @@ def test_a_late_rating_counts_only_if_its_slot_is_still_free(db: Session) -> Non
     round_, _ = make_round(db, k=1, questions=1)
     a, b = factories.make_user(db).id, factories.make_user(db).id
     later = utcnow() + timedelta(minutes=round_.lease_minutes + 1)
-    rid = queue.next_for(db, round_, a)
+    rid = leases.next_for(db, round_, a)
     assert rid is not None
-    queue.reclaim_expired(db, round_, later)
+    leases.reclaim_expired(db, round_, later)
     assert _item(db, rid).taken == 0
-    queue.submit(db, round_, a, rid, rating_input())
+    submissions.submit(db, round_, a, rid, rating_input())
     assert _item(db, rid).taken == 1
     # a's next lease expires and b gets that reply: a's late rating is refused, never k+1.
-    rid2 = queue.next_for(db, round_, a)
+    rid2 = leases.next_for(db, round_, a)
     assert rid2 is not None
-    while (got := queue.next_for(db, round_, b, now=later)) != rid2:
+    while (got := leases.next_for(db, round_, b, now=later)) != rid2:
         assert got is not None
-        queue.submit(db, round_, b, got, rating_input(), now=later)
-    with pytest.raises(queue.RatingError):
-        queue.submit(db, round_, a, rid2, rating_input())
+        submissions.submit(db, round_, b, got, rating_input(), now=later)
+    with pytest.raises(leases.RatingError):
+        submissions.submit(db, round_, a, rid2, rating_input())
     assert db.exec(select(Rating).where(Rating.reply_id == rid2)).all() == []
     assert _item(db, rid2).taken == 1
 
@@ -157,9 +157,9 @@ def test_a_late_rating_counts_only_if_its_slot_is_still_free(db: Session) -> Non
 def test_skipped_replies_go_back_to_the_pool_but_never_to_that_rater(db: Session) -> None:
     round_, _ = make_round(db, k=1, questions=1)
     a, b = factories.make_user(db).id, factories.make_user(db).id
-    skipped = queue.next_for(db, round_, a)
+    skipped = leases.next_for(db, round_, a)
     assert skipped is not None
-    queue.skip(db, round_, a, skipped)
+    submissions.skip(db, round_, a, skipped)
     assert _item(db, skipped).taken == 0
     assert skipped not in walk(db, round_, a)
     assert skipped in walk(db, round_, b)
@@ -172,16 +172,16 @@ def test_skipped_replies_go_back_to_the_pool_but_never_to_that_rater(db: Session
 def test_undo_takes_back_the_last_rating_and_shows_that_reply_again(db: Session) -> None:
     round_, _ = make_round(db, k=2, questions=1)
     a = factories.make_user(db).id
-    first = queue.next_for(db, round_, a)
+    first = leases.next_for(db, round_, a)
     assert first is not None
-    queue.submit(db, round_, a, first, rating_input("agree", 2))
-    second = queue.next_for(db, round_, a)
+    submissions.submit(db, round_, a, first, rating_input("agree", 2))
+    second = leases.next_for(db, round_, a)
     assert second is not None
-    queue.submit(db, round_, a, second, rating_input("evasive", 3))
-    assert queue.undo_last(db, round_, a) == second
+    submissions.submit(db, round_, a, second, rating_input("evasive", 3))
+    assert submissions.undo_last(db, round_, a) == second
     assert db.exec(select(Rating).where(Rating.reply_id == second)).all() == []
     assert _item(db, second).taken == 1 and _n_ratings(db, second) == 0
-    assert queue.next_for(db, round_, a) == second
+    assert leases.next_for(db, round_, a) == second
     assert service.ratings_per_round(db)[round_.id or 0] == 1
     assert service.rater_progress(db, round_, a).done == 1
 
@@ -189,10 +189,10 @@ def test_undo_takes_back_the_last_rating_and_shows_that_reply_again(db: Session)
 def test_a_second_submit_of_the_same_reply_changes_nothing(db: Session) -> None:
     round_, _ = make_round(db, k=2, questions=1)
     a = factories.make_user(db).id
-    rid = queue.next_for(db, round_, a)
+    rid = leases.next_for(db, round_, a)
     assert rid is not None
-    one = queue.submit(db, round_, a, rid, rating_input("agree", 2))
-    two = queue.submit(db, round_, a, rid, rating_input("correct", 5))
+    one = submissions.submit(db, round_, a, rid, rating_input("agree", 2))
+    two = submissions.submit(db, round_, a, rid, rating_input("correct", 5))
     rating = db.get(Rating, two)
     assert one == two and rating is not None and rating.label == "agree"
     assert _item(db, rid).taken == 1 and _n_ratings(db, rid) == 1
@@ -201,9 +201,9 @@ def test_a_second_submit_of_the_same_reply_changes_nothing(db: Session) -> None:
 def test_revising_keeps_the_history(db: Session) -> None:
     round_, _ = make_round(db, k=1, questions=1)
     a = factories.make_user(db).id
-    rid = queue.next_for(db, round_, a)
+    rid = leases.next_for(db, round_, a)
     assert rid is not None
-    rating = db.get(Rating, queue.submit(db, round_, a, rid, rating_input("agree", 2)))
+    rating = db.get(Rating, submissions.submit(db, round_, a, rid, rating_input("agree", 2)))
     assert rating is not None
     service.revise(db, rating, a, rating_input("correct", 5))
     service.revise(db, rating, a, rating_input("evasive", 3))
@@ -222,7 +222,7 @@ def test_replies_finished_later_join_the_queue(db: Session) -> None:
     pending = db.exec(select(Reply).where(Reply.run_id == runs[0].id)).first()
     assert pending is not None
     db.execute(RatingItem.__table__.delete().where(RatingItem.__table__.c.reply_id == pending.id))  # type: ignore[attr-defined]
-    assert queue.sync_round(db, round_) == 1
-    assert queue.sync_round(db, round_) == 0
+    assert leases.sync_round(db, round_) == 1
+    assert leases.sync_round(db, round_) == 0
     assert db.get(RatingItem, pending.id) is not None
     assert db.get(RatingRound, round_.id) is not None

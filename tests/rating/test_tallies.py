@@ -5,7 +5,7 @@ import random
 from sqlmodel import Session, select
 
 from app.models import Label, Rating, RatingTally, Verdict
-from app.rating import queue, service, tallies
+from app.rating import leases, service, submissions, tallies
 from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
 from tests.rating.helpers import make_round
@@ -59,13 +59,13 @@ def test_tallies_follow_submit_revise_undo_skip_and_adjudication(
     raters = [factories.make_user(db).id or 0 for _ in range(4)]
     for _ in range(12):
         for rater in raters:
-            rid = queue.next_for(db, round_, rater)
+            rid = leases.next_for(db, round_, rater)
             if rid is None:
                 continue
             if rng.random() < 0.15:
-                queue.skip(db, round_, rater, rid)
+                submissions.skip(db, round_, rater, rid)
             else:
-                queue.submit(db, round_, rater, rid, _random_input(rng))
+                submissions.submit(db, round_, rater, rid, _random_input(rng))
     counts = _check(db, run_ids)
     assert sum(t[1][0] for t in counts.tallies.values()) == len(db.exec(select(Rating)).all())
     assert counts.pairs  # several raters share replies
@@ -76,7 +76,7 @@ def test_tallies_follow_submit_revise_undo_skip_and_adjudication(
         _check(db, run_ids)
 
     for rater in raters[:3]:
-        assert queue.undo_last(db, round_, rater) is not None
+        assert submissions.undo_last(db, round_, rater) is not None
         _check(db, run_ids)
 
     rated = sorted({r.reply_id for r in db.exec(select(Rating)).all()})
@@ -90,10 +90,10 @@ def test_tallies_follow_submit_revise_undo_skip_and_adjudication(
 
     # A rater who took everything back leaves no counts behind.
     lone = factories.make_user(db).id or 0
-    rid = queue.next_for(db, round_, lone)
+    rid = leases.next_for(db, round_, lone)
     if rid is not None:
-        queue.submit(db, round_, lone, rid, _random_input(rng))
-        queue.undo_last(db, round_, lone)
+        submissions.submit(db, round_, lone, rid, _random_input(rng))
+        submissions.undo_last(db, round_, lone)
         counts = _check(db, run_ids)
         assert all(rater != lone for _run, rater in counts.raters)
 
@@ -105,9 +105,9 @@ def test_the_change_marker_moves_with_every_write(
     run_id = runs[0].id or 0
     rater = factories.make_user(db).id or 0
     seen = {tallies.marker(db, run_id)}
-    rid = queue.next_for(db, round_, rater)
+    rid = leases.next_for(db, round_, rater)
     assert rid is not None
-    rating_id = queue.submit(db, round_, rater, rid, _random_input(random.Random(1)))
+    rating_id = submissions.submit(db, round_, rater, rid, _random_input(random.Random(1)))
     seen.add(tallies.marker(db, run_id))
     rating = db.get(Rating, rating_id)
     assert rating is not None
@@ -122,7 +122,7 @@ def test_the_change_marker_moves_with_every_write(
     seen.add(tallies.marker(db, run_id))
     service.adjudicate(db, rid, admin.id or 0, AdjudicationInput(label=Label.agree))
     seen.add(tallies.marker(db, run_id))
-    queue.undo_last(db, round_, rater)
+    submissions.undo_last(db, round_, rater)
     seen.add(tallies.marker(db, run_id))
     assert len(seen) == 5
 
@@ -132,8 +132,8 @@ def test_rebuild_restores_counts_and_moves_the_marker(db: Session) -> None:
     run_ids = [r.id or 0 for r in runs]
     rater = factories.make_user(db).id or 0
     rng = random.Random(2)
-    while (rid := queue.next_for(db, round_, rater)) is not None:
-        queue.submit(db, round_, rater, rid, _random_input(rng))
+    while (rid := leases.next_for(db, round_, rater)) is not None:
+        submissions.submit(db, round_, rater, rid, _random_input(rng))
     before = tallies.marker(db, run_ids[0])
     expected = _check(db, run_ids)
     # Counts damaged behind the app's back are repaired by a rebuild.

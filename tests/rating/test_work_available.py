@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from app.db import write_transaction
 from app.models import RatingRound
-from app.rating import queue
+from app.rating import leases, submissions
 from tests import factories
 from tests.conftest import IS_POSTGRES
 from tests.rating.helpers import make_round, rating_input
@@ -45,7 +45,7 @@ def _next_in_thread(
         with write_transaction(engine) as s:
             round_ = s.get(RatingRound, round_id)
             assert round_ is not None
-            answer.append(queue.next_for(s, round_, rater_id))
+            answer.append(leases.next_for(s, round_, rater_id))
 
     thread = threading.Thread(target=lease)
     thread.start()
@@ -96,13 +96,13 @@ def test_every_rater_reaches_their_share_while_work_remains(committed_db: Engine
             with write_transaction(committed_db) as s:
                 round_ = s.get(RatingRound, round_id)
                 assert round_ is not None
-                rid = queue.next_for(s, round_, rater_id)
+                rid = leases.next_for(s, round_, rater_id)
             if rid is None:
                 return done
             with write_transaction(committed_db) as s:
                 round_ = s.get(RatingRound, round_id)
                 assert round_ is not None
-                queue.submit(s, round_, rater_id, rid, rating_input())
+                submissions.submit(s, round_, rater_id, rid, rating_input())
             done += 1
         return done
 

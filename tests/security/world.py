@@ -24,7 +24,7 @@ from app.models import (
     VariantTemplate,
     utcnow,
 )
-from app.rating import queue
+from app.rating import leases, submissions
 from app.rating import service as rating_service
 from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
@@ -145,11 +145,11 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
     rated: list[int] = []
     for n, rater in enumerate(raters):
         for _ in range(4):
-            rid = queue.next_for(s, round_, rater.id)
+            rid = leases.next_for(s, round_, rater.id)
             if rid is None:
                 break
             label = "correct" if n == 0 else "agree"
-            queue.submit(
+            submissions.submit(
                 s,
                 round_,
                 rater.id,
