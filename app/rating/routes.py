@@ -8,7 +8,8 @@ from sqlmodel import Session
 from app.accounts.deps import AdminUser, CurrentUser
 from app.db import SessionDep, begin_write
 from app.models import Label, RatingRound, User, Verdict
-from app.rating import leases, service, submissions
+from app.rating import desk as desk_service
+from app.rating import leases, service
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
 from app.web import is_htmx, redirect, render, render_partial
@@ -60,53 +61,15 @@ def _problem(exc: ValidationError) -> str:
 def _item_context(
     session: Session, user: User, *, message: str = "", error: str = ""
 ) -> dict[str, Any]:
-    """Lease the rater's next reply (first open round with work) and build the page context."""
-    ctx: dict[str, Any] = {
-        "message": message,
-        "error": error,
-        "label_keys": LABEL_KEYS,
-        "verdicts": VERDICTS,
-        "view": None,
-        "round": None,
-        "start_round": None,
-    }
-    begin_write(session)
-    _lease_next(session, _uid(user), ctx)
-    # Committed before the page is rendered, so SQLite's write lock and the rows the lease
-    # locked on Postgres are not held while the template renders.
-    session.commit()
-    return ctx
-
-
-def _lease_next(session: Session, rater_id: int, ctx: dict[str, Any]) -> None:
-    last_round = None
-    for round_ in service.rounds_for_rater(session):
-        if not submissions.started(session, round_, rater_id):
-            ctx["start_round"] = round_
-            ctx["guidelines"] = render_markdown(round_.guidelines_md)
-            return
-        reply_id = leases.next_for(session, round_, rater_id)
-        last_round = round_
-        if reply_id is not None:
-            ctx["round"] = round_
-            ctx["view"] = service.reply_view(session, round_, reply_id)
-            break
-    shown: RatingRound | None = ctx["round"] or last_round
-    if shown is not None:
-        ctx["round"] = shown
-        ctx["progress"] = service.rater_progress(session, shown, rater_id)
-        ctx["guidelines"] = render_markdown(shown.guidelines_md)
+    desk = desk_service.next_reply(session, _uid(user), message=message, error=error)
+    return desk.context() | {"label_keys": LABEL_KEYS, "verdicts": VERDICTS}
 
 
 def _rate_response(request: Request, session: Session, user: User, **kw: str) -> Response:
     """HTMX gets the next reply swapped in; a plain browser is sent back to /rate."""
-    # The write (rating, skip, undo) is committed on its own before the next reply is leased
-    # (begin_write does so on SQLite; this is for Postgres): the rows it locked, the reply's
-    # tallies and its raters' counts, other raters' among them, are not held meanwhile.
-    session.commit()
     if is_htmx(request):
         return render_partial(request, "rating/_item.html", _item_context(session, user, **kw))
-    return redirect(request, "/rate")
+    return redirect(request, request.url_for("rating.rate").path)
 
 
 @router.get("/rate", name="rating.rate")
@@ -116,9 +79,7 @@ def rate(request: Request, user: CurrentUser, session: SessionDep) -> Response:
 
 @router.post("/rate/{round_id}/start", name="rating.rate_start")
 def rate_start(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    round_ = _round_or_404(session, round_id)
-    begin_write(session)
-    leases.start(session, round_, _uid(user))
+    desk_service.start(session, _round_or_404(session, round_id), _uid(user))
     return _rate_response(request, session, user)
 
 
@@ -144,35 +105,21 @@ def rate_submit(
         if is_htmx(request):
             return render_partial(request, "rating/_item.html", ctx)
         return render(request, "rating/rate.html", ctx, status_code=422)
-    begin_write(session)
-    try:
-        submissions.submit(session, round_, _uid(user), reply_id, data)
-    except leases.RatingError as exc:
-        session.rollback()
-        return _rate_response(request, session, user, message=str(exc))
-    return _rate_response(request, session, user)
+    refused = desk_service.submit(session, round_, _uid(user), reply_id, data)
+    return _rate_response(request, session, user, message=refused)
 
 
 @router.post("/rate/{round_id}/replies/{reply_id}/skip", name="rating.rate_skip")
 def rate_skip(
     round_id: int, reply_id: int, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
-    round_ = _round_or_404(session, round_id)
-    begin_write(session)
-    try:
-        submissions.skip(session, round_, _uid(user), reply_id)
-    except leases.RatingError as exc:
-        session.rollback()
-        return _rate_response(request, session, user, message=str(exc))
-    return _rate_response(request, session, user)
+    refused = desk_service.skip(session, _round_or_404(session, round_id), _uid(user), reply_id)
+    return _rate_response(request, session, user, message=refused)
 
 
 @router.post("/rate/{round_id}/undo", name="rating.rate_undo")
 def rate_undo(round_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    round_ = _round_or_404(session, round_id)
-    begin_write(session)
-    undone = submissions.undo_last(session, round_, _uid(user))
-    message = "Your last rating was taken back." if undone else "Nothing to undo."
+    message = desk_service.undo(session, _round_or_404(session, round_id), _uid(user))
     return _rate_response(request, session, user, message=message)
 
 
