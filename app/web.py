@@ -6,11 +6,12 @@ content block for an HTMX request (the ``layout`` variable picks which). Writes 
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
@@ -47,6 +48,16 @@ def render_partial(
     ctx: dict[str, Any] = {"current_user": getattr(request.state, "user", None)}
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+async def _read_form(request: Request) -> FormData:
+    return await request.form()
+
+
+# The raw form, for the few forms whose fields are not a fixed list (SDI rates, model extras)
+# or that must tell an emptied field from a missing one (FastAPI's Form() reads "" as missing).
+# The route itself stays a plain ``def``: its database and CPU work run off the event loop.
+FormFields = Annotated[FormData, Depends(_read_form)]
 
 
 def redirect(request: Request, url: str) -> Response:

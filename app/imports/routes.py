@@ -1,5 +1,6 @@
 """Importing replies produced elsewhere: upload, preview, confirm (admins only)."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -61,24 +62,34 @@ async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Re
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         error = f"The file is larger than the upload limit of {limit / (1024 * 1024):.1f} MB."
-        return _form(session, request=request, error=error, status_code=413)
+        refuse = partial(_form, session, request=request, error=error, status_code=413)
+        return await run_in_threadpool(refuse)
     form = await request.form()
     name = str(form.get("name") or "")
     set_id = _int(form.get("set_id"))
     file = form.get("file")
     fields: dict[str, Any] = {"request": request, "name": name, "set_id": set_id}
+    if not isinstance(file, StarletteUploadFile) or not file.filename:
+        file = None
+    # The rest is database, file and CPU work: off the event loop.
+    return await run_in_threadpool(_upload, session, file, limit, **fields)
+
+
+def _upload(
+    session: Session, file: StarletteUploadFile | None, limit: int, **fields: Any
+) -> Response:
+    set_id = fields["set_id"]
     if set_id is None or session.get(QuestionSet, set_id) is None:
         return _form(session, error="Choose a question set.", status_code=400, **fields)
-    if not isinstance(file, StarletteUploadFile) or not file.filename:
+    if file is None or not file.filename:
         return _form(session, error="Choose a file to upload.", status_code=400, **fields)
     try:
-        raw = await run_in_threadpool(read_limited, file.file, limit)
+        raw = read_limited(file.file, limit)
     except UploadTooLarge as exc:
         return _form(session, error=str(exc), status_code=413, **fields)
-    filename = file.filename
-    parsed = await run_in_threadpool(service.parse_upload, session, raw, filename, set_id)
-    token = staging.store_pending(raw, filename) if parsed.ok else ""
-    return _preview(request, session, parsed, token, name)
+    parsed = service.parse_upload(session, raw, file.filename, set_id)
+    token = staging.store_pending(raw, file.filename) if parsed.ok else ""
+    return _preview(fields["request"], session, parsed, token, fields["name"])
 
 
 def _preview(

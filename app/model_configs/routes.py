@@ -3,6 +3,7 @@
 import os
 from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -13,7 +14,7 @@ from app.db import SessionDep
 from app.model_configs import service
 from app.model_configs.schemas import ModelConfigCreate, ModelConfigUpdate
 from app.models import ModelConfig, Provider, SdiDataset, SdiMode
-from app.web import is_htmx, redirect, render, render_partial
+from app.web import FormFields, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["model_configs"])
 
@@ -130,8 +131,10 @@ def new_model(request: Request, session: SessionDep, _admin: AdminUser) -> Respo
 
 
 @router.post("/models/new", name="model_configs.create_model")
-async def create_model(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
-    values = form_values(await request.form())
+def create_model(
+    request: Request, session: SessionDep, _admin: AdminUser, form: FormFields
+) -> Response:
+    values = form_values(form)
     try:
         service.create_model_config(session, ModelConfigCreate.model_validate(values))
     except (ValidationError, service.ModelConfigError) as exc:
@@ -150,11 +153,11 @@ def edit_model(
 
 
 @router.post("/models/{config_id}/edit", name="model_configs.update_model")
-async def update_model(
-    request: Request, config_id: int, session: SessionDep, _admin: AdminUser
+def update_model(
+    request: Request, config_id: int, session: SessionDep, _admin: AdminUser, form: FormFields
 ) -> Response:
     config = _get(session, config_id)
-    values = form_values(await request.form())
+    values = form_values(form)
     try:
         data = ModelConfigUpdate.model_validate({"extra": config.extra} | values)
         service.update_model_config(session, config, data)
@@ -177,14 +180,14 @@ def delete_model(
 
 
 @router.post("/models/{config_id}/test", name="model_configs.test_model")
-async def test_model(
+def test_model(
     request: Request, config_id: int, session: SessionDep, _admin: AdminUser
 ) -> Response:
     config = _get(session, config_id)
     spec = service.build_spec(session, config)
     # Release the request's connection while the model works (a local model can take seconds).
     session.commit()
-    result = await service.test_call(spec) | {"config": config}
+    result = anyio.from_thread.run(service.test_call, spec) | {"config": config}
     if is_htmx(request):
         return render_partial(request, "model_configs/_test_result.html", result)
     return render(request, "model_configs/test.html", result)

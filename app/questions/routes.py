@@ -72,10 +72,17 @@ async def upload(request: Request, session: SessionDep, _admin: AdminUser) -> Re
         raw = await run_in_threadpool(read_limited, file.file, limit)
     except UploadTooLarge as exc:
         return _too_large(request, exc, name=name, description=description)
-    filename = file.filename
-    parsed = await run_in_threadpool(service.parse_upload, raw, filename)
+    return await run_in_threadpool(
+        _parse_and_preview, request, session, raw, file.filename, name, description
+    )
+
+
+def _parse_and_preview(
+    request: Request, session: SessionDep, raw: bytes, filename: str, name: str, description: str
+) -> Response:
+    parsed = service.parse_upload(raw, filename)
     token = staging.store_pending(raw, filename) if parsed.ok else ""
-    return await run_in_threadpool(_preview, request, session, parsed, token, name, description)
+    return _preview(request, session, parsed, token, name, description)
 
 
 def _too_large(request: Request, exc: UploadTooLarge, **fields: str) -> Response:

@@ -26,7 +26,7 @@ from app.sdi import banks, finetuning, service
 from app.sdi.integration import GeneralDataError
 from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig, FineTuneCreate, Rates
-from app.web import is_htmx, redirect, render, render_partial
+from app.web import FormFields, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["sdi"])
 
@@ -81,11 +81,11 @@ def new_page(request: Request, session: SessionDep, _admin: AdminUser) -> Respon
     return render(request, "sdi/new.html", {**_form_context(session), "form": {}})
 
 
-async def _general_upload(form: FormData) -> str | None:
+def _general_upload(form: FormData) -> str | None:
     upload = form.get("general_data")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    raw = await upload.read(get_settings().max_upload_bytes + 1)
+    raw = upload.file.read(get_settings().max_upload_bytes + 1)
     if len(raw) > get_settings().max_upload_bytes:
         raise service.SdiError("the general data file is too large")
     try:
@@ -119,12 +119,11 @@ def config_from_form(form: FormData) -> BuildConfig:
 
 
 @router.post("/sdi", name="sdi.build")
-async def build(request: Request, session: SessionDep, admin: AdminUser) -> Response:
-    form = await request.form()
+def build(request: Request, session: SessionDep, admin: AdminUser, form: FormFields) -> Response:
     error = ""
     try:
         cfg = config_from_form(form)
-        general = await _general_upload(form)
+        general = _general_upload(form)
         if cfg.teacher_model_id is not None or cfg.paraphrase_model_id is not None:
             dataset = service.start_build(session, cfg, general_jsonl=general, created_by=admin.id)
         else:
@@ -285,11 +284,10 @@ def _back(request: Request, dataset_id: int, *, message: str = "", error: str = 
 
 
 @router.post("/sdi/{dataset_id}/in-context", name="sdi.in_context")
-async def in_context(
-    request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int
+def in_context(
+    request: Request, session: SessionDep, _admin: AdminUser, dataset_id: int, form: FormFields
 ) -> Response:
     dataset = _dataset_or_404(session, dataset_id)
-    form = await request.form()
     base = session.get(ModelConfig, _optional_int(form.get("base_model_id")) or 0)
     if base is None or model_configs_service.is_imported_placeholder(base):
         return _back(request, dataset_id, error="Choose a base model.")
@@ -314,11 +312,10 @@ async def in_context(
 
 
 @router.post("/sdi/{dataset_id}/fine-tunes", name="sdi.start_fine_tune")
-async def start_fine_tune(
-    request: Request, session: SessionDep, admin: AdminUser, dataset_id: int
+def start_fine_tune(
+    request: Request, session: SessionDep, admin: AdminUser, dataset_id: int, form: FormFields
 ) -> Response:
     dataset = _dataset_or_404(session, dataset_id)
-    form = await request.form()
     try:
         data = FineTuneCreate(
             base_model_id=_optional_int(form.get("base_model_id")) or 0,
