@@ -6,11 +6,12 @@ content block for an HTMX request (the ``layout`` variable picks which). Writes 
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
 from starlette.datastructures import FormData
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -48,6 +49,19 @@ def render_partial(
     ctx: dict[str, Any] = {"current_user": getattr(request.state, "user", None)}
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+T = TypeVar("T")
+# Ids the databases can store (a larger one cannot name a row; SQLite raises on it).
+_MAX_ID = 2**63 - 1
+
+
+def get_or_404(session: Session, model: type[T], ident: int, message: str) -> T:
+    """The row with this primary key, or a 404 with ``message``."""
+    row = session.get(model, ident) if 0 < ident <= _MAX_ID else None
+    if row is None:
+        raise HTTPException(404, message)
+    return row
 
 
 async def _read_form(request: Request) -> FormData:

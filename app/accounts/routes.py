@@ -1,7 +1,7 @@
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -19,7 +19,7 @@ from app.accounts.security import MIN_PASSWORD_LENGTH
 from app.config import get_settings
 from app.db import SessionDep, begin_write
 from app.models import Role, User
-from app.web import redirect, render
+from app.web import get_or_404, redirect, render
 
 router = APIRouter(tags=["accounts"])
 
@@ -178,9 +178,7 @@ def user_invite(
 
 
 def _user_or_404(session: Session, user_id: int) -> User:
-    target = session.get(User, user_id)
-    if target is None:
-        raise HTTPException(404, "No such user.")
+    target = get_or_404(session, User, user_id, "No such user.")
     return target
 
 

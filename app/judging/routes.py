@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
@@ -11,7 +11,7 @@ from app.db import SessionDep
 from app.judging import service
 from app.judging.rubric import RUBRIC_VERSION, RUBRICS
 from app.models import Run
-from app.web import redirect, render
+from app.web import get_or_404, redirect, render
 
 router = APIRouter(tags=["judging"])
 
@@ -19,9 +19,7 @@ router = APIRouter(tags=["judging"])
 def _judge_page(
     request: Request, session: Session, run_id: int, *, error: str = "", status_code: int = 200
 ) -> Response:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise HTTPException(404, f"No run {run_id}")
+    run = get_or_404(session, Run, run_id, f"No run {run_id}")
     return render(
         request,
         "judging/judge.html",

@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 import anyio.from_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
@@ -14,7 +14,7 @@ from app.db import SessionDep
 from app.model_configs import service
 from app.model_configs.schemas import ModelConfigCreate, ModelConfigUpdate
 from app.models import ModelConfig, Provider, SdiDataset, SdiMode
-from app.web import FormFields, is_htmx, redirect, render, render_partial
+from app.web import FormFields, get_or_404, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["model_configs"])
 
@@ -98,10 +98,7 @@ def _values_of(config: ModelConfig) -> dict[str, Any]:
 
 
 def _get(session: Session, config_id: int) -> ModelConfig:
-    config = service.get(session, config_id)
-    if config is None:
-        raise HTTPException(status_code=404, detail="No such model")
-    return config
+    return get_or_404(session, ModelConfig, config_id, "No such model")
 
 
 def _list_page(

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -15,7 +15,7 @@ from app.questions import service
 from app.questions.schemas import ParsedUpload, QuestionPage, QuestionPublic, QuestionSetPublic
 from app.uploads import staging
 from app.uploads.reading import UploadTooLarge, read_limited
-from app.web import redirect, render
+from app.web import get_or_404, redirect, render
 
 router = APIRouter(tags=["questions"])
 
@@ -167,10 +167,7 @@ def confirm_upload(
 
 
 def _get_set(session: SessionDep, set_id: int) -> QuestionSet:
-    qs = session.get(QuestionSet, set_id)
-    if qs is None:
-        raise HTTPException(404, "No such question set")
-    return qs
+    return get_or_404(session, QuestionSet, set_id, "No such question set")
 
 
 @router.get("/sets/{set_id}", name="questions.show_set")

@@ -12,7 +12,7 @@ from app.rating import desk as desk_service
 from app.rating import leases, service
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
-from app.web import is_htmx, redirect, render, render_partial
+from app.web import get_or_404, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["rating"])
 
@@ -30,10 +30,7 @@ def _uid(user: User) -> int:
 
 
 def _round_or_404(session: Session, round_id: int) -> RatingRound:
-    round_ = service.get_round(session, round_id)
-    if round_ is None:
-        raise HTTPException(404, "No such rating round.")
-    return round_
+    return get_or_404(session, RatingRound, round_id, "No such rating round.")
 
 
 def _rating_input(

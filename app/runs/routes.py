@@ -16,7 +16,7 @@ from app.models import QuestionSet, ReplyStatus, Run, RunStatus, VariantTemplate
 from app.runs import progress as runs_progress
 from app.runs import service
 from app.runs.schemas import ArmCreate, RunCreate, RunProgress, RunPublic
-from app.web import redirect, render, render_partial
+from app.web import get_or_404, redirect, render, render_partial
 
 router = APIRouter(tags=["runs"])
 PER_PAGE = 50
@@ -24,10 +24,7 @@ DEFAULT_LABELS = ("baseline", "sdi", "")
 
 
 def _run_or_404(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise HTTPException(404, "No such run.")
-    return run
+    return get_or_404(session, Run, run_id, "No such run.")
 
 
 def _form_context(session: Session) -> dict[str, Any]:

@@ -26,16 +26,13 @@ from app.sdi import banks, finetuning, service
 from app.sdi.integration import GeneralDataError
 from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig, FineTuneCreate, Rates
-from app.web import FormFields, is_htmx, redirect, render, render_partial
+from app.web import FormFields, get_or_404, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["sdi"])
 
 
 def _dataset_or_404(session: Session, dataset_id: int) -> SdiDataset:
-    dataset = service.get(session, dataset_id)
-    if dataset is None:
-        raise HTTPException(404, "No such SDI dataset.")
-    return dataset
+    return get_or_404(session, SdiDataset, dataset_id, "No such SDI dataset.")
 
 
 def _problems(exc: ValidationError) -> str:
@@ -341,9 +338,7 @@ def cancel_fine_tune(
 ) -> Response:
     from app.models import SdiFineTune
 
-    fine_tune = session.get(SdiFineTune, fine_tune_id)
-    if fine_tune is None:
-        raise HTTPException(404, "No such fine-tuning job.")
+    fine_tune = get_or_404(session, SdiFineTune, fine_tune_id, "No such fine-tuning job.")
     try:
         finetuning.cancel(session, fine_tune)
     except service.SdiError as exc:

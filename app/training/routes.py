@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -10,7 +10,7 @@ from app.models import ModelConfig, SdiDataset, TrainingRun
 from app.training import service, trainer
 from app.training.chart import loss_chart
 from app.training.schemas import LINEAR_MODULES, TrainingCreate, TrainingParams
-from app.web import redirect, render, render_partial
+from app.web import get_or_404, redirect, render, render_partial
 
 router = APIRouter(tags=["training"])
 
@@ -127,10 +127,7 @@ def _detail_context(session: SessionDep, run: TrainingRun) -> dict[str, Any]:
 
 
 def _get_run(session: SessionDep, run_id: int) -> TrainingRun:
-    run = service.get(session, run_id)
-    if run is None:
-        raise HTTPException(404, "No such training run")
-    return run
+    return get_or_404(session, TrainingRun, run_id, "No such training run")
 
 
 @router.get("/training/{run_id}", name="training.training_detail")

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
@@ -13,7 +13,7 @@ from app.models import Question, QuestionSet, Stance, VariantKind, VariantTempla
 from app.variants import service
 from app.variants.render import PLACEHOLDERS
 from app.variants.schemas import TemplateIn
-from app.web import redirect, render, render_partial
+from app.web import get_or_404, redirect, render, render_partial
 
 router = APIRouter(tags=["variants"])
 MAX_CHOICES = 500
@@ -155,10 +155,7 @@ def create(
 
 
 def _get(session: Session, template_id: int) -> VariantTemplate:
-    template = session.get(VariantTemplate, template_id)
-    if template is None:
-        raise HTTPException(404, "No such template")
-    return template
+    return get_or_404(session, VariantTemplate, template_id, "No such template")
 
 
 @router.get("/templates/{template_id}/edit", name="variants.edit_form")

@@ -180,7 +180,7 @@ def test_replies_paginate_and_filter(
     assert "Page 2 of 2" in page.text
     partial = admin_client.get(f"/runs/{run.id}/replies?page=1", headers={"HX-Request": "true"})
     assert len(table_rows(partial.text, "run-replies")) == 50
-    assert find(partial.text, "a", hx_get=f"/runs/{run.id}/replies?page=2&status=")
+    assert find(partial.text, "a", hx_get=f"/runs/{run.id}/replies?status=&page=2")
     failed = admin_client.get(f"/runs/{run.id}?status=failed", headers=htmx_headers)
     assert table_rows(failed.text, "run-replies") == []
 
