@@ -59,12 +59,12 @@ def main() -> int:
     opts = parser.parse_args()
 
     from app.llm.local import bundled_model_path
-    from app.training import trainer
+    from app.training import loading, trainer
     from app.training.schemas import TrainingParams
     from tests.training.sdi_like import make_messages
 
-    if not trainer.available():
-        print(f"training is not installed: {trainer.INSTALL_HINT}")
+    if not loading.available():
+        print(f"training is not installed: {loading.INSTALL_HINT}")
         return 1
     n = 16 if opts.quick else opts.examples
     chats = make_messages(seed=1, n=n + 8)
@@ -73,7 +73,7 @@ def main() -> int:
     )
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     started = time.perf_counter()
-    trainer.load_base(trainer.resolve_base(""))
+    loading.load_base(loading.resolve_base(""))
     figure("training: load and dequantise the base GGUF", time.perf_counter() - started, "s")
 
     progress: list[trainer.Progress] = []
@@ -110,7 +110,7 @@ def main() -> int:
     from peft import PeftModel
 
     merged_dir = out / "merged-hf"
-    model, tokenizer = trainer.load_base(trainer.resolve_base(""))
+    model, tokenizer = loading.load_base(loading.resolve_base(""))
     merged = PeftModel.from_pretrained(model, result.adapter_dir).merge_and_unload()
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))

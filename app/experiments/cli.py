@@ -201,12 +201,12 @@ def _record_training(session: "Session", prepared: "Prepared", settings: Trainin
     from app.llm.local import resolve_model_path
     from app.models import ModelConfig
     from app.sdi.service import SdiError
+    from app.training import loading
     from app.training import service as training_service
-    from app.training import trainer
     from app.training.schemas import TrainingCreate, TrainingParams
 
-    if not trainer.available():
-        raise SdiError(f"--train needs the train extra: {trainer.INSTALL_HINT}")
+    if not loading.available():
+        raise SdiError(f"--train needs the train extra: {loading.INSTALL_HINT}")
     if prepared.base.provider != "local":
         raise SdiError("--train fine-tunes local weights: the base model must be provider local")
     try:

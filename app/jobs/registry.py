@@ -8,7 +8,7 @@ from importlib import import_module
 from typing import Any
 
 import app
-from app.jobs.queue import ClaimedJob, Finished, HandOff, finish_many
+from app.jobs.claims import ClaimedJob, Finished, HandOff, finish_many
 
 JobArgs = dict[str, Any]
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.db import get_engine, write_transaction
-from app.jobs import queue, registry
+from app.jobs import claims, queue, registry
 from app.jobs.errors import PermanentFailure, RetryLater, Snooze
 from app.jobs.registry import JobContext, TaskSpec
 
@@ -76,7 +76,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._rng = random.Random(seed)
-        self._ready: deque[queue.ClaimedJob] = deque()
+        self._ready: deque[claims.ClaimedJob] = deque()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._key_running: Counter[str] = Counter()
         self._key_limit: dict[str, int] = {}
@@ -133,7 +133,7 @@ class Worker:
             idle_slot = len(self._running) < self.concurrency and not self._ready
             if (want >= self.prefetch // 2 or idle_slot) and want > 0 and now >= self._next_claim:
                 full: set[str] = set()
-                jobs = queue.claim(
+                jobs = claims.claim(
                     self.engine,
                     queue=self.queue,
                     worker_id=self.worker_id,
@@ -166,7 +166,7 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _limit(self, job: queue.ClaimedJob) -> int:
+    def _limit(self, job: claims.ClaimedJob) -> int:
         key = job.concurrency_key
         if not key:
             return self.concurrency
@@ -189,7 +189,7 @@ class Worker:
     def _dispatch(self) -> None:
         if not self._ready or len(self._running) >= self.concurrency:
             return
-        kept: deque[queue.ClaimedJob] = deque()
+        kept: deque[claims.ClaimedJob] = deque()
         while self._ready:
             job = self._ready.popleft()
             spec = registry.get(job.task)
@@ -204,8 +204,8 @@ class Worker:
 
     # -- one job --------------------------------------------------------------------------
 
-    async def _run(self, job: queue.ClaimedJob, spec: TaskSpec | None) -> None:
-        successors: list[queue.ClaimedJob] = []
+    async def _run(self, job: claims.ClaimedJob, spec: TaskSpec | None) -> None:
+        successors: list[claims.ClaimedJob] = []
         try:
             successors = await self._execute(job, spec)
         except Exception:  # recording an outcome failed: the job goes stale and is recovered
@@ -214,7 +214,7 @@ class Worker:
             self._running.pop(job.id, None)
             self._key_running[job.concurrency_key] -= 1
             if successors and self._stopping:
-                queue.release(
+                claims.release(
                     self.engine, [j.id for j in successors], self.worker_id, started=False
                 )
             elif successors:  # they hold the slot this job held: first in line
@@ -228,8 +228,8 @@ class Worker:
             self._wake.set()
 
     async def _execute(
-        self, job: queue.ClaimedJob, spec: TaskSpec | None
-    ) -> list[queue.ClaimedJob]:
+        self, job: claims.ClaimedJob, spec: TaskSpec | None
+    ) -> list[claims.ClaimedJob]:
         """Run the job and record its outcome; return the jobs handed its slot, if any."""
         if spec is None:
             self._fail(job, None, f"unknown task {job.task!r}")
@@ -243,7 +243,7 @@ class Worker:
             worker_id=self.worker_id,
             beat=lambda: self._beat_one(job.id),
             hand_off=(
-                queue.HandOff(self.queue, job.concurrency_key, limit)
+                claims.HandOff(self.queue, job.concurrency_key, limit)
                 if limit is not None and not self._stopping
                 else None
             ),
@@ -254,7 +254,7 @@ class Worker:
                 result = await spec.handler(ctx, job.args)
         except Snooze as exc:
             with write_transaction(self.engine) as session:
-                queue.reschedule(
+                claims.reschedule(
                     session, job.id, self.worker_id, str(exc), exc.delay_s, count_attempt=False
                 )
         except RetryLater as exc:
@@ -270,32 +270,32 @@ class Worker:
             self._retry(job, spec, f"{type(exc).__name__}: {exc}", None)
         else:
             if not ctx.finished:
-                finished = queue.Finished(job.id, self.worker_id, result, ctx.hand_off)
-                ctx.successors = queue.finish(self.engine, finished) or []
+                finished = claims.Finished(job.id, self.worker_id, result, ctx.hand_off)
+                ctx.successors = claims.finish(self.engine, finished) or []
             self.stats.succeeded += 1
             self.stats.by_task[job.task] += 1
             return ctx.successors
         return []
 
     def _retry(
-        self, job: queue.ClaimedJob, spec: TaskSpec, error: str, delay_s: float | None
+        self, job: claims.ClaimedJob, spec: TaskSpec, error: str, delay_s: float | None
     ) -> None:
         if job.attempts >= job.max_attempts:
             self._fail(job, spec, f"{error} (gave up after {job.attempts} attempts)")
             return
         if delay_s is None:
-            delay = queue.backoff_delay(
+            delay = claims.backoff_delay(
                 job.attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, rng=self._rng
             )
         else:  # the provider's Retry-After, plus a little jitter so retries do not stampede
             delay = delay_s + self._rng.uniform(0.0, min(1.0, 0.1 * delay_s))
         with write_transaction(self.engine) as session:
-            queue.reschedule(session, job.id, self.worker_id, error, delay)
+            claims.reschedule(session, job.id, self.worker_id, error, delay)
         self.stats.retried += 1
 
-    def _fail(self, job: queue.ClaimedJob, spec: TaskSpec | None, error: str) -> None:
+    def _fail(self, job: claims.ClaimedJob, spec: TaskSpec | None, error: str) -> None:
         with write_transaction(self.engine) as session:
-            owned = queue.mark_failed(session, job.id, self.worker_id, error)
+            owned = claims.mark_failed(session, job.id, self.worker_id, error)
             if owned and spec is not None and spec.on_failure is not None:
                 spec.on_failure(session, job.args, error, job.attempts)
         self.stats.failed += 1
@@ -305,7 +305,7 @@ class Worker:
     def _recover(self) -> None:
         try:
             with write_transaction(self.engine) as session:
-                found = queue.stale_jobs(session, self.stale_after_s)
+                found = claims.stale_jobs(session, self.stale_after_s)
                 for stale in found:
                     spec = registry.get(stale.task)
                     if stale.failed and spec is not None and spec.on_failure is not None:
@@ -319,18 +319,18 @@ class Worker:
             self.stats.recovered += len(found)
 
     def _beat_one(self, job_id: int) -> None:
-        queue.heartbeat(self.engine, self.worker_id, [job_id])
+        claims.heartbeat(self.engine, self.worker_id, [job_id])
 
     def _beat_loop(self) -> None:
         while not self._beat_stop.wait(self.heartbeat_s):
             try:
-                queue.heartbeat(self.engine, self.worker_id)
+                claims.heartbeat(self.engine, self.worker_id)
             except Exception:
                 log.exception("heartbeat failed")
 
     async def _shutdown(self) -> None:
         if self._ready:
-            queue.release(self.engine, [j.id for j in self._ready], self.worker_id, started=False)
+            claims.release(self.engine, [j.id for j in self._ready], self.worker_id, started=False)
             self._ready.clear()
         if self._running:
             _done, still = await asyncio.wait(
@@ -341,7 +341,7 @@ class Worker:
                 for t in still:
                     t.cancel()
                 await asyncio.wait(still)
-                queue.release(self.engine, ids, self.worker_id, started=True)
+                claims.release(self.engine, ids, self.worker_id, started=True)
 
 
 _gc_tuned = False

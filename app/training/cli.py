@@ -38,12 +38,12 @@ def register(cli: typer.Typer) -> None:
         from rich.console import Console
 
         from app.db import session_scope
-        from app.training import service, trainer
+        from app.training import loading, service
         from app.training.schemas import TrainingCreate, TrainingParams
 
         console = Console()
-        if not trainer.available() and not background:
-            console.print(f"[red]Training needs the train extra: {trainer.INSTALL_HINT}[/red]")
+        if not loading.available() and not background:
+            console.print(f"[red]Training needs the train extra: {loading.INSTALL_HINT}[/red]")
             raise typer.Exit(1)
         overrides = {
             "epochs": epochs,
@@ -103,6 +103,7 @@ def train_with_progress(run_id: int, console: "Console") -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from app.training import service, trainer
+    from app.training.schemas import TrainingError
 
     console.print(f"Training #{run_id}: loading the base model ...")
     with Progress(
@@ -135,7 +136,7 @@ def train_with_progress(run_id: int, console: "Console") -> dict[str, Any]:
             outcome = service.execute(run_id, on_progress=show)
         except KeyboardInterrupt:
             outcome = {"status": "cancelled"}
-        except trainer.TrainingError as exc:
+        except TrainingError as exc:
             console.print(f"[red]Training failed: {exc}[/red]")
             raise typer.Exit(1) from exc
     return outcome

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from app.accounts.deps import AdminUser
 from app.db import SessionDep
 from app.models import ModelConfig, SdiDataset, TrainingRun
-from app.training import service, trainer
+from app.training import loading, service
 from app.training.chart import loss_chart
 from app.training.schemas import LINEAR_MODULES, TrainingCreate, TrainingParams
 from app.web import get_or_404, redirect, render, render_partial
@@ -17,9 +17,9 @@ router = APIRouter(tags=["training"])
 
 def _availability() -> dict[str, Any]:
     return {
-        "train_available": trainer.available(),
-        "missing_packages": trainer.missing_packages(),
-        "install_hint": trainer.INSTALL_HINT,
+        "train_available": loading.available(),
+        "missing_packages": loading.missing_packages(),
+        "install_hint": loading.INSTALL_HINT,
     }
 
 
@@ -88,9 +88,9 @@ def training_create(
         data = TrainingCreate(
             dataset_id=dataset_id, name=name, base_model=base_model, params=params
         )
-        if not trainer.available():
+        if not loading.available():
             raise service.TrainingServiceError(
-                f"training needs the train extra: {trainer.INSTALL_HINT}"
+                f"training needs the train extra: {loading.INSTALL_HINT}"
             )
         run = service.create_training(session, data, user_id=user.id)
     except ValidationError as exc:

@@ -62,3 +62,7 @@ class TrainingCreate(BaseModel):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+
+class TrainingError(Exception):
+    """Training cannot go on (bad input, missing packages, unusable base model)."""

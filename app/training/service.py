@@ -25,7 +25,8 @@ from app.models import (
     TrainingStatus,
     utcnow,
 )
-from app.training import trainer
+from app.training import loading, trainer
+from app.training import schemas as training_schemas
 from app.training.schemas import TrainingCreate, TrainingParams
 
 TASK = "training.train"
@@ -99,7 +100,7 @@ def create_training(
     if _name_taken(session, data.name):
         raise TrainingServiceError(f"a model named {data.name!r} already exists or is training")
     try:
-        trainer.resolve_base(data.base_model)
+        loading.resolve_base(data.base_model)
     except Exception as exc:  # LlmError for a missing bundled model, TrainingError otherwise
         raise TrainingServiceError(str(exc)) from None
     run = TrainingRun(
@@ -325,7 +326,7 @@ def execute(
 
     ``cancel_event`` is the caller's own stop (a worker shutting down): the run goes back to
     the queue. A user's cancel is the row's ``cancel_requested``. Returns {"status": ...};
-    raises trainer.TrainingError after recording a failure.
+    raises training_schemas.TrainingError after recording a failure.
     """
     inputs = _start(run_id, engine)
     if inputs is None:
@@ -334,7 +335,7 @@ def execute(
     out_dir = get_settings().data_dir / output_dir_for(run_id)
     try:
         if inputs["dataset"] is None:
-            raise trainer.TrainingError("the run's SDI dataset was deleted")
+            raise training_schemas.TrainingError("the run's SDI dataset was deleted")
         result = trainer.train(
             base_model=inputs["base_model"],
             params=inputs["params"],
@@ -357,12 +358,14 @@ def execute(
         raise
     except Exception as exc:
         message = (
-            str(exc) if isinstance(exc, trainer.TrainingError) else f"{type(exc).__name__}: {exc}"
+            str(exc)
+            if isinstance(exc, training_schemas.TrainingError)
+            else f"{type(exc).__name__}: {exc}"
         )
         _finish(run_id, engine, TrainingStatus.failed, error=message, loss_history=reporter.history)
-        if isinstance(exc, trainer.TrainingError):
+        if isinstance(exc, training_schemas.TrainingError):
             raise
-        raise trainer.TrainingError(message) from exc
+        raise training_schemas.TrainingError(message) from exc
 
     with write_transaction(engine) as session:
         run = session.get(TrainingRun, run_id)

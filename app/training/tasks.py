@@ -6,7 +6,8 @@ from typing import Any
 
 from app.jobs.errors import PermanentFailure
 from app.jobs.registry import JobContext, task
-from app.training import service, trainer
+from app.training import schemas as training_schemas
+from app.training import service
 
 WEEK_S = 7 * 24 * 3600.0
 
@@ -29,5 +30,5 @@ async def train(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
     except asyncio.CancelledError:  # the worker is stopping: end the loop at its next step
         stop.set()
         raise
-    except trainer.TrainingError as exc:  # already recorded on the run
+    except training_schemas.TrainingError as exc:  # already recorded on the run
         raise PermanentFailure(str(exc)) from None

@@ -6,231 +6,23 @@ so the rest of sdilab runs without them. Nothing is ever downloaded: the base mo
 GGUF file (transformers dequantises it) or a local transformers directory.
 """
 
-import copy
-import importlib.util
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.training.schemas import TrainingParams
-
-TRAIN_PACKAGES = ("torch", "transformers", "peft", "gguf")
-INSTALL_HINT = "pip install -e '.[train]'"
-IGNORE_INDEX = -100
-# GGUF architectures whose q/k weights llama.cpp stores permuted (convert_hf_to_gguf's permute).
-_PERMUTED_QK_ARCHS = ("llama",)
-
-
-class TrainingError(Exception):
-    """Training cannot go on (bad input, missing packages, unusable base model)."""
+from app.training.batches import batch_loss, batches_of, collate, encode_all, evaluate
+from app.training.gguf_export import PERMUTED_QK_ARCHS, export_gguf, gguf_arch
+from app.training.loading import BaseModelRef, load_base, require_packages, resolve_base
+from app.training.schemas import TrainingError, TrainingParams
 
 
 class Cancelled(Exception):
     """The run was cancelled between two steps."""
-
-
-def missing_packages() -> list[str]:
-    return [name for name in TRAIN_PACKAGES if importlib.util.find_spec(name) is None]
-
-
-def available() -> bool:
-    return not missing_packages()
-
-
-def require_packages() -> None:
-    missing = missing_packages()
-    if missing:
-        raise TrainingError(
-            f"training needs {', '.join(missing)}: install the extra with `{INSTALL_HINT}`"
-        )
-    prepare_environment()
-
-
-def prepare_environment() -> None:
-    """Never reach a hub; no tqdm bars from transformers. Both are read when huggingface_hub
-    and tqdm are first imported, so this runs before importing them."""
-    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-        os.environ[key] = "1"
-    os.environ.setdefault("TQDM_DISABLE", "1")
-
-
-# -- base model ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BaseModelRef:
-    path: str  # the GGUF file, or the transformers directory
-    kind: str  # "gguf" | "hf"
-
-
-def resolve_base(base_model: str) -> BaseModelRef:
-    """ "" is the bundled SmolLM2 GGUF; a .gguf file; or a local transformers directory."""
-    if not base_model:
-        from app.llm.local import bundled_model_path
-
-        base_model = bundled_model_path()
-    path = Path(base_model).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return BaseModelRef(str(path.resolve()), "gguf")
-    if path.is_dir() and (path / "config.json").is_file():
-        return BaseModelRef(str(path.resolve()), "hf")
-    raise TrainingError(
-        f"base model not found: {base_model} (a .gguf file or a local transformers directory "
-        "with config.json)"
-    )
-
-
-def load_base(ref: BaseModelRef) -> tuple[Any, Any]:
-    """(a fresh copy of the model in float32, tokenizer), from local files only.
-
-    The dequantised base is kept for the process (two models at most): a worker or a test session
-    that trains again copies it in well under a second instead of dequantising again.
-    """
-    stat = os.stat(ref.path)
-    model, tokenizer = _load_pristine(ref, (stat.st_mtime_ns, stat.st_size))
-    return copy.deepcopy(model), tokenizer
-
-
-@lru_cache(maxsize=2)
-def _load_pristine(ref: BaseModelRef, _stamp: tuple[int, int]) -> tuple[Any, Any]:
-    require_packages()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if ref.kind == "gguf":
-        folder, name = str(Path(ref.path).parent), Path(ref.path).name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32, local_files_only=True
-        )
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(ref.path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            ref.path, local_files_only=True, dtype=torch.float32
-        )
-    if tokenizer.chat_template is None:
-        raise TrainingError(f"the base model {ref.path} has no chat template")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if getattr(model, "hf_quantizer", None) is not None:
-        # The GGUF weights are dequantised to float32 already; without this marker the model
-        # saves like any other (a transformers directory for non-GGUF exports).
-        model.hf_quantizer = None  # type: ignore[assignment]
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-    model.requires_grad_(False)
-    model.eval()
-    return model, tokenizer
-
-
-# -- data ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Encoded:
-    input_ids: list[int]
-    labels: list[int]  # IGNORE_INDEX on every prompt position
-
-    @property
-    def n_target(self) -> int:
-        return sum(1 for label in self.labels if label != IGNORE_INDEX)
-
-
-def _chat_ids(tokenizer: Any, messages: Sequence[dict[str, Any]], *, prompt: bool) -> list[int]:
-    ids = tokenizer.apply_chat_template(
-        list(messages), add_generation_prompt=prompt, tokenize=True, return_dict=False
-    )
-    return [int(i) for i in ids]
-
-
-def encode(tokenizer: Any, messages: Sequence[dict[str, Any]], max_length: int) -> Encoded | None:
-    """Tokenise a chat with the model's chat template; only the final assistant reply is
-    learnt (labels on its tokens, IGNORE_INDEX on the prompt). None if no target token fits."""
-    chat = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-    if len(chat) < 2 or chat[-1]["role"] != "assistant":
-        raise TrainingError("an SDI example must end with the assistant's reply")
-    prompt_ids = _chat_ids(tokenizer, chat[:-1], prompt=True)
-    full_ids = _chat_ids(tokenizer, chat, prompt=False)
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        raise TrainingError("the chat template does not extend the prompt with the reply")
-    full_ids = full_ids[:max_length]
-    labels = [IGNORE_INDEX] * min(len(prompt_ids), len(full_ids)) + full_ids[len(prompt_ids) :]
-    encoded = Encoded(input_ids=full_ids, labels=labels)
-    return encoded if encoded.n_target else None
-
-
-def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
-    """Right-padded tensors; padding is masked out of attention and of the loss."""
-    import torch
-
-    width = max(len(e.input_ids) for e in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, example in enumerate(batch):
-        n = len(example.input_ids)
-        input_ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
-        attention[row, :n] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
-
-
-def masked_loss_sum(logits: Any, labels: Any) -> tuple[Any, int]:
-    """Summed next-token cross-entropy over labelled positions, and their count."""
-    import torch.nn.functional as F
-
-    shift_logits = logits[:, :-1, :].reshape(-1, logits.shape[-1])
-    shift_labels = labels[:, 1:].reshape(-1)
-    count = int((shift_labels != IGNORE_INDEX).sum())
-    total = F.cross_entropy(
-        shift_logits.float(), shift_labels, ignore_index=IGNORE_INDEX, reduction="sum"
-    )
-    return total, count
-
-
-def batch_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """``masked_loss_sum`` of the model's logits, computing the output projection only where a
-    label is (the vocabulary projection is a fifth of the model and most positions are prompt).
-    """
-    import torch.nn.functional as F
-
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-    ).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    where = targets != IGNORE_INDEX
-    logits = causal_lm.lm_head(hidden[:, :-1][where])
-    total = F.cross_entropy(logits.float(), targets[where], reduction="sum")
-    return total, int(where.sum())
-
-
-def evaluate(model: Any, batches: Sequence[dict[str, Any]]) -> float | None:
-    """Mean loss per target token over the batches."""
-    import torch
-
-    if not batches:
-        return None
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for batch in batches:
-            loss_sum, n = batch_loss(model, batch)
-            total += loss_sum.item()
-            count += n
-    model.train(was_training)
-    return total / count if count else None
-
-
-# -- training -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -271,23 +63,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _batches(items: Sequence[Encoded], size: int, pad_id: int) -> list[dict[str, Any]]:
-    return [collate(items[i : i + size], pad_id) for i in range(0, len(items), size)]
-
-
-def _encode_all(
-    tokenizer: Any, examples: Sequence[Sequence[dict[str, Any]]], max_length: int
-) -> tuple[list[Encoded], int]:
-    encoded, skipped = [], 0
-    for messages in examples:
-        item = encode(tokenizer, messages, max_length)
-        if item is None:
-            skipped += 1
-        else:
-            encoded.append(item)
-    return encoded, skipped
 
 
 def _lr_lambda(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -339,10 +114,10 @@ def train(
         torch.set_num_threads(params.threads)
     ref = resolve_base(base_model)
     model, tokenizer = load_base(ref)
-    train_items, skipped = _encode_all(
+    train_items, skipped = encode_all(
         tokenizer, _limit(train_examples, params.max_train_examples), params.max_length
     )
-    val_items, skipped_val = _encode_all(
+    val_items, skipped_val = encode_all(
         tokenizer, _limit(val_examples, params.max_val_examples), params.max_length
     )
     if not train_items:
@@ -363,7 +138,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(total_steps, params.warmup_ratio)
     )
-    val_batches = _batches(val_items, params.batch_size, pad_id)
+    val_batches = batches_of(val_items, params.batch_size, pad_id)
     history: list[dict[str, Any]] = []
     initial_val = evaluate(model, val_batches)
     if initial_val is not None:
@@ -473,7 +248,7 @@ def _merge_and_export(
     known layout, else a transformers directory. Returns (path, format)."""
     merged = model.merge_and_unload()
     merged.eval()
-    if ref.kind == "gguf" and gguf_arch(ref.path) in _PERMUTED_QK_ARCHS:
+    if ref.kind == "gguf" and gguf_arch(ref.path) in PERMUTED_QK_ARCHS:
         path = output_dir / "model.gguf"
         export_gguf(merged, ref.path, path, params.export_type, params.target_modules, name=name)
         return str(path), "gguf"
@@ -523,108 +298,3 @@ def _write_config(
         },
     }
     (output_dir / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
-
-
-# -- export -------------------------------------------------------------------------------
-
-
-def gguf_arch(path: str) -> str:
-    import gguf
-
-    field_ = gguf.GGUFReader(path).get_field(gguf.Keys.General.ARCHITECTURE)
-    return str(field_.contents()) if field_ is not None else ""
-
-
-def _permute_qk(weights: Any, n_head: int) -> Any:
-    """The inverse of transformers' reverse permutation of llama.cpp's q/k layout."""
-    dim = weights.shape[0] // n_head // 2
-    return weights.reshape(n_head, 2, dim, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
-
-
-def export_gguf(
-    merged: Any,
-    base_path: str,
-    out_path: Path,
-    export_type: str,
-    target_modules: list[str],
-    *,
-    name: str,
-) -> None:
-    """Copy the base GGUF, replacing the tensors LoRA changed by the merged weights.
-
-    Untouched tensors keep their original bytes (no requantisation loss); the changed ones are
-    written as ``export_type``. Verified by loading the result in llama.cpp (tests).
-    """
-    import gguf
-    import numpy as np
-
-    qtypes = {
-        "q8_0": gguf.GGMLQuantizationType.Q8_0,
-        "f16": gguf.GGMLQuantizationType.F16,
-        "f32": gguf.GGMLQuantizationType.F32,
-    }
-    qtype = qtypes[export_type]
-    reader = gguf.GGUFReader(base_path)
-    arch = str(reader.get_field(gguf.Keys.General.ARCHITECTURE).contents())  # type: ignore[union-attr]
-    arch_enum = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
-    config = merged.config
-    n_head, n_kv = config.num_attention_heads, config.num_key_value_heads
-    name_map = gguf.get_tensor_name_map(arch_enum, config.num_hidden_layers)
-
-    replaced: dict[str, Any] = {}
-    for hf_name, param in merged.named_parameters():
-        module = hf_name.rsplit(".", 2)[-2] if hf_name.endswith(".weight") else ""
-        if module not in target_modules:
-            continue
-        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if gguf_name is None:
-            raise TrainingError(f"no GGUF tensor for {hf_name}")
-        weights = param.detach().to("cpu").float().numpy()
-        if module == "q_proj":
-            weights = _permute_qk(weights, n_head)
-        elif module == "k_proj":
-            weights = _permute_qk(weights, n_kv)
-        if qtype == gguf.GGMLQuantizationType.F32:
-            replaced[gguf_name] = np.ascontiguousarray(weights, dtype=np.float32)
-        elif qtype == gguf.GGMLQuantizationType.F16:
-            replaced[gguf_name] = np.ascontiguousarray(weights, dtype=np.float16)
-        else:
-            replaced[gguf_name] = gguf.quants.quantize(weights, qtype)
-    missing = set(replaced) - {t.name for t in reader.tensors}
-    if missing:
-        raise TrainingError(f"tensors not in the base GGUF: {sorted(missing)}")
-
-    tmp_path = out_path.with_suffix(".gguf.part")
-    writer = gguf.GGUFWriter(str(tmp_path), arch=arch, endianess=reader.endianess)
-    alignment = reader.get_field(gguf.Keys.General.ALIGNMENT)
-    if alignment is not None:
-        writer.data_alignment = int(alignment.contents())
-    for fld in reader.fields.values():
-        if fld.name == gguf.Keys.General.ARCHITECTURE or fld.name.startswith("GGUF."):
-            continue
-        value = name if fld.name == gguf.Keys.General.NAME else fld.contents()
-        val_type = fld.types[0]
-        sub_type = fld.types[-1] if val_type == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(fld.name, value, val_type, sub_type=sub_type)
-    for tensor in reader.tensors:
-        data = replaced.get(tensor.name)
-        if data is None:
-            writer.add_tensor_info(
-                tensor.name,
-                tensor.data.shape,
-                tensor.data.dtype,
-                tensor.data.nbytes,
-                tensor.tensor_type,
-            )
-        else:
-            writer.add_tensor_info(tensor.name, data.shape, data.dtype, data.nbytes, qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in reader.tensors:
-        data = replaced.get(tensor.name)
-        writer.write_tensor_data(
-            tensor.data if data is None else data, tensor_endianess=reader.endianess
-        )
-    writer.close()
-    os.replace(tmp_path, out_path)

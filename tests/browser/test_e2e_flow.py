@@ -198,12 +198,12 @@ def test_admin_to_csvs(
         adjudication = s.exec(select(Adjudication)).one()
     assert adjudication.reply_id == adjudicated and adjudication.label == "evasive"
     assert len(ratings) == 24
-    replies, rated, metrics = frames["replies"], frames["ratings"], frames["metrics"]
-    assert len(replies) == 12 and set(replies["reply_id"]) == {r.id for r in replies}
+    reply_csv, rated, metrics = frames["replies"], frames["ratings"], frames["metrics"]
+    assert len(reply_csv) == 12 and set(reply_csv["reply_id"]) == {r.id for r in replies}
     assert len(rated) == 24 and set(rated["label"]) == {"agree", "correct"}
     assert rated.groupby("reply_id").size().eq(2).all()
     # The disagreement the admin settled is "evasive"; the others stay unresolved (a tie).
-    labels = dict(zip(replies["reply_id"], replies["label"], strict=True))
+    labels = dict(zip(reply_csv["reply_id"], reply_csv["label"], strict=True))
     assert labels[adjudicated] == "evasive"
     assert sum(isinstance(v, str) for v in labels.values()) == 1
     assert len(metrics) >= 2 and metrics["arm"].nunique() == 2

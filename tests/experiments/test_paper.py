@@ -111,12 +111,11 @@ def _check_experiment(engine: Engine, run_id: int, limit: int) -> None:
 
 @pytest.mark.slow
 def test_paper_experiment_end_to_end_against_the_loopback_server(
-    committed_db: Engine, ft_server: LoopbackServer
+    committed_db: Engine, loopback_server: LoopbackServer
 ) -> None:
-    ft_server.reset()
     with session_scope(committed_db) as session:
         base = factories.make_model_config(
-            session, name="loop-base", base_url=ft_server.base_url, max_tokens=32
+            session, name="loop-base", base_url=loopback_server.base_url, max_tokens=32
         )
         set_id, model_id = _setup(session, base)
         result = run_paper_experiment(
@@ -127,7 +126,7 @@ def test_paper_experiment_end_to_end_against_the_loopback_server(
         assert result.rating_round is not None
     run_worker(concurrency=4, burst=True, engine=committed_db)
     _check_experiment(committed_db, run_id, limit=3)
-    sent = [r["messages"] for r in ft_server.requests() if "messages" in r]
+    sent = [r["messages"] for r in loopback_server.requests() if "messages" in r]
     sdi_calls = [m for m in sent if m and m[0]["role"] == "system"]
     assert sdi_calls and len(sdi_calls) < len(sent)  # only the SDI arm carries the context
 

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from app.jobs import queue
+from app.jobs import claims
 from app.jobs.worker import Worker
 from app.models import Job
 from tests.jobs import tasks_for_tests as t
@@ -40,30 +40,30 @@ def _doing(engine: Engine, key: str) -> int:
 def test_a_key_limit_holds_across_claimers(committed_db: Engine) -> None:
     _limited(committed_db, 10, limit=3)
     full: set[str] = set()
-    first = queue.claim(committed_db, queue="default", worker_id="w1", limit=10, saturated=full)
+    first = claims.claim(committed_db, queue="default", worker_id="w1", limit=10, saturated=full)
     assert len(first) == 3 and full == {"model:9"}
-    assert queue.claim(committed_db, queue="default", worker_id="w2", limit=10) == []
-    assert queue.complete(committed_db, first[0].id, "w1")
-    second = queue.claim(committed_db, queue="default", worker_id="w2", limit=10)
+    assert claims.claim(committed_db, queue="default", worker_id="w2", limit=10) == []
+    assert claims.complete(committed_db, first[0].id, "w1")
+    second = claims.claim(committed_db, queue="default", worker_id="w2", limit=10)
     assert len(second) == 1 and second[0].attempts == 1
     assert _doing(committed_db, "model:9") == 3
 
 
 def test_a_retried_or_released_job_frees_its_slot(committed_db: Engine) -> None:
     _limited(committed_db, 4, limit=2)
-    a, b = queue.claim(committed_db, queue="default", worker_id="w1", limit=10)
+    a, b = claims.claim(committed_db, queue="default", worker_id="w1", limit=10)
     with Session(committed_db) as s:
-        assert queue.reschedule(s, a.id, "w1", "try later", 3600)
+        assert claims.reschedule(s, a.id, "w1", "try later", 3600)
         s.commit()
-    assert queue.release(committed_db, [b.id], "w1", started=False) == 1
-    again = queue.claim(committed_db, queue="default", worker_id="w2", limit=10)
+    assert claims.release(committed_db, [b.id], "w1", started=False) == 1
+    again = claims.claim(committed_db, queue="default", worker_id="w2", limit=10)
     assert len(again) == 2 and a.id not in {j.id for j in again}
 
 
 def test_limited_room_caps_the_limited_jobs_but_not_the_others(committed_db: Engine) -> None:
     _limited(committed_db, 5, limit=5)
     plain = [add(committed_db, "test.echo", {}) for _ in range(3)]
-    jobs = queue.claim(committed_db, queue="default", worker_id="w1", limit=20, limited_room=2)
+    jobs = claims.claim(committed_db, queue="default", worker_id="w1", limit=20, limited_room=2)
     limited = [j for j in jobs if j.task == "test.limited"]
     assert len(limited) == 2
     assert sorted(j.id for j in jobs if j.task == "test.echo") == plain
@@ -73,10 +73,10 @@ def test_a_full_key_excluded_lets_other_jobs_through(committed_db: Engine) -> No
     _limited(committed_db, 30, limit=2)
     other = _limited(committed_db, 3, limit=3, key="model:10")
     full: set[str] = set()
-    queue.claim(committed_db, queue="default", worker_id="w1", limit=5, saturated=full)
+    claims.claim(committed_db, queue="default", worker_id="w1", limit=5, saturated=full)
     assert full == {"model:9"}
     # The oldest five are all of the full key: a claim excluding it reaches the others.
-    jobs = queue.claim(
+    jobs = claims.claim(
         committed_db, queue="default", worker_id="w2", limit=5, exclude_keys=sorted(full)
     )
     assert [j.id for j in jobs] == other
@@ -92,7 +92,7 @@ def test_concurrent_claims_never_exceed_the_limit(committed_db: Engine) -> None:
         def claim(i: int, round_: int = round_, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait()
-                queue.claim(committed_db, queue="default", worker_id=f"w{round_}.{i}", limit=4)
+                claims.claim(committed_db, queue="default", worker_id=f"w{round_}.{i}", limit=4)
             except BaseException as exc:  # surfaced below
                 errors.append(exc)
 
@@ -106,7 +106,7 @@ def test_concurrent_claims_never_exceed_the_limit(committed_db: Engine) -> None:
         with Session(committed_db) as s:  # free two slots for the next round
             doing = s.exec(select(Job).where(Job.status == "doing").limit(2)).all()
         for job in doing:
-            assert queue.complete(committed_db, job.id or 0, job.worker_id)
+            assert claims.complete(committed_db, job.id or 0, job.worker_id)
 
 
 def test_two_workers_share_one_limit(committed_db: Engine) -> None:
@@ -134,18 +134,18 @@ def test_finishing_hands_the_slot_to_the_next_job_of_the_key(committed_db: Engin
         concurrency_key="model:9",
         concurrency_limit=1,
     )
-    a, b = queue.claim(committed_db, queue="default", worker_id="w1", limit=10)
-    to = queue.HandOff("default", "model:9", 2)
-    handed = queue.finish(committed_db, queue.Finished(a.id, "w1", None, to))
+    a, b = claims.claim(committed_db, queue="default", worker_id="w1", limit=10)
+    to = claims.HandOff("default", "model:9", 2)
+    handed = claims.finish(committed_db, claims.Finished(a.id, "w1", None, to))
     assert handed is not None and [j.id for j in handed] == [ids[2]]
     assert handed[0].attempts == 1 and _doing(committed_db, "model:9") == 2
     # Not this worker's job any more: nothing is finished, nothing handed.
-    assert queue.finish(committed_db, queue.Finished(b.id, "w2", None, to)) is None
-    assert queue.finish(committed_db, queue.Finished(b.id, "w1", None, to)) == [
-        queue.ClaimedJob(ids[3], "test.limited", {"key": "model:9"}, 1, 6, "model:9", 2)
+    assert claims.finish(committed_db, claims.Finished(b.id, "w2", None, to)) is None
+    assert claims.finish(committed_db, claims.Finished(b.id, "w1", None, to)) == [
+        claims.ClaimedJob(ids[3], "test.limited", {"key": "model:9"}, 1, 6, "model:9", 2)
     ]
     # A job of the key with a lower limit is not handed a slot of a higher-limit one.
-    assert queue.finish(committed_db, queue.Finished(ids[2], "w1", None, to)) == []
+    assert claims.finish(committed_db, claims.Finished(ids[2], "w1", None, to)) == []
     assert job_status(committed_db, lower) == "todo"
 
 

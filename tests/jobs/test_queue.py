@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.db import session_scope
-from app.jobs import queue, registry
+from app.jobs import claims, queue, registry
 from app.jobs.worker import Worker
 from app.models import Job, utcnow
 from tests.jobs import tasks_for_tests as t
@@ -57,7 +57,7 @@ def test_claim_marks_doing_and_skips_future_and_excluded(committed_db: Engine) -
     other_id = add(committed_db, "test.echo", {}, concurrency_key="b")
     add(committed_db, "test.echo", {}, run_at=utcnow() + timedelta(hours=1))
 
-    claimed = queue.claim(
+    claimed = claims.claim(
         committed_db, queue="default", worker_id="w1", limit=10, exclude_keys=["b"]
     )
     assert [c.id for c in claimed] == [now_id]
@@ -65,19 +65,19 @@ def test_claim_marks_doing_and_skips_future_and_excluded(committed_db: Engine) -
     row = job(committed_db, now_id)
     assert (row.status, row.worker_id, row.attempts) == ("doing", "w1", 1)
     assert row.heartbeat_at is not None
-    assert [c.id for c in queue.claim(committed_db, queue="default", worker_id="w2", limit=10)] == [
-        other_id
-    ]
-    assert queue.claim(committed_db, queue="default", worker_id="w2", limit=10) == []
-    assert queue.claim(committed_db, queue="other", worker_id="w2", limit=10) == []
+    assert [
+        c.id for c in claims.claim(committed_db, queue="default", worker_id="w2", limit=10)
+    ] == [other_id]
+    assert claims.claim(committed_db, queue="default", worker_id="w2", limit=10) == []
+    assert claims.claim(committed_db, queue="other", worker_id="w2", limit=10) == []
 
 
 def test_outcome_needs_ownership(committed_db: Engine) -> None:
     job_id = add(committed_db, "test.echo", {})
-    queue.claim(committed_db, queue="default", worker_id="w1", limit=1)
-    assert not queue.complete(committed_db, job_id, "someone-else", {"x": 1})
-    assert queue.complete(committed_db, job_id, "w1", {"x": 1})
-    assert not queue.complete(committed_db, job_id, "w1", {"x": 2})
+    claims.claim(committed_db, queue="default", worker_id="w1", limit=1)
+    assert not claims.complete(committed_db, job_id, "someone-else", {"x": 1})
+    assert claims.complete(committed_db, job_id, "w1", {"x": 1})
+    assert not claims.complete(committed_db, job_id, "w1", {"x": 2})
     row = job(committed_db, job_id)
     assert (row.status, row.result) == ("succeeded", {"x": 1})
     assert row.finished_at is not None
@@ -106,7 +106,7 @@ def test_retry_then_success_counts_attempts(committed_db: Engine) -> None:
 
 def _run_once(engine: Engine, worker: Worker, job_id: int) -> None:
     """Claim and run exactly one attempt of a job with ``worker``'s policies."""
-    (claimed,) = queue.claim(engine, queue="default", worker_id=worker.worker_id, limit=1)
+    (claimed,) = claims.claim(engine, queue="default", worker_id=worker.worker_id, limit=1)
     assert claimed.id == job_id
     asyncio.run(worker._execute(claimed, registry.get(claimed.task)))
 
@@ -129,7 +129,7 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
     rng = random.Random(1)
     for attempt in range(1, 8):
         cap = min(60.0, 1.0 * 2 ** (attempt - 1))
-        draws = [queue.backoff_delay(attempt, base_s=1.0, cap_s=60.0, rng=rng) for _ in range(200)]
+        draws = [claims.backoff_delay(attempt, base_s=1.0, cap_s=60.0, rng=rng) for _ in range(200)]
         assert all(0 <= d <= cap for d in draws)
         assert max(draws) > cap * 0.8  # full jitter spans the whole window
         assert min(draws) < cap * 0.2
@@ -189,7 +189,7 @@ def test_unknown_task_fails(committed_db: Engine) -> None:
 def test_stale_jobs_return_to_the_queue(committed_db: Engine) -> None:
     a = add(committed_db, "test.echo", {"value": "a"})
     b = add(committed_db, "test.echo", {"value": "b"}, max_attempts=1)
-    queue.claim(committed_db, queue="default", worker_id="dead-worker", limit=2)
+    claims.claim(committed_db, queue="default", worker_id="dead-worker", limit=2)
     with session_scope(committed_db) as s:
         s.execute(update(Job).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
     worker = run_burst(committed_db, stale_after_s=60)
@@ -202,10 +202,10 @@ def test_stale_jobs_return_to_the_queue(committed_db: Engine) -> None:
 
 def test_fresh_heartbeat_is_not_stale(committed_db: Engine) -> None:
     job_id = add(committed_db, "test.echo", {})
-    queue.claim(committed_db, queue="default", worker_id="alive", limit=1)
+    claims.claim(committed_db, queue="default", worker_id="alive", limit=1)
     with session_scope(committed_db) as s:
-        assert queue.stale_jobs(s, stale_after_s=60) == []
-    assert queue.heartbeat(committed_db, "alive") == 1
+        assert claims.stale_jobs(s, stale_after_s=60) == []
+    assert claims.heartbeat(committed_db, "alive") == 1
     assert job(committed_db, job_id).status == "doing"
 
 

@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.models import Job, TrainingRun
-from app.training import trainer
+from app.training import loading
 from app.training.chart import loss_chart
 from tests import factories
 from tests.training.sdi_like import make_dataset
@@ -41,7 +41,7 @@ def test_without_torch_the_page_says_how_to_install(
     htmx_headers: dict[str, str],
 ) -> None:
     _dataset(db)
-    monkeypatch.setattr(trainer, "missing_packages", lambda: ["torch", "peft"])
+    monkeypatch.setattr(loading, "missing_packages", lambda: ["torch", "peft"])
     page = admin_client.get("/training", headers=htmx_headers)
     assert page.status_code == 200
     assert "Training is not installed" in page.text

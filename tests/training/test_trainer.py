@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.training import trainer
+from app.training import batches, gguf_export, loading, trainer
 from app.training.schemas import TrainingParams
 from tests.training.conftest import Trained
 from tests.training.sdi_like import make_messages
@@ -23,17 +23,17 @@ CHAT = [
 
 @pytest.fixture(scope="module")
 def base() -> tuple[object, object]:
-    return trainer.load_base(trainer.resolve_base(""))
+    return loading.load_base(loading.resolve_base(""))
 
 
 def test_labels_are_masked_exactly_on_the_prompt(base: tuple[object, object]) -> None:
     _model, tokenizer = base
-    prompt = trainer._chat_ids(tokenizer, CHAT[:-1], prompt=True)
-    encoded = trainer.encode(tokenizer, CHAT, max_length=512)
+    prompt = batches._chat_ids(tokenizer, CHAT[:-1], prompt=True)
+    encoded = batches.encode(tokenizer, CHAT, max_length=512)
     assert encoded is not None
     n = len(prompt)
     assert encoded.input_ids[:n] == prompt
-    assert all(label == trainer.IGNORE_INDEX for label in encoded.labels[:n])
+    assert all(label == batches.IGNORE_INDEX for label in encoded.labels[:n])
     assert encoded.labels[n:] == encoded.input_ids[n:]
     reply = tokenizer.decode(encoded.input_ids[n:])  # type: ignore[attr-defined]
     assert reply.startswith(CHAT[-1]["content"])
@@ -47,7 +47,7 @@ def test_only_the_final_assistant_turn_is_learnt(base: tuple[object, object]) ->
         {"role": "user", "content": "I don't think so. Are you sure?"},
         {"role": "assistant", "content": "Yes, I am sure: it is a main-sequence star."},
     ]
-    encoded = trainer.encode(tokenizer, pushback, max_length=512)
+    encoded = batches.encode(tokenizer, pushback, max_length=512)
     assert encoded is not None
     learnt = tokenizer.decode(  # type: ignore[attr-defined]
         [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != -100]
@@ -60,9 +60,9 @@ def test_truncation_keeps_the_prompt_and_drops_examples_without_a_target(
     base: tuple[object, object],
 ) -> None:
     _model, tokenizer = base
-    prompt_len = len(trainer._chat_ids(tokenizer, CHAT[:-1], prompt=True))
-    assert trainer.encode(tokenizer, CHAT, max_length=prompt_len) is None
-    cut = trainer.encode(tokenizer, CHAT, max_length=prompt_len + 3)
+    prompt_len = len(batches._chat_ids(tokenizer, CHAT[:-1], prompt=True))
+    assert batches.encode(tokenizer, CHAT, max_length=prompt_len) is None
+    cut = batches.encode(tokenizer, CHAT, max_length=prompt_len + 3)
     assert cut is not None and cut.n_target == 3
 
 
@@ -70,15 +70,15 @@ def test_the_loss_ignores_prompt_positions() -> None:
     torch.manual_seed(0)
     logits = torch.randn(1, 6, 11)
     labels = torch.tensor([[-100, -100, -100, 4, 7, 2]])
-    total, count = trainer.masked_loss_sum(logits, labels)
+    total, count = batches.masked_loss_sum(logits, labels)
     assert count == 3
     # Positions 0 and 1 predict prompt tokens (labels 1 and 2 are -100): changing their logits
     # changes nothing; changing the logits that predict a reply token does.
     changed = logits.clone()
     changed[0, 0:2] += torch.randn(2, 11) * 5
-    assert torch.allclose(trainer.masked_loss_sum(changed, labels)[0], total)
+    assert torch.allclose(batches.masked_loss_sum(changed, labels)[0], total)
     changed[0, 3] += torch.randn(11) * 5
-    assert not torch.allclose(trainer.masked_loss_sum(changed, labels)[0], total)
+    assert not torch.allclose(batches.masked_loss_sum(changed, labels)[0], total)
     # And it is the plain cross-entropy of the reply tokens given what precedes them.
     expected = sum(-torch.log_softmax(logits[0, i - 1], -1)[int(labels[0, i])] for i in (3, 4, 5))
     assert torch.allclose(total, expected)
@@ -86,12 +86,12 @@ def test_the_loss_ignores_prompt_positions() -> None:
 
 def test_the_fast_loss_equals_the_full_logits_loss(base: tuple[object, object]) -> None:
     model, tokenizer = base
-    items = [trainer.encode(tokenizer, chat, 96) for chat in make_messages(1, 3)]
-    batch = trainer.collate([i for i in items if i is not None], tokenizer.pad_token_id)  # type: ignore[attr-defined]
+    items = [batches.encode(tokenizer, chat, 96) for chat in make_messages(1, 3)]
+    batch = batches.collate([i for i in items if i is not None], tokenizer.pad_token_id)  # type: ignore[attr-defined]
     with torch.no_grad():
         full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])  # type: ignore[operator]
-        expected = trainer.masked_loss_sum(full.logits, batch["labels"])
-        got = trainer.batch_loss(model, batch)
+        expected = batches.masked_loss_sum(full.logits, batch["labels"])
+        got = batches.batch_loss(model, batch)
     assert got[1] == expected[1]
     assert torch.allclose(got[0], expected[0], rtol=1e-4)
 
@@ -143,7 +143,7 @@ def test_the_adapter_changes_the_reply_to_a_held_out_prompt(
 
     before = reply(model)
     tuned = PeftModel.from_pretrained(
-        trainer.load_base(trainer.resolve_base(""))[0], tiny_training.result.adapter_dir
+        loading.load_base(loading.resolve_base(""))[0], tiny_training.result.adapter_dir
     )
     after = reply(tuned)
     assert after != before
@@ -155,7 +155,7 @@ def test_the_gguf_export_holds_the_merged_weights(tiny_training: Trained) -> Non
     import gguf
     from peft import PeftModel
 
-    base_path = trainer.resolve_base("").path
+    base_path = loading.resolve_base("").path
     original = {t.name: t for t in gguf.GGUFReader(base_path).tensors}
     exported = {t.name: t for t in gguf.GGUFReader(tiny_training.result.merged_path).tensors}
     assert original.keys() == exported.keys()
@@ -166,7 +166,7 @@ def test_the_gguf_export_holds_the_merged_weights(tiny_training: Trained) -> Non
         assert np.array_equal(np.asarray(exported[name].data), np.asarray(original[name].data))
 
     merged = PeftModel.from_pretrained(
-        trainer.load_base(trainer.resolve_base(""))[0], tiny_training.result.adapter_dir
+        loading.load_base(loading.resolve_base(""))[0], tiny_training.result.adapter_dir
     ).merge_and_unload()
     layer = merged.model.layers[3].self_attn
     for gguf_name, weight, heads in (
@@ -178,7 +178,7 @@ def test_the_gguf_export_holds_the_merged_weights(tiny_training: Trained) -> Non
         got = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
         want = weight.detach().numpy()
         if heads:
-            want = trainer._permute_qk(want, heads)
+            want = gguf_export.permute_qk(want, heads)
         scale = np.abs(want).max()
         assert np.abs(got - want).max() < scale / 100  # Q8_0 rounding
 
@@ -216,7 +216,7 @@ async def test_a_transformers_base_trains_and_generates_through_the_provider(
     from app.llm import complete
     from app.llm.types import ModelSpec
 
-    model, tokenizer = trainer.load_base(trainer.resolve_base(""))
+    model, tokenizer = loading.load_base(loading.resolve_base(""))
     base_dir = tmp_path / "base-hf"
     model.save_pretrained(str(base_dir))
     tokenizer.save_pretrained(str(base_dir))
