@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from app.db import begin_write
 from app.models import RatingRound
-from app.rating import leases, service, submissions
+from app.rating import leases, service, submissions, views
 from app.rating.guidelines import render_markdown
 from app.rating.schemas import RatingInput
 
@@ -26,7 +26,7 @@ class Desk:
     message: str = ""
     error: str = ""
     round: RatingRound | None = None
-    view: Any = None  # service.ReplyView of the leased reply
+    view: Any = None  # views.ReplyView of the leased reply
     start_round: RatingRound | None = None
     guidelines: str = ""
     progress: Any = None
@@ -61,13 +61,13 @@ def next_reply(session: Session, rater_id: int, *, message: str = "", error: str
         last_round = round_
         if reply_id is not None:
             desk.round = round_
-            desk.view = service.reply_view(session, round_, reply_id)
+            desk.view = views.reply_view(session, round_, reply_id)
             break
     if desk.start_round is None:
         shown = desk.round or last_round
         if shown is not None:
             desk.round = shown
-            desk.progress = service.rater_progress(session, shown, rater_id)
+            desk.progress = views.rater_progress(session, shown, rater_id)
             desk.guidelines = render_markdown(shown.guidelines_md)
     session.commit()
     return desk

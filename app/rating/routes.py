@@ -9,7 +9,7 @@ from app.accounts.deps import AdminUser, CurrentUser
 from app.db import SessionDep, begin_write
 from app.models import Label, RatingRound, User, Verdict
 from app.rating import desk as desk_service
-from app.rating import leases, service
+from app.rating import leases, oversight, service, views
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
 from app.web import get_or_404, is_htmx, redirect, render, render_partial
@@ -151,7 +151,7 @@ def my_rating_edit(
         "rating/edit.html",
         {
             "rating": rating,
-            "view": service.reply_view(session, round_, rating.reply_id),
+            "view": views.reply_view(session, round_, rating.reply_id),
             "history": service.revisions(session, rating.id),
             "label_keys": LABEL_KEYS,
             "verdicts": VERDICTS,
@@ -245,8 +245,8 @@ def round_detail(round_id: int, request: Request, user: AdminUser, session: Sess
         "rating/round.html",
         {
             "round": round_,
-            "runs": service.run_progress(session, round_),
-            "raters": service.rater_rows(session, round_),
+            "runs": oversight.run_progress(session, round_),
+            "raters": oversight.rater_rows(session, round_),
             "guidelines": render_markdown(round_.guidelines_md),
         },
     )
@@ -286,7 +286,7 @@ def adjudication_page(
 ) -> Response:
     round_ = _round_or_404(session, round_id)
     page = max(1, page)
-    items, total = service.disagreements(session, round_, limit=20, offset=(page - 1) * 20)
+    items, total = oversight.disagreements(session, round_, limit=20, offset=(page - 1) * 20)
     return render(
         request,
         "rating/adjudicate.html",
@@ -325,7 +325,7 @@ def adjudicate(
                 "note": note,
             }
         )
-        service.adjudicate(session, reply_id, _uid(user), data)
+        oversight.adjudicate(session, reply_id, _uid(user), data)
     except ValidationError as exc:
         raise HTTPException(422, _problem(exc)) from exc
     except service.RatingError as exc:

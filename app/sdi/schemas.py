@@ -78,3 +78,7 @@ class FineTuneCreate(BaseModel):
     suffix: str = Field(default="sdi", max_length=64)
     seed: int | None = None
     name: str = Field(default="", max_length=120)
+
+
+class SdiError(ValueError):
+    """A build or export that cannot be done as asked."""

@@ -16,8 +16,8 @@ from app.models import (
     Run,
     RunArm,
 )
+from app.rating import oversight, tallies
 from app.rating import service as rating_service
-from app.rating import tallies
 from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
 
@@ -57,7 +57,7 @@ def adjudicate(
     data = AdjudicationInput.model_validate(
         {"label": label, "helpfulness": helpfulness, "verdict": verdict}
     )
-    return rating_service.adjudicate(db, response.id, admin_id, data)
+    return oversight.adjudicate(db, response.id, admin_id, data)
 
 
 @dataclass

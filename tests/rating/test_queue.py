@@ -17,7 +17,7 @@ from app.models import (
     RunArm,
     utcnow,
 )
-from app.rating import leases, service, statements, submissions
+from app.rating import leases, service, statements, submissions, views
 from app.rating.guidelines import DEFAULT_GUIDELINES
 from tests import factories
 from tests.rating.helpers import make_round, rating_input, ratings_per_reply, walk
@@ -61,7 +61,7 @@ def test_each_reply_ends_with_exactly_k_ratings_and_no_rater_twice(db: Session) 
     assert set(ratings_per_reply(db, round_.id or 0).values()) == {2}
     assert service.ratings_per_round(db)[round_.id or 0] == 2 * round_.item_count
     for rater in raters:
-        progress = service.rater_progress(db, round_, rater)
+        progress = views.rater_progress(db, round_, rater)
         assert (progress.done, progress.remaining) == (len(walks[rater]), 0)
 
 
@@ -73,8 +73,8 @@ def test_progress_counts_the_slots_other_raters_filled(db: Session) -> None:
         assert rid is not None
         submissions.submit(db, round_, a, rid, rating_input())
     # Four replies, one rating each: a's three leave one slot, whatever b has not seen.
-    assert service.rater_progress(db, round_, b) == service.RaterProgress(done=0, remaining=1)
-    assert service.rater_progress(db, round_, a) == service.RaterProgress(done=3, remaining=1)
+    assert views.rater_progress(db, round_, b) == views.RaterProgress(done=0, remaining=1)
+    assert views.rater_progress(db, round_, a) == views.RaterProgress(done=3, remaining=1)
     assert service.ratings_per_round(db) == {round_.id: 3}
 
 
@@ -183,7 +183,7 @@ def test_undo_takes_back_the_last_rating_and_shows_that_reply_again(db: Session)
     assert _item(db, second).taken == 1 and _n_ratings(db, second) == 0
     assert leases.next_for(db, round_, a) == second
     assert service.ratings_per_round(db)[round_.id or 0] == 1
-    assert service.rater_progress(db, round_, a).done == 1
+    assert views.rater_progress(db, round_, a).done == 1
 
 
 def test_a_second_submit_of_the_same_reply_changes_nothing(db: Session) -> None:

@@ -5,7 +5,7 @@ import random
 from sqlmodel import Session, select
 
 from app.models import Label, Rating, RatingTally, Verdict
-from app.rating import leases, service, submissions, tallies
+from app.rating import leases, oversight, service, submissions, tallies
 from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
 from tests.rating.helpers import make_round
@@ -82,10 +82,10 @@ def test_tallies_follow_submit_revise_undo_skip_and_adjudication(
     rated = sorted({r.reply_id for r in db.exec(select(Rating)).all()})
     for rid in rated[:5]:
         data = AdjudicationInput(label=Label(rng.choice(LABELS)), helpfulness=rng.randint(1, 5))
-        service.adjudicate(db, rid, admin.id or 0, data)
+        oversight.adjudicate(db, rid, admin.id or 0, data)
         _check(db, run_ids)
     # A second adjudication of the same reply replaces the first one's effect.
-    service.adjudicate(db, rated[0], admin.id or 0, AdjudicationInput(label=Label.evasive))
+    oversight.adjudicate(db, rated[0], admin.id or 0, AdjudicationInput(label=Label.evasive))
     _check(db, run_ids)
 
     # A rater who took everything back leaves no counts behind.
@@ -120,7 +120,7 @@ def test_the_change_marker_moves_with_every_write(
     )
     service.revise(db, rating, rater, same)
     seen.add(tallies.marker(db, run_id))
-    service.adjudicate(db, rid, admin.id or 0, AdjudicationInput(label=Label.agree))
+    oversight.adjudicate(db, rid, admin.id or 0, AdjudicationInput(label=Label.agree))
     seen.add(tallies.marker(db, run_id))
     submissions.undo_last(db, round_, rater)
     seen.add(tallies.marker(db, run_id))

@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from app.model_configs.service import build_spec
 from app.models import SdiExample
-from app.sdi import service
+from app.sdi import inputs, service
 from app.sdi.generation import claim_truth
 from app.sdi.openai_format import validate_text
 from app.sdi.pipeline import LeakageError
@@ -179,7 +179,7 @@ def test_the_shipped_seed_set_builds_reproducibly_and_balanced(db: Session) -> N
     assert len(cells) == 22 and len({c["count"] for c in cells}) == 1
     assert one.stats["examples"] == 660
     # A test set with one seed statement copied and another slightly reworded.
-    statements = [q.statement for q in service.load_questions(db, seed.id)]
+    statements = [q.statement for q in inputs.load_questions(db, seed.id)]
     planted = make_set(
         db,
         "planted",

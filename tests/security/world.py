@@ -24,7 +24,7 @@ from app.models import (
     VariantTemplate,
     utcnow,
 )
-from app.rating import leases, submissions
+from app.rating import leases, oversight, submissions
 from app.rating import service as rating_service
 from app.rating.schemas import AdjudicationInput, RatingInput
 from tests import factories
@@ -158,7 +158,7 @@ def build_world(s: Session, text: Text, *, api_key_env: str = "", base_url: str 
             )
             rated.append(rid)
     adjudicated = rated[0]
-    rating_service.adjudicate(
+    oversight.adjudicate(
         s,
         adjudicated,
         admin.id,
