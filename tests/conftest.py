@@ -18,12 +18,14 @@ os.environ["SDILAB_ENVIRONMENT"] = "test"
 os.environ["SDILAB_DATA_DIR"] = str(_TMP / "data")
 os.environ.setdefault("SDILAB_SECRET_KEY", "test-secret-key-0123456789")
 
+from argon2 import PasswordHasher  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
 from app import migrate  # noqa: E402
+from app.accounts import security  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.db import get_engine, get_session  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -31,8 +33,12 @@ from tests import factories  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 
-# Shared fixtures from test packages (e.g. `loopback_server`).
-pytest_plugins = ["tests.loopback.fixtures"]
+# Passwords made by the tests are hashed cheaply (Argon2 at its lowest cost); the full cost is
+# checked on its own in tests/accounts/test_login.py.
+security.use_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+# Shared fixtures from test packages (`loopback_server`, `fake_model`).
+pytest_plugins = ["tests.loopback.fixtures", "tests.fakes"]
 
 
 def _reset_postgres(engine: Engine) -> None:

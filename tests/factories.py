@@ -23,6 +23,7 @@ from app.models import (
     premise_is_erroneous,
     utcnow,
 )
+from app.questions.dedupe import norm_hash
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -59,38 +60,75 @@ def login(client: TestClient, who: UserWithPassword) -> None:
     assert response.status_code == 303, response.text
 
 
-def _hash(text: str) -> str:
-    import hashlib
+# (statement, truth, negation, category, explanation)
+QuestionRow = tuple[str, bool, str, str, str]
 
-    return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()
+
+def _generated_rows(n: int, category: str) -> list[QuestionRow]:
+    rows = []
+    for i in range(n):
+        truth = i % 2 == 0
+        verdict = "right" if truth else "wrong"
+        rows.append(
+            (
+                f"Statement number {i} about {category} is {verdict}.",
+                truth,
+                f"It is not the case that statement number {i} about {category} is {verdict}.",
+                category,
+                f"Explanation {i}.",
+            )
+        )
+    return rows
 
 
 def make_question_set(
-    session: Session, n: int = 6, name: str | None = None, category: str = "science"
+    session: Session,
+    n: int = 6,
+    name: str | None = None,
+    category: str = "science",
+    *,
+    rows: list[QuestionRow] | None = None,
 ) -> QuestionSet:
-    """A set of n statements, alternating true and false, each with a negation."""
+    """A set of ``rows``; without them, n statements alternating true and false, each with a
+    negation. Rows are added directly (see ``imported_question_set`` for the importer's way)."""
     qs = QuestionSet(name=name or f"set-{next(_counter)}")
     session.add(qs)
     session.flush()
-    for i in range(n):
-        truth = i % 2 == 0
-        statement = f"Statement number {i} about {category} is {'right' if truth else 'wrong'}."
+    for position, (statement, truth, negation, cat, explanation) in enumerate(
+        rows if rows is not None else _generated_rows(n, category), start=1
+    ):
         session.add(
             Question(
                 question_set_id=qs.id,
-                position=i + 1,
-                source_id=f"q{i + 1}",
+                position=position,
+                source_id=f"q{position}",
                 statement=statement,
-                negation=f"It is not the case that statement number {i} about {category} is "
-                f"{'right' if truth else 'wrong'}.",
+                negation=negation,
                 truth=truth,
-                category=category,
-                explanation=f"Explanation {i}.",
-                norm_hash=_hash(statement),
+                category=cat,
+                explanation=explanation,
+                norm_hash=norm_hash(statement),
             )
         )
     session.flush()
     return qs
+
+
+def imported_question_set(
+    session: Session, n: int = 6, name: str = "facts", seed: int = 3
+) -> QuestionSet:
+    """n distinct statements imported through the question importer, with ids s1..sn; odd
+    ids true, even ids false."""
+    from app.questions import service as questions
+    from tests.questions.helpers import csv_bytes, distinct_statements
+
+    rows = [
+        {"id": f"s{i}", "statement": text, "truth": "true" if i % 2 else "false"}
+        for i, text in enumerate(distinct_statements(n, seed=seed), start=1)
+    ]
+    parsed = questions.parse_upload(csv_bytes(rows), "facts.csv")
+    assert parsed.ok, parsed.errors
+    return questions.import_question_set(session, name, parsed)
 
 
 def make_template(

@@ -7,9 +7,9 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
+from app.accounts import security
 from app.accounts.schemas import UserCreate
 from app.accounts.security import (
-    DUMMY_HASH,
     MIN_PASSWORD_LENGTH,
     hash_password,
     hash_token,
@@ -87,7 +87,7 @@ def record_failed_login(session: Session, key: str) -> None:
 def authenticate(session: Session, email: str, password: str) -> User | None:
     user = get_user_by_email(session, email)
     if user is None:
-        verify_password(DUMMY_HASH, password)
+        verify_password(security.DUMMY_HASH, password)
         return None
     if not verify_password(user.password_hash, password) or not user.is_active:
         return None

@@ -79,3 +79,34 @@ def test_anonymous_is_sent_to_login_and_htmx_gets_hx_redirect(client: TestClient
     assert plain.status_code == 303 and plain.headers["location"].startswith("/login?next=")
     htmx = client.get("/", headers={"HX-Request": "true"}, follow_redirects=False)
     assert htmx.headers["HX-Redirect"].startswith("/login")
+
+
+def test_the_app_hashes_at_argon2s_default_cost_and_cheap_test_hashes_still_verify() -> None:
+    """The suite hashes its passwords cheaply (tests/conftest.py); the app, imported fresh,
+    hashes with argon2-cffi's defaults, and a stored hash verifies with the cost it was made
+    with."""
+    import subprocess
+    import sys
+
+    from argon2 import PasswordHasher
+
+    from app.accounts import security
+
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from app.accounts import security; print(security.hash_password('x'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    default = PasswordHasher()
+    assert f"m={default.memory_cost},t={default.time_cost},p={default.parallelism}" in fresh
+    assert default.memory_cost >= 19 * 1024 and default.time_cost >= 2
+    stored = default.hash("a long password")
+    assert security.verify_password(stored, "a long password")
+    assert not security.verify_password(stored, "another password")
+    cheap = security.hash_password("a long password")
+    assert "m=8,t=1" in cheap and security.verify_password(cheap, "a long password")

@@ -24,8 +24,8 @@ from app.models import (
     VariantTemplate,
 )
 from tests import factories
-from tests.loopback.server import LoopbackServer
-from tests.sdi.helpers import STATEMENTS, make_set
+from tests.fakes import FakeModel
+from tests.sdi.helpers import STATEMENTS
 
 TEMPLATES = [
     ("neutral", "none", "Is it true that {statement_clause}?", ""),
@@ -72,7 +72,7 @@ def test_split_is_seeded_stratified_and_keeps_duplicates_together() -> None:
 
 
 def _setup(session: Session, base: ModelConfig | None = None) -> tuple[int, int]:
-    source = make_set(session, "paper-source", STATEMENTS * 1)
+    source = factories.make_question_set(session, name="paper-source", rows=STATEMENTS * 1)
     _templates(session)
     assert base is not None
     return source.id or 0, base.id or 0
@@ -109,14 +109,14 @@ def _check_experiment(engine: Engine, run_id: int, limit: int) -> None:
         assert not any(s in exported for s in test_statements)
 
 
-@pytest.mark.slow
-def test_paper_experiment_end_to_end_against_the_loopback_server(
-    committed_db: Engine, loopback_server: LoopbackServer
+def test_paper_experiment_end_to_end_with_an_in_process_model(
+    committed_db: Engine, fake_model: FakeModel
 ) -> None:
+    """The orchestration, not the HTTP client (tested against the loopback server elsewhere):
+    split, SDI data, both arms, the run through a worker, a rating round."""
+    fake_model.fail_next(1)  # a transient failure is retried
     with session_scope(committed_db) as session:
-        base = factories.make_model_config(
-            session, name="loop-base", base_url=loopback_server.base_url, max_tokens=32
-        )
+        base = factories.make_model_config(session, name="fake-base", max_tokens=32)
         set_id, model_id = _setup(session, base)
         result = run_paper_experiment(
             session,
@@ -126,9 +126,10 @@ def test_paper_experiment_end_to_end_against_the_loopback_server(
         assert result.rating_round is not None
     run_worker(concurrency=4, burst=True, engine=committed_db)
     _check_experiment(committed_db, run_id, limit=3)
-    sent = [r["messages"] for r in loopback_server.requests() if "messages" in r]
-    sdi_calls = [m for m in sent if m and m[0]["role"] == "system"]
-    assert sdi_calls and len(sdi_calls) < len(sent)  # only the SDI arm carries the context
+    chats = fake_model.chats()
+    assert len(chats) == 3 * len(TEMPLATES) * 2 + 1
+    sdi_calls = [c for c in chats if c[0]["role"] == "system"]
+    assert sdi_calls and len(sdi_calls) < len(chats)  # only the SDI arm carries the context
 
 
 @pytest.mark.slow

@@ -7,21 +7,9 @@ from sqlmodel import Session
 from app.imports import service
 from app.imports.schemas import ParsedReplies
 from app.models import QuestionSet
-from app.questions import service as questions
-from tests.questions.helpers import csv_bytes, distinct_statements, jsonl_bytes
+from tests.questions.helpers import csv_bytes, jsonl_bytes
 
 __all__ = ["csv_bytes", "jsonl_bytes"]
-
-
-def question_set(db: Session, n: int = 6, name: str = "facts", seed: int = 3) -> QuestionSet:
-    """n statements with ids s1..sn; odd ids true, even ids false."""
-    rows = [
-        {"id": f"s{i}", "statement": text, "truth": "true" if i % 2 else "false"}
-        for i, text in enumerate(distinct_statements(n, seed=seed), start=1)
-    ]
-    parsed = questions.parse_upload(csv_bytes(rows), "facts.csv")
-    assert parsed.ok, parsed.errors
-    return questions.import_question_set(db, name, parsed)
 
 
 def statements(db: Session, qs: QuestionSet) -> dict[str, tuple[str, bool]]:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from app.db import session_scope
 from app.imports.cli import register
 from app.models import Reply, Run, RunArm
-from tests.imports.helpers import csv_bytes, paired_rows, question_set
+from tests import factories
+from tests.imports.helpers import csv_bytes, paired_rows
 
 
 def _cli() -> typer.Typer:
@@ -28,7 +29,7 @@ def _file(tmp_path: Path, rows: list[dict[str, str]]) -> Path:
 
 def test_import_replies_with_a_baseline(committed_db: Engine, tmp_path: Path) -> None:
     with session_scope(committed_db) as s:
-        question_set(s)
+        factories.imported_question_set(s)
     path = _file(tmp_path, paired_rows(["s1", "s2", "s3"]))
     result = CliRunner().invoke(
         _cli(),
@@ -49,7 +50,7 @@ def test_a_bad_row_exits_nonzero_names_it_and_saves_nothing(
     committed_db: Engine, tmp_path: Path
 ) -> None:
     with session_scope(committed_db) as s:
-        question_set(s)
+        factories.imported_question_set(s)
     rows = paired_rows(["s1", "s2", "s3"])
     rows[6]["variant_kind"] = "sneaky"
     path = _file(tmp_path, rows)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, func, select
 from app.config import get_settings
 from app.models import QuestionSet, Reply, Run, RunArm
 from tests import factories
-from tests.imports.helpers import csv_bytes, paired_rows, question_set
+from tests.imports.helpers import csv_bytes, paired_rows
 from tests.metrics import helpers as rating
 from tests.questions.helpers import table_rows
 
@@ -18,7 +18,7 @@ from tests.questions.helpers import table_rows
 @pytest.fixture
 def qs(db: Session) -> QuestionSet:
     """Six statements s1..s6, odd ones true."""
-    return question_set(db)
+    return factories.imported_question_set(db)
 
 
 def _runs(db: Session) -> int:

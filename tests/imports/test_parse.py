@@ -10,13 +10,13 @@ from app.imports import service
 from app.imports.schemas import NO_PROMPT
 from app.models import QuestionSet
 from app.questions import service as questions
+from tests import factories
 from tests.imports.helpers import (
     csv_bytes,
     jsonl_bytes,
     paired_rows,
     parse,
     problems,
-    question_set,
     statements,
 )
 
@@ -24,7 +24,7 @@ from tests.imports.helpers import (
 @pytest.fixture
 def qs(db: Session) -> QuestionSet:
     """Six statements s1..s6, odd ones true."""
-    return question_set(db)
+    return factories.imported_question_set(db)
 
 
 def test_a_clean_file_parses_every_row(db: Session, qs: QuestionSet) -> None:

@@ -9,14 +9,14 @@ from app.imports.schemas import NO_PROMPT
 from app.metrics import service as metrics
 from app.models import ModelConfig, PromptVariant, QuestionSet, Reply, Run, RunArm
 from tests import factories
-from tests.imports.helpers import csv_bytes, paired_rows, parse, question_set
+from tests.imports.helpers import csv_bytes, paired_rows, parse
 from tests.metrics import helpers as rating
 
 
 @pytest.fixture
 def qs(db: Session) -> QuestionSet:
     """Six statements s1..s6, odd ones true."""
-    return question_set(db)
+    return factories.imported_question_set(db)
 
 
 def _count(db: Session, model: type) -> int:

@@ -19,7 +19,7 @@ from app.main import create_app
 from app.metrics import service as metrics
 from app.models import Job, JudgeLabel, ModelConfig, Reply, Run
 from tests import factories
-from tests.imports.helpers import csv_bytes, parse, question_set
+from tests.imports.helpers import csv_bytes, parse
 from tests.loopback.server import LoopbackServer
 from tests.metrics import helpers
 from tests.metrics.test_pages import Page
@@ -192,7 +192,7 @@ def _imported_run(engine: Engine, base_url: str) -> tuple[int, int, list[int]]:
     """An imported run of 8 replies (4 statements x 2 models) whose text scripts the judge,
     rated by one human; and a judge model on the loopback server."""
     with session_scope(engine) as s:
-        qs = question_set(s, n=4)
+        qs = factories.imported_question_set(s, n=4)
         rows = [
             {"statement_id": f"s{1 + i // 2}", "variant_kind": "neutral", "model": f"m{i % 2}",
              "reply": _reply(i)}
@@ -348,7 +348,7 @@ def _form(values: dict[str, Any]) -> dict[str, str]:
 
 
 def test_placeholder_configs_are_not_judges(db: Session) -> None:
-    qs = question_set(db, n=2)
+    qs = factories.imported_question_set(db, n=2)
     rows = [{"statement_id": "s1", "variant_kind": "neutral", "model": "m", "reply": "Yes."}]
     imports.import_replies(db, parse(db, qs, csv_bytes(rows)), name="x")
     names = {c.name for c in judge.judge_choices(db)}

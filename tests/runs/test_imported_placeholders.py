@@ -17,7 +17,7 @@ from tests.imports import helpers
 
 def _placeholders(db: Session) -> list[ModelConfig]:
     """Replies of two models imported the real way: two placeholder configs."""
-    qs = helpers.question_set(db, n=2)
+    qs = factories.imported_question_set(db, n=2)
     parsed = helpers.parse(db, qs, helpers.csv_bytes(helpers.paired_rows(["s1", "s2"])))
     assert parsed.ok, helpers.problems(parsed)
     imports.import_replies(db, parsed, name="elsewhere")

@@ -1,10 +1,5 @@
 """A small set of real statements for SDI tests (the shipped seed set may not be loaded)."""
 
-import hashlib
-
-from sqlmodel import Session
-
-from app.models import Question, QuestionSet
 from app.sdi.types import QuestionData
 
 STATEMENTS: list[tuple[str, bool, str, str, str]] = [
@@ -101,30 +96,6 @@ def question_data(rows: list[tuple[str, bool, str, str, str]] = STATEMENTS) -> l
         QuestionData(id=i + 1, statement=s, truth=t, negation=n, category=c, explanation=e)
         for i, (s, t, n, c, e) in enumerate(rows)
     ]
-
-
-def make_set(
-    session: Session, name: str, rows: list[tuple[str, bool, str, str, str]] = STATEMENTS
-) -> QuestionSet:
-    qs = QuestionSet(name=name)
-    session.add(qs)
-    session.flush()
-    for position, (statement, truth, negation, category, explanation) in enumerate(rows, 1):
-        session.add(
-            Question(
-                question_set_id=qs.id,
-                position=position,
-                source_id=f"s{position}",
-                statement=statement,
-                negation=negation,
-                truth=truth,
-                category=category,
-                explanation=explanation,
-                norm_hash=hashlib.sha256(" ".join(statement.lower().split()).encode()).hexdigest(),
-            )
-        )
-    session.flush()
-    return qs
 
 
 TEST_ROWS: list[tuple[str, bool, str, str, str]] = [

@@ -14,7 +14,7 @@ from app.models import ModelConfig, QuestionSet
 from app.sdi.cli import register
 from app.sdi.openai_format import validate_text
 from tests import factories
-from tests.sdi.helpers import TEST_ROWS, make_set
+from tests.sdi.helpers import STATEMENTS, TEST_ROWS
 
 
 def _cli() -> typer.Typer:
@@ -30,7 +30,7 @@ def test_build_twice_with_a_seed_exports_identical_bytes(
 
     with session_scope(committed_db) as session:
         seed_question_set(session)  # the shipped seed set, named "seed"
-        make_set(session, "held-out", TEST_ROWS)
+        factories.make_question_set(session, name="held-out", rows=TEST_ROWS)
     runner = CliRunner()
     for name in ("one", "two"):
         result = runner.invoke(
@@ -58,8 +58,10 @@ def test_build_twice_with_a_seed_exports_identical_bytes(
 
 def test_build_refuses_a_leak_and_the_same_set(committed_db: Engine) -> None:
     with session_scope(committed_db) as session:
-        make_set(session, "train")
-        make_set(session, "leaky", [*TEST_ROWS, ("Seven is a prime number", True, "", "", "")])
+        factories.make_question_set(session, name="train", rows=STATEMENTS)
+        factories.make_question_set(
+            session, name="leaky", rows=[*TEST_ROWS, ("Seven is a prime number", True, "", "", "")]
+        )
     runner = CliRunner()
     leak = runner.invoke(
         _cli(), ["sdi", "build", "--set", "train", "--name", "x", "--test-set", "leaky"]
@@ -82,7 +84,7 @@ def test_build_refuses_a_leak_and_the_same_set(committed_db: Engine) -> None:
 
 def test_in_context_command(committed_db: Engine) -> None:
     with session_scope(committed_db) as session:
-        make_set(session, "train")
+        factories.make_question_set(session, name="train", rows=STATEMENTS)
         factories.make_model_config(session, name="base")
     runner = CliRunner()
     assert runner.invoke(_cli(), ["sdi", "build", "--set", "train", "--name", "d"]).exit_code == 0
@@ -98,7 +100,7 @@ def test_in_context_command(committed_db: Engine) -> None:
 def test_experiment_page(
     admin_client: TestClient, db: Session, htmx_headers: dict[str, str]
 ) -> None:
-    make_set(db, "seed")
+    factories.make_question_set(db, name="seed", rows=STATEMENTS)
     factories.make_model_config(db, name="base-model")
     page = admin_client.get("/experiments/paper", headers=htmx_headers)
     assert page.status_code == 200
@@ -121,7 +123,7 @@ def test_experiment_from_the_page_redirects_to_its_run(
 ) -> None:
     from app.models import Run
 
-    source = make_set(db, "to-split")
+    source = factories.make_question_set(db, name="to-split", rows=STATEMENTS)
     factories.make_template(db, kind="neutral", text="Is it true that {statement_clause}?")
     factories.make_template(db, kind="biased", stance="asserts", text="I know {claim_clause}.")
     model = factories.make_model_config(db, name="base-model")

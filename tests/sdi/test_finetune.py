@@ -17,11 +17,11 @@ from app.sdi.schemas import BuildConfig, FineTuneCreate
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.sdi.conftest import configure_finetune
-from tests.sdi.helpers import make_set
+from tests.sdi.helpers import STATEMENTS
 
 
 def _dataset(db: Session, name: str = "ft-data") -> object:
-    train = make_set(db, f"{name}-set")
+    train = factories.make_question_set(db, name=f"{name}-set", rows=STATEMENTS)
     cfg = BuildConfig(name=name, question_set_id=train.id or 0, seed=1, size=60)
     return service.build_dataset(db, cfg)
 
@@ -168,7 +168,7 @@ def test_a_teacher_build_runs_in_the_worker_and_drops_wrong_verdicts(
 ) -> None:
     """The loopback teacher answers True/False by a hash, so about half its replies are wrong."""
     with session_scope(committed_db) as session:
-        train = make_set(session, "teacher-train")
+        train = factories.make_question_set(session, name="teacher-train", rows=STATEMENTS)
         teacher = factories.make_model_config(
             session, name="teacher", base_url=loopback.base_url, timeout_s=10
         )
@@ -198,7 +198,7 @@ def test_a_teacher_build_runs_in_the_worker_and_drops_wrong_verdicts(
 @pytest.mark.slow
 def test_a_failed_background_build_is_shown_as_failed(committed_db: Engine) -> None:
     with session_scope(committed_db) as session:
-        train = make_set(session, "teacher-train")
+        train = factories.make_question_set(session, name="teacher-train", rows=STATEMENTS)
         dead = factories.make_model_config(
             session, name="dead", base_url="http://127.0.0.1:9/v1", timeout_s=1
         )

@@ -11,7 +11,7 @@ from app.sdi import service
 from app.sdi.openai_format import validate_text
 from app.sdi.schemas import BuildConfig
 from tests import factories
-from tests.sdi.helpers import TEST_ROWS, make_set
+from tests.sdi.helpers import STATEMENTS, TEST_ROWS
 
 
 class Page(HTMLParser):
@@ -45,7 +45,7 @@ def _full_or_fragment(html: str, htmx: dict[str, str]) -> None:
 
 
 def _dataset(db: Session, name: str = "ds") -> SdiDataset:
-    train = make_set(db, f"{name}-train")
+    train = factories.make_question_set(db, name=f"{name}-train", rows=STATEMENTS)
     return service.build_dataset(
         db, BuildConfig(name=name, question_set_id=train.id or 0, seed=3, size=60)
     )
@@ -94,7 +94,7 @@ def _form(train_id: int, **extra: str) -> dict[str, str | list[str]]:
 def test_build_from_the_form(
     admin_client: TestClient, db: Session, htmx_headers: dict[str, str]
 ) -> None:
-    train = make_set(db, "t")
+    train = factories.make_question_set(db, name="t", rows=STATEMENTS)
     response = admin_client.post(
         "/sdi", data=_form(train.id or 0), headers=htmx_headers, follow_redirects=False
     )
@@ -110,8 +110,10 @@ def test_build_from_the_form(
 
 
 def test_build_errors_are_shown_on_the_form(admin_client: TestClient, db: Session) -> None:
-    train = make_set(db, "t")
-    planted = make_set(db, "test", [*TEST_ROWS, ("Bats are mammals.", True, "", "", "")])
+    train = factories.make_question_set(db, name="t", rows=STATEMENTS)
+    planted = factories.make_question_set(
+        db, name="test", rows=[*TEST_ROWS, ("Bats are mammals.", True, "", "", "")]
+    )
     response = admin_client.post("/sdi", data=_form(train.id or 0, test_set_id=str(planted.id)))
     assert response.status_code == 422
     page = Page(response.text)
@@ -130,7 +132,7 @@ def test_build_errors_are_shown_on_the_form(admin_client: TestClient, db: Sessio
 
 
 def test_a_build_with_a_teacher_is_queued(admin_client: TestClient, db: Session) -> None:
-    train = make_set(db, "t")
+    train = factories.make_question_set(db, name="t", rows=STATEMENTS)
     teacher = factories.make_model_config(db, name="teacher")
     response = admin_client.post(
         "/sdi", data=_form(train.id or 0, teacher_model_id=str(teacher.id)), follow_redirects=True

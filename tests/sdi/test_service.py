@@ -14,7 +14,7 @@ from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig
 from app.verdicts import parse_verdict
 from tests import factories
-from tests.sdi.helpers import TEST_ROWS, make_set
+from tests.sdi.helpers import STATEMENTS, TEST_ROWS
 
 
 def _cfg(set_id: int, name: str, **extra: object) -> BuildConfig:
@@ -24,8 +24,8 @@ def _cfg(set_id: int, name: str, **extra: object) -> BuildConfig:
 
 
 def test_building_twice_with_a_seed_gives_the_same_bytes(db: Session) -> None:
-    train = make_set(db, "train")
-    test = make_set(db, "test", TEST_ROWS)
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
+    test = factories.make_question_set(db, name="test", rows=TEST_ROWS)
     one = service.build_dataset(db, _cfg(train.id, "a", test_set_id=test.id))
     two = service.build_dataset(db, _cfg(train.id, "b", test_set_id=test.id))
     for fmt in ("openai", "hf"):
@@ -40,7 +40,7 @@ def test_building_twice_with_a_seed_gives_the_same_bytes(db: Session) -> None:
 
 
 def test_examples_are_stored_with_labels_and_consistent_replies(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     dataset = service.build_dataset(db, _cfg(train.id, "a"))
     examples = db.exec(select(SdiExample).where(SdiExample.dataset_id == dataset.id)).all()
     assert len(examples) == dataset.stats["examples"]
@@ -54,15 +54,15 @@ def test_examples_are_stored_with_labels_and_consistent_replies(db: Session) -> 
 
 
 def test_training_set_must_not_be_the_test_set(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     with pytest.raises(service.SdiError, match="must not be the test set"):
         service.build_dataset(db, _cfg(train.id, "a", test_set_id=train.id))
 
 
 def test_a_planted_test_statement_is_refused_or_removed(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     planted = [*TEST_ROWS, ("Spiders are insects", False, "Spiders aren't insects.", "x", "")]
-    test = make_set(db, "test", planted)
+    test = factories.make_question_set(db, name="test", rows=planted)
     with pytest.raises(LeakageError, match="Spiders are insects"):
         service.build_dataset(db, _cfg(train.id, "a", test_set_id=test.id))
     assert service.get_by_name(db, "a") is None  # nothing half-saved
@@ -74,7 +74,7 @@ def test_a_planted_test_statement_is_refused_or_removed(db: Session) -> None:
 
 
 def test_exports_pass_the_validator_and_load_as_json(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     dataset = service.build_dataset(db, _cfg(train.id, "a", validation_fraction=0.0))
     openai_text = service.export_text(db, dataset.id, "openai", "train")
     assert validate_text(openai_text).ok
@@ -87,7 +87,7 @@ def test_exports_pass_the_validator_and_load_as_json(db: Session) -> None:
 
 
 def test_general_data_is_stored_for_rebuilds(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     general = "".join(
         json.dumps(
             {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
@@ -106,7 +106,7 @@ def test_general_data_is_stored_for_rebuilds(db: Session) -> None:
 
 
 def test_filtration_uses_a_finished_neutral_run(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     # Every neutral reply says "False.": the true statements are answered wrongly.
     run = factories.make_run(db, train, reply="False. No.", kinds=(("neutral", "none"),))
     dataset = service.build_dataset(db, _cfg(train.id, "a", filtration_run_id=run.id))
@@ -120,7 +120,7 @@ def test_filtration_uses_a_finished_neutral_run(db: Session) -> None:
 
 
 def test_in_context_model_copies_the_base_and_draws_shots(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     dataset = service.build_dataset(db, _cfg(train.id, "a"))
     base = factories.make_model_config(db, temperature=0.3, max_tokens=77, seed=5)
     sdi = service.create_in_context_model(
@@ -150,7 +150,7 @@ def test_in_context_model_copies_the_base_and_draws_shots(db: Session) -> None:
 
 
 def test_duplicate_dataset_name_is_refused(db: Session) -> None:
-    train = make_set(db, "train")
+    train = factories.make_question_set(db, name="train", rows=STATEMENTS)
     service.build_dataset(db, _cfg(train.id, "a", size=30))
     with pytest.raises(service.SdiError, match="already exists"):
         service.build_dataset(db, _cfg(train.id, "a", size=30))
@@ -180,10 +180,10 @@ def test_the_shipped_seed_set_builds_reproducibly_and_balanced(db: Session) -> N
     assert one.stats["examples"] == 660
     # A test set with one seed statement copied and another slightly reworded.
     statements = [q.statement for q in inputs.load_questions(db, seed.id)]
-    planted = make_set(
+    planted = factories.make_question_set(
         db,
-        "planted",
-        [
+        name="planted",
+        rows=[
             (statements[10], True, "", "x", ""),
             (_drop_a_letter(statements[20]), True, "", "x", ""),
             *TEST_ROWS,
