@@ -5,6 +5,7 @@ locking and Postgres' row locks are handled in one place.
 """
 
 from app.db.dialect import (
+    clock_sql,
     insert_ignore_statement,
     is_postgres,
     is_sqlite,
@@ -24,6 +25,7 @@ __all__ = [
     "SessionDep",
     "begin_write",
     "build_engine",
+    "clock_sql",
     "get_engine",
     "get_session",
     "insert_ignore",

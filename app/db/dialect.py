@@ -45,6 +45,19 @@ def insert_ignore_statement(
     return insert(table, dialect).on_conflict_do_nothing(index_elements=index_elements)
 
 
+# The database clock in Unix seconds, as SQL: one clock for every process and host. Postgres's
+# clock_timestamp() is the time of the statement, not of the transaction's start.
+_CLOCK_SQL = {
+    "postgresql": "extract(epoch from clock_timestamp())::float8",
+    "sqlite": "(julianday('now') - 2440587.5) * 86400.0",
+}
+
+
+def clock_sql(bind: Bind) -> str:
+    """An SQL expression for the database's clock in Unix seconds (statement time)."""
+    return _CLOCK_SQL[name_of(bind)]
+
+
 def lock_rows(query: Select[Any], bind: Bind, **for_update: Any) -> Select[Any]:
     """``SELECT ... FOR UPDATE`` where rows can be locked (Postgres); SQLite's write lock is
     the whole database, taken by BEGIN IMMEDIATE (``write_transaction``)."""

@@ -12,6 +12,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.config import get_settings
+from app.db import is_postgres
 from app.models import Question, QuestionSet, Run, SdiDataset
 from app.questions.dedupe import flag_duplicates
 from app.questions.parse import parse_text
@@ -295,7 +296,7 @@ def _insert_rows(session: Session, set_id: int, rows: list[ParsedRow]) -> None:
         for r, row_id in zip(rows, ids, strict=True)
     ]  # fmt: skip
     columns = ", ".join(_COLUMNS)
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         import psycopg
 
         raw = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
@@ -316,7 +317,7 @@ def _insert_rows(session: Session, set_id: int, rows: list[ParsedRow]) -> None:
 
 def _reserve_ids(connection: Connection, n: int) -> list[int]:
     """``n`` unused question ids, in increasing order."""
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         # The sequence is looked up once (MATERIALIZED), not once per id drawn.
         drawn = connection.exec_driver_sql(
             "WITH s AS MATERIALIZED "

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
+from app.db import clock_sql, is_postgres
 from app.models import LABELS, VERDICTS, RatingTally
 
 SCORES = (1, 2, 3, 4, 5)
@@ -125,23 +126,13 @@ _STATE = text(
 )
 _LOCK = text("SELECT run_id FROM replies WHERE id = :r FOR NO KEY UPDATE")
 _TALLY_COLS = ", ".join(TALLY_COLUMNS)
-# The database clock in Unix seconds: one clock for every web process and host. Postgres's
-# clock_timestamp() is the time of the statement, not of the transaction's start.
-_CLOCK = {
-    "postgresql": "extract(epoch from clock_timestamp())::float8",
-    "sqlite": "(julianday('now') - 2440587.5) * 86400.0",
-}
-
-
-def _clock_sql(conn: Connection) -> str:
-    return _CLOCK[conn.dialect.name]
 
 
 def _upsert_tally(conn: Connection) -> TextClause:
     return text(
         f"INSERT INTO rating_tallies (reply_id, run_id, {_TALLY_COLS}, changed_at) "
         f"VALUES (:reply_id, :run_id, {', '.join(':' + c for c in TALLY_COLUMNS)}, "
-        f"{_clock_sql(conn)}) ON CONFLICT (reply_id) DO UPDATE SET "
+        f"{clock_sql(conn)}) ON CONFLICT (reply_id) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in (*TALLY_COLUMNS, "changed_at"))
     )
 
@@ -176,7 +167,7 @@ def lock(session: Session, reply_id: int) -> None:
     on the reply, so two raters of one reply queue here instead of deadlocking.
     """
     conn = _conn(session)
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         conn.execute(_LOCK, {"r": reply_id})
 
 
@@ -271,7 +262,7 @@ def touch(session: Session, run_id: int, reply_ids: Sequence[int]) -> None:
     zeros = ", ".join("0" for _ in TALLY_COLUMNS)
     statement = text(
         f"INSERT INTO rating_tallies (reply_id, run_id, {_TALLY_COLS}, changed_at) "
-        f"VALUES (:reply_id, :run_id, {zeros}, {_clock_sql(conn)}) "
+        f"VALUES (:reply_id, :run_id, {zeros}, {clock_sql(conn)}) "
         "ON CONFLICT (reply_id) DO UPDATE SET changed_at = excluded.changed_at"
     )
     rows = [{"reply_id": r, "run_id": run_id} for r in reply_ids]
@@ -282,7 +273,7 @@ def touch(session: Session, run_id: int, reply_ids: Sequence[int]) -> None:
 def clock(session: Session) -> float:
     """The database clock that ``changed_at`` is stamped with (Unix seconds)."""
     conn = _conn(session)
-    return float(conn.execute(text(f"SELECT {_clock_sql(conn)}")).scalar_one())
+    return float(conn.execute(text(f"SELECT {clock_sql(conn)}")).scalar_one())
 
 
 def changed_since(run_id: int, since: float) -> Select[Any]:
@@ -391,7 +382,7 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
     """
     conn = _conn(session)
     runs = {"runs": list(run_ids)}
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         # Raters writing meanwhile wait for the rebuild instead of deadlocking with it (it
         # rewrites rows in no order a rater's transaction could share); SQLite serialises
         # writers already.
@@ -452,7 +443,7 @@ def rebuild(session: Session, run_ids: Sequence[int], *, batch: int = 5000) -> C
     # Stamped last, so the stamp is no older than the commit by more than this statement.
     conn.execute(
         text(
-            f"UPDATE rating_tallies SET changed_at = {_clock_sql(conn)} WHERE run_id IN :runs"
+            f"UPDATE rating_tallies SET changed_at = {clock_sql(conn)} WHERE run_id IN :runs"
         ).bindparams(bindparam("runs", expanding=True)),
         runs,
     )
