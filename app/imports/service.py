@@ -224,7 +224,7 @@ def import_replies(
         session.flush()
         arms[model] = arm.id or 0
     variant_ids = _insert_variants(session, run.id, parsed.rows)
-    _insert_responses(session, run.id, parsed.rows, variant_ids, arms)
+    _insert_replies(session, run.id, parsed.rows, variant_ids, arms)
     session.flush()
     return run
 
@@ -262,7 +262,7 @@ def _transcript(row: ParsedReply) -> list[dict[str, str]]:
     return turns
 
 
-def _insert_responses(
+def _insert_replies(
     session: Session,
     run_id: int,
     rows: list[ParsedReply],

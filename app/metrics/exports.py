@@ -172,7 +172,7 @@ def _first_user_turn(messages: Any) -> str:
     return ""
 
 
-def response_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
+def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
     arms = {a.id: a for a in service.arms_of(session, run_id)}
     reply = agg.replies_select([run_id]).subquery("reply")
     query = (
@@ -272,7 +272,7 @@ def records(session: Session, what: str, run_id: int) -> Iterator[dict[str, Any]
         # The same computation as the results page, so a stored snapshot serves both.
         return metric_records(service.run_results(session, run_id).metrics)
     if what == "replies":
-        return response_records(session, run_id)
+        return reply_records(session, run_id)
     if what == "ratings":
         return rating_records(session, run_id)
     raise ValueError(f"unknown export {what!r}; choose one of {', '.join(WHATS)}")

@@ -81,7 +81,7 @@ def _store(
     rows: list[tuple[int, list[dict[str, str]], Completion, bool, str, str]],
     attempt: int,
 ) -> None:
-    """Store single-turn replies (response id, messages, completion, cached?, cache key,
+    """Store single-turn replies (reply id, messages, completion, cached?, cache key,
     stance)."""
     if not rows:
         return

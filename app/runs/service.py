@@ -268,7 +268,7 @@ def _enqueue_batches(session: Session, run: Run, arms: list[RunArm]) -> None:
 # -- control -----------------------------------------------------------------------------------
 
 
-def _responses(session: Session, run_id: int, from_status: str, **values: Any) -> int:
+def _set_reply_status(session: Session, run_id: int, from_status: str, **values: Any) -> int:
     result = session.execute(
         update(REPLIES)
         .where(REPLIES.c.run_id == run_id, REPLIES.c.status == from_status)
@@ -283,7 +283,7 @@ def cancel_run(session: Session, run: Run) -> int:
     if run.status == RunStatus.completed.value:
         raise RunError("the run has completed")
     queue.cancel_group(session, group_key(run.id))
-    n = _responses(session, run.id, PENDING, status=CANCELLED)
+    n = _set_reply_status(session, run.id, PENDING, status=CANCELLED)
     run.status = RunStatus.cancelled.value
     run.finished_at = utcnow()
     session.add(run)
@@ -296,7 +296,7 @@ def resume_run(session: Session, run: Run) -> int:
     assert run.id is not None
     if run.status != RunStatus.cancelled.value:
         raise RunError("only a cancelled run can be resumed")
-    n = _responses(session, run.id, CANCELLED, status=PENDING)
+    n = _set_reply_status(session, run.id, CANCELLED, status=PENDING)
     queue.resume_group(session, group_key(run.id))
     _reopen(session, run, n)
     return n
@@ -307,7 +307,7 @@ def retry_failed(session: Session, run: Run) -> int:
     assert run.id is not None
     if run.status == RunStatus.cancelled.value:
         raise RunError("the run is cancelled: resume it first")
-    n = _responses(session, run.id, FAILED, status=PENDING, attempts=0)
+    n = _set_reply_status(session, run.id, FAILED, status=PENDING, attempts=0)
     queue.retry_failed(session, group_key(run.id))
     if n:
         _reopen(session, run, n)
