@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from app.config import get_settings
@@ -71,7 +71,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine | Connection | None = None) -> Iterator[Session]:
     """A unit of work outside a request (CLI, worker): commit on success, roll back on error."""
     with Session(engine or get_engine(), expire_on_commit=False) as session:
         try:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from app.db.dialect import insert_ignore_statement, is_sqlite, name_of
-from app.db.engine import get_engine
+from app.db.engine import get_engine, session_scope
 
 
 def write_connection(engine: Engine | None = None) -> Connection:
@@ -29,13 +29,8 @@ def write_connection(engine: Engine | None = None) -> Connection:
 @contextmanager
 def write_transaction(engine: Engine | None = None) -> Iterator[Session]:
     """A short write transaction (a session on a ``write_connection``): commit or roll back."""
-    with write_connection(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with write_connection(engine) as conn, session_scope(conn) as session:
+        yield session
 
 
 def begin_write(session: Session) -> None:
