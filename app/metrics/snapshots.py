@@ -12,9 +12,8 @@ served anyway and the next view computes them again.
 
 import logging
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from app.metrics.schemas import RunResults
 from app.models import ResultsSnapshot, utcnow
@@ -42,8 +41,3 @@ def save(session: Session, run_id: int, variant: str, marker: str, results: RunR
             session.add(row)
     except (OperationalError, IntegrityError) as exc:
         log.info("results of run %s not stored: %s", run_id, exc)
-
-
-def forget(session: Session, run_id: int) -> None:
-    """Drop the run's stored results (after a change the marker does not see)."""
-    session.execute(delete(ResultsSnapshot).where(col(ResultsSnapshot.run_id) == run_id))

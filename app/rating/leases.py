@@ -41,7 +41,6 @@ from app.rating.statements import (
     CANDIDATES_PG,
     CURSOR,
     DROP_LEASE,
-    MY_LEASE,
     RECLAIM,
     RELEASE,
     RENEW,
@@ -63,10 +62,6 @@ class RatingError(ValueError):
 
 
 # --- the queue's rows -----------------------------------------------------------------------
-
-
-def get_state(session: Session, round_: RatingRound, rater_id: int) -> RaterState | None:
-    return session.get(RaterState, (round_.id, rater_id))
 
 
 def start(session: Session, round_: RatingRound, rater_id: int) -> RaterState:
@@ -175,11 +170,6 @@ def reclaim_expired(session: Session, round_: RatingRound, now: datetime | None 
     counts = Counter(row[0] for row in gone)
     release(session, counts)
     return sum(counts.values())
-
-
-def current_lease(session: Session, round_: RatingRound, rater_id: int) -> RatingLease | None:
-    lease_id = conn_of(session).execute(MY_LEASE, {"u": rater_id, "round": round_.id}).scalar()
-    return None if lease_id is None else session.get(RatingLease, lease_id)
 
 
 def _candidates(

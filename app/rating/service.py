@@ -86,16 +86,6 @@ def ratings_per_round(session: Session) -> dict[int, int]:
     return {int(round_id): int(done or 0) for round_id, done in rows}
 
 
-def get_round(session: Session, round_id: int) -> RatingRound | None:
-    return session.get(RatingRound, round_id)
-
-
-def round_run_ids(session: Session, round_id: int) -> list[int]:
-    return list(
-        session.exec(select(RatingRoundRun.run_id).where(RatingRoundRun.round_id == round_id)).all()
-    )
-
-
 def runs_without_round(session: Session) -> list[tuple[Run, int]]:
     """Runs that can be opened for rating, with their count of done replies."""
     in_round = select(RatingRoundRun.run_id)

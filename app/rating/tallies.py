@@ -255,21 +255,6 @@ def marker(session: Session, run_id: int) -> str:
     return f"{int(total)}.{int(rows)}"
 
 
-def touch(session: Session, run_id: int, reply_ids: Sequence[int]) -> None:
-    """Stamp replies as changed without changing their counts (their text or parsed verdict
-    changed), so results read them again; replies without a tally get a row of zeros."""
-    conn = _conn(session)
-    zeros = ", ".join("0" for _ in TALLY_COLUMNS)
-    statement = text(
-        f"INSERT INTO rating_tallies (reply_id, run_id, {_TALLY_COLS}, changed_at) "
-        f"VALUES (:reply_id, :run_id, {zeros}, {clock_sql(conn)}) "
-        "ON CONFLICT (reply_id) DO UPDATE SET changed_at = excluded.changed_at"
-    )
-    rows = [{"reply_id": r, "run_id": run_id} for r in reply_ids]
-    for i in range(0, len(rows), 5000):
-        conn.execute(statement, rows[i : i + 5000])
-
-
 def clock(session: Session) -> float:
     """The database clock that ``changed_at`` is stamped with (Unix seconds)."""
     conn = _conn(session)
