@@ -1,17 +1,23 @@
-"""The LLM judge's page: start a judge on a run, follow its progress (admins only)."""
+"""The LLM judge's page (start a judge on a run, follow its progress) and the Judges page of
+a run (every judge against humans, and its rates by PPI), with its JSON and CSV (admins)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
 from app.accounts.deps import AdminUser
 from app.db import SessionDep
-from app.judging import service
+from app.judging import report, service
 from app.judging.rubric import RUBRIC_VERSION, RUBRICS
+from app.judging.validation import MIN_COMPARED
 from app.models import Run
 from app.web import get_or_404, redirect, render
+
+MinCompared = Annotated[
+    int, Query(ge=1, le=1_000_000, description="Human-labelled replies a judge needs")
+]
 
 router = APIRouter(tags=["judging"])
 
@@ -54,3 +60,43 @@ def judge_start(
         return _judge_page(request, session, run_id, error=str(exc), status_code=422)
     queued = result.queued + result.retried
     return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}")
+
+
+def _report(session: Session, run_id: int, min_compared: int) -> report.JudgesOut:
+    run = get_or_404(session, Run, run_id, f"No run {run_id}")
+    return report.judges_report(session, run, min_compared=min_compared)
+
+
+@router.get("/results/runs/{run_id}/judges", name="judging.judges_page")
+def judges_page(
+    request: Request,
+    run_id: int,
+    user: AdminUser,
+    session: SessionDep,
+    min_compared: MinCompared = MIN_COMPARED,
+) -> Response:
+    figures = _report(session, run_id, min_compared)
+    return render(
+        request,
+        "judging/judges.html",
+        {"figures": figures, "min_compared": min_compared, "half_width": report.HALF_WIDTH},
+    )
+
+
+@router.get("/api/runs/{run_id}/judges/figures", name="judging.api_judges")
+def api_judges(
+    run_id: int, user: AdminUser, session: SessionDep, min_compared: MinCompared = MIN_COMPARED
+) -> JSONResponse:
+    return JSONResponse(_report(session, run_id, min_compared).model_dump(mode="json"))
+
+
+@router.get("/results/runs/{run_id}/judges/figures.csv", name="judging.judges_csv")
+def judges_csv(
+    run_id: int, user: AdminUser, session: SessionDep, min_compared: MinCompared = MIN_COMPARED
+) -> Response:
+    body = report.to_csv(_report(session, run_id, min_compared))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-judges.csv"'},
+    )

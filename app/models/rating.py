@@ -27,6 +27,9 @@ class RatingRound(SQLModel, table=True):
     item_count: int = 0
     # When done replies of the round's runs were last added to its queue.
     synced_at: datetime | None = None
+    # A random sample of the runs' done replies (stratified by arm x kind), fixed when the
+    # round opens; None: every done reply. Each item keeps its inclusion probability.
+    sample_size: int | None = None
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -115,6 +118,9 @@ class RatingItem(SQLModel, table=True):
     shuffle: int = Field(sa_type=BigInteger)
     taken: int = 0
     is_open: bool = True
+    # The probability the reply had of being drawn into a sampled round (1 / its weight in
+    # prediction-powered estimates); None in rounds over every done reply.
+    inclusion_probability: float | None = None
 
 
 class RaterState(SQLModel, table=True):
@@ -225,7 +231,8 @@ class RaterPairTally(SQLModel, table=True):
 
 
 class JudgeLabel(SQLModel, table=True):
-    """A label from an LLM judge, stored apart from human ratings."""
+    """A label from an LLM judge, stored apart from human ratings. The judge is its model
+    config and rubric version; ``confidence`` (0-1) is the judge's own, when it states one."""
 
     __tablename__ = "judge_labels"
     __table_args__ = (
@@ -241,5 +248,6 @@ class JudgeLabel(SQLModel, table=True):
     label: str | None = Field(default=None, max_length=16)
     helpfulness: int | None = None
     verdict: str | None = Field(default=None, max_length=8)
+    confidence: float | None = None
     raw: str = ""
     created_at: datetime = Field(default_factory=utcnow)
