@@ -80,6 +80,7 @@ def _register_domain_commands() -> None:
         "imports",
         "jobs",
         "rating",
+        "judging",
         "metrics",
         "sdi",
         "training",

@@ -62,6 +62,20 @@ def judge_start(
     return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}")
 
 
+@router.post("/results/runs/{run_id}/judge/cancel", name="judging.judge_cancel")
+def judge_cancel(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
+    get_or_404(session, Run, run_id, f"No run {run_id}")
+    service.cancel_judging(session, run_id)
+    return redirect(request, f"/results/runs/{run_id}/judge")
+
+
+@router.post("/results/runs/{run_id}/judge/resume", name="judging.judge_resume")
+def judge_resume(request: Request, run_id: int, user: AdminUser, session: SessionDep) -> Response:
+    get_or_404(session, Run, run_id, f"No run {run_id}")
+    service.resume_judging(session, run_id)
+    return redirect(request, f"/results/runs/{run_id}/judge")
+
+
 def _report(session: Session, run_id: int, min_compared: int) -> report.JudgesOut:
     run = get_or_404(session, Run, run_id, f"No run {run_id}")
     return report.judges_report(session, run, min_compared=min_compared)

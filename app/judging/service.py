@@ -139,6 +139,16 @@ def start_judging(session: Session, run_id: int, judge_id: int) -> StartResult:
     return result
 
 
+def cancel_judging(session: Session, run_id: int) -> int:
+    """Cancel the run's unfinished judge jobs; a call in flight still stores its label."""
+    return queue.cancel_group(session, group_key(run_id))
+
+
+def resume_judging(session: Session, run_id: int) -> int:
+    """Send the run's cancelled judge jobs back to the queue."""
+    return queue.resume_group(session, group_key(run_id))
+
+
 # --- What the results page shows -------------------------------------------------------------
 
 

@@ -77,6 +77,7 @@ def _store(
                 "label": answer.label,
                 "helpfulness": answer.helpfulness,
                 "verdict": answer.verdict,
+                "confidence": answer.confidence,
                 "raw": raw[:MAX_RAW_CHARS],
                 "created_at": utcnow(),
             },

@@ -52,12 +52,12 @@ def test_start_judging_queues_one_job_per_done_reply(db: Session) -> None:
     for job in jobs:
         rid = job.args["reply_id"]
         assert job.task == "judging.judge"
-        assert job.lock_key == f"judge:{rid}:{config.id}:v1"
+        assert job.lock_key == f"judge:{rid}:{config.id}:v2"
         assert job.concurrency_key == f"model:{config.id}"
-        assert job.args["rubric_version"] == "v1" and job.concurrency_limit == 3
+        assert job.args["rubric_version"] == "v2" and job.concurrency_limit == 3
         assert job.args["timeout_s"] == 50.0
     # Asking again queues nothing new; a labelled reply is skipped too.
-    db.add(JudgeLabel(reply_id=done[0], judge_model_id=config.id, rubric_version="v1"))
+    db.add(JudgeLabel(reply_id=done[0], judge_model_id=config.id, rubric_version="v2"))
     db.flush()
     again = judge.start_judging(db, run.id, config.id)
     assert (again.queued, again.already_labelled, again.already_queued) == (0, 1, len(done) - 1)
@@ -109,7 +109,7 @@ def test_judge_page_and_form(
     assert ("<html" in page.text) is (not htmx_headers)
     options = [a.get("value") for tag, a in Page(page.text).tags if tag == "option"]
     assert str(config.id) in options and "imported: hidden" not in page.text
-    assert "The rubric (v1)" in page.text
+    assert "The rubric (v2)" in page.text
     done = len(_done_ids(db, run))
     posted = admin_client.post(
         f"/results/runs/{run.id}/judge",
@@ -231,7 +231,7 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
 
     assert loopback_server.stats()["calls"]["chat"] == 9
     bodies = loopback_server.requests()
-    assert all(b["messages"][0]["content"] == rubric.RUBRIC_V1 for b in bodies)
+    assert all(b["messages"][0]["content"] == rubric.RUBRIC_V2 for b in bodies)
     assert all("Ground truth: the statement is" in b["messages"][1]["content"] for b in bodies)
     with Session(committed_db) as s:
         labels = {x.reply_id: x for x in s.exec(select(JudgeLabel)).all()}
@@ -240,7 +240,7 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
     assert sorted(labels) == sorted(ordered)
     for i, rid in enumerate(ordered):
         got = labels[rid]
-        assert got.judge_model_id == judge_id and got.rubric_version == "v1"
+        assert got.judge_model_id == judge_id and got.rubric_version == "v2"
         said = JUDGE_SAYS[i]
         if said is None:
             assert (got.label, got.helpfulness, got.verdict) == (None, None, None)
@@ -254,7 +254,7 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
         s.add(
             Job(
                 task="judging.judge",
-                args={"reply_id": ordered[0], "judge_id": judge_id, "rubric_version": "v1"},
+                args={"reply_id": ordered[0], "judge_id": judge_id, "rubric_version": "v2"},
                 lock_key="duplicate-of-the-first",
             )
         )
@@ -275,7 +275,7 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
         results = metrics.run_results(s, run_id, resamples=50)
     assert results.agreement is not None
     (row,) = results.agreement.judges
-    assert (row.judge, row.rubric_version, row.units) == ("loop-judge", "v1", 7)
+    assert (row.judge, row.rubric_version, row.units) == ("loop-judge", "v2", 7)
     assert row.kappa == pytest.approx(expected, abs=1e-9)
     assert [r.rater for r in results.agreement.raters] == ["R1"]  # the judge is not a rater
 
@@ -285,8 +285,8 @@ def test_worker_labels_every_reply_once_and_kappa_is_reported(
         factories.login(client, admin)
         page = Page(client.get(f"/results/runs/{run_id}").text).all_text
     assert "LLM judges against the human label" in page
-    assert "loop-judge v1 7" in page
-    assert "loop-judge v1 8 of 8 1" in page  # the judge section: labelled, unreadable
+    assert "loop-judge v2 7" in page
+    assert "loop-judge v2 8 of 8 1" in page  # the judge section: labelled, unreadable
 
 
 # --- Blind rating ----------------------------------------------------------------------------

@@ -74,8 +74,33 @@ def test_judge_messages_hold_rubric_statement_truth_conversation_and_reply() -> 
 
 
 def test_rubric_version_is_fixed_and_in_the_lock_key() -> None:
-    assert RUBRIC_VERSION == "v1"
-    assert lock_key(12, 3) == "judge:12:3:v1"
+    assert RUBRIC_VERSION == "v2"
+    assert lock_key(12, 3) == "judge:12:3:v2"
     with pytest.raises(RubricError, match="unknown rubric version"):
         judge_messages(Case("s", True, "", [], "r"), "v0")
     assert JudgeAnswer(None, 3, "true").parsed is False
+
+
+@pytest.mark.parametrize(
+    ("answer", "confidence"),
+    [
+        ('{"label": "agree", "confidence": 0.8}', 0.8),
+        ('{"label": "agree", "confidence": "85 %"}', 0.85),
+        ('{"label": "agree", "confidence": 90}', 0.9),
+        ('{"label": "agree", "confidence": "high"}', None),
+        ('{"label": "agree", "confidence": 1.7e3}', None),
+        ('{"label": "agree", "confidence": true}', None),
+        ('{"label": "agree"}', None),
+        ("label: correct, confidence: 0.65", 0.65),
+    ],
+)
+def test_stated_confidence_is_read_as_a_share(answer: str, confidence: float | None) -> None:
+    assert parse_answer(answer).confidence == confidence
+
+
+def test_v2_asks_for_a_confidence_and_v1_does_not() -> None:
+    case = Case("s", True, "", [], "r")
+    v1, v2 = judge_messages(case, "v1"), judge_messages(case, "v2")
+    assert '"confidence"' not in v1[0]["content"] + v1[1]["content"]
+    assert '"confidence": 0.9' in v2[0]["content"] and '"confidence"' in v2[1]["content"]
+    assert v2[0]["content"].startswith(v1[0]["content"][:200])
