@@ -3,6 +3,8 @@
 The label and the job's success are written in one transaction, and the insert does nothing
 when a label for (reply, judge, rubric version) exists: a retried or duplicated job never
 stores a second one. An answer that cannot be read is stored with no label and its raw text.
+The judge's answer goes to the LLM cache too (as a run's replies do): labelling the same
+prompt again, e.g. the same reply text in another run, costs no call.
 """
 
 import asyncio
@@ -17,8 +19,9 @@ from app.jobs.errors import PermanentFailure, RetryLater
 from app.jobs.registry import JobArgs, JobContext, task
 from app.judging.rubric import RUBRICS, JudgeAnswer, case_for, judge_messages, parse_answer
 from app.judging.service import JUDGE_TASK, MAX_RAW_CHARS, is_placeholder, judge_spec
-from app.llm.types import LlmError, ModelSpec
+from app.llm.types import Completion, LlmError, ModelSpec
 from app.models import JudgeLabel, ModelConfig, PromptVariant, Question, Reply, ReplyStatus, utcnow
+from app.runs.slots import add_cache_entries, cache_lookup
 
 LABELS_TABLE = JudgeLabel.__table__  # type: ignore[attr-defined]
 
@@ -27,6 +30,8 @@ LABELS_TABLE = JudgeLabel.__table__  # type: ignore[attr-defined]
 class Prepared:
     spec: ModelSpec
     messages: list[dict[str, str]]
+    cache_key: str
+    cached: Completion | None
 
 
 def _prepare(reply_id: int, judge_id: int, version: str) -> Prepared | str:
@@ -55,18 +60,26 @@ def _prepare(reply_id: int, judge_id: int, version: str) -> Prepared | str:
         config = session.get(ModelConfig, judge_id)
         if config is None or is_placeholder(config):
             raise PermanentFailure(f"judge model {judge_id} does not exist or cannot be called")
-        return Prepared(
-            judge_spec(session, config),
-            judge_messages(case_for(reply, variant, question), version),
-        )
+        spec = judge_spec(session, config)
+        messages = judge_messages(case_for(reply, variant, question), version)
+        key = llm.cache_key(spec, messages, 0)
+        return Prepared(spec, messages, key, cache_lookup(session.connection(), [key]).get(key))
 
 
 def _store(
-    ctx: JobContext, reply_id: int, judge_id: int, version: str, answer: JudgeAnswer, raw: str
+    ctx: JobContext,
+    reply_id: int,
+    judge_id: int,
+    version: str,
+    answer: JudgeAnswer,
+    raw: str,
+    cache: dict[str, Any] | None = None,
 ) -> bool:
-    """Insert the label unless one exists, and finish the job, in one transaction. True
-    when this call stored it."""
+    """Insert the label unless one exists (and the call's cache entry, if new), and finish
+    the job, in one transaction. True when this call stored the label."""
     with write_transaction(get_engine()) as session:
+        if cache is not None:
+            add_cache_entries(session.connection(), [cache])
         stored = insert_ignore(
             session,
             LABELS_TABLE,
@@ -83,7 +96,7 @@ def _store(
             },
             index_elements=["reply_id", "judge_model_id", "rubric_version"],
         )
-        ctx.finish_in(session, {"label": answer.label})
+        ctx.finish_in(session, {"label": answer.label, "cached": cache is None})
         return stored
 
 
@@ -100,12 +113,21 @@ async def judge_reply(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
     prepared = await asyncio.to_thread(_prepare, reply_id, judge_id, version)
     if isinstance(prepared, str):
         return {"skipped": prepared}
-    try:
-        completion = await llm.complete(prepared.spec, prepared.messages)
-    except LlmError as exc:
-        if exc.retryable:
-            raise RetryLater(str(exc), delay_s=exc.retry_after) from None
-        raise PermanentFailure(str(exc)) from None
+    completion, cache = prepared.cached, None
+    if completion is None:
+        try:
+            completion = await llm.complete(prepared.spec, prepared.messages)
+        except LlmError as exc:
+            if exc.retryable:
+                raise RetryLater(str(exc), delay_s=exc.retry_after) from None
+            raise PermanentFailure(str(exc)) from None
+        cache = {
+            "key": prepared.cache_key,
+            "value": completion.model_dump(mode="json"),
+            "created_at": utcnow(),
+        }
     answer = parse_answer(completion.text)
-    await asyncio.to_thread(_store, ctx, reply_id, judge_id, version, answer, completion.text)
+    await asyncio.to_thread(
+        _store, ctx, reply_id, judge_id, version, answer, completion.text, cache
+    )
     return None

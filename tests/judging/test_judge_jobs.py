@@ -72,6 +72,34 @@ def test_cancel_and_resume_judging_from_the_page(
     assert {x.rubric_version for x in labels} == {rubric.RUBRIC_VERSION}
 
 
+def test_a_prompt_judged_before_is_read_from_the_cache(
+    committed_db: Engine, loopback_server: LoopbackServer
+) -> None:
+    """A second run of the same statements with the same replies: the same prompts, no call."""
+    with session_scope(committed_db) as s:
+        qs = factories.make_question_set(s, n=3)
+        first = factories.make_run(s, qs, reply=REPLY)
+        second = factories.make_run(s, qs, reply=REPLY)
+        config = factories.make_model_config(
+            s, name="loop-judge", base_url=loopback_server.base_url
+        )
+        ids = (first.id or 0, second.id or 0, config.id or 0)
+    with session_scope(committed_db) as s:
+        judge.start_judging(s, ids[0], ids[2])
+    work(committed_db)
+    calls = loopback_server.stats()["calls"]["chat"]
+    assert calls == 12 and _labelled(committed_db) == 12
+    with session_scope(committed_db) as s:
+        assert judge.start_judging(s, ids[1], ids[2]).queued == 12
+    work(committed_db)
+    assert loopback_server.stats()["calls"]["chat"] == calls
+    assert _labelled(committed_db) == 24
+    assert {(x.label, x.confidence) for x in _labels(committed_db)} == {("correct", 0.75)}
+    with Session(committed_db) as s:
+        results = [j.result or {} for j in s.execute(select(Job)).scalars()]
+    assert Counter(bool(r.get("cached")) for r in results) == {False: 12, True: 12}
+
+
 def test_cli_queues_cancels_resumes_and_reports(
     committed_db: Engine, loopback_server: LoopbackServer
 ) -> None:
