@@ -81,8 +81,11 @@ def _synced_lately(round_: RatingRound) -> bool:
 
 
 def sync_round(session: Session, round_: RatingRound, *, force: bool = True) -> int:
-    """Queue the done replies of the round's runs that are not queued yet; returns how many."""
+    """Queue the done replies of the round's runs that are not queued yet; returns how many.
+    A sampled round (``sample_size``) keeps the sample it was opened with."""
     assert round_.id is not None
+    if round_.sample_size is not None:
+        return 0
 
     if not force and _synced_lately(round_):
         return 0

@@ -219,9 +219,11 @@ def round_create(
     seed: Annotated[int, Form()] = 0,
     show_reference: Annotated[str | None, Form()] = None,
     guidelines_md: Annotated[str, Form(max_length=50_000)] = "",
+    sample_size: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
     try:
         data = RoundCreate(
+            sample_size=int(sample_size) if sample_size.strip() else None,
             name=name,
             run_ids=run_ids,
             raters_per_reply=raters_per_reply,
@@ -231,7 +233,7 @@ def round_create(
             guidelines_md=guidelines_md.strip() or None,
         )
         round_ = service.open_round(session, **data.model_dump(), created_by=_uid(user))
-    except (ValidationError, service.RatingError) as exc:
+    except (ValidationError, ValueError, service.RatingError) as exc:
         session.rollback()
         return _rounds_page(request, session, error=str(exc), status_code=422)
     return redirect(request, f"/rating/rounds/{round_.id}")

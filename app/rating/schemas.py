@@ -21,6 +21,8 @@ class RoundCreate(BaseModel):
     show_reference: bool = True
     seed: int = 0
     guidelines_md: str | None = Field(default=None, max_length=50_000)
+    # A stratified random sample of this many replies (None: every done reply).
+    sample_size: int | None = Field(default=None, ge=1)
 
 
 class AdjudicationInput(BaseModel):

@@ -7,12 +7,17 @@ The queue itself: leases (who rates which reply next) in ``leases``, submit, ski
 in ``submissions``.
 """
 
+import random
+from collections import defaultdict
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.models import (
+    PromptVariant,
     RaterState,
     Rating,
+    RatingItem,
     RatingRevision,
     RatingRound,
     RatingRoundRun,
@@ -25,6 +30,7 @@ from app.rating import leases, tallies
 from app.rating.guidelines import DEFAULT_GUIDELINES
 from app.rating.leases import RatingError
 from app.rating.schemas import RatingInput
+from app.rating.statements import shuffle_key
 
 __all__ = ["DEFAULT_GUIDELINES", "RatingError", "open_round"]
 
@@ -40,9 +46,17 @@ def open_round(
     show_reference: bool = True,
     seed: int = 0,
     created_by: int | None = None,
+    sample_size: int | None = None,
 ) -> RatingRound:
-    """Open rating on one or more runs (their done replies mixed in one blind queue)."""
+    """Open rating on one or more runs (their done replies mixed in one blind queue).
+
+    With ``sample_size``, the round is a random sample of the runs' replies done now, of
+    that size, stratified by arm x variant kind (see ``_draw_sample``), and takes in no reply
+    later; each queued reply keeps its inclusion probability."""
     run_ids = sorted(set(run_ids))
+    if sample_size is not None and sample_size < 1:
+        raise RatingError("A sample needs at least one reply.")
+    sample = None if sample_size is None else _draw_sample(session, run_ids, sample_size, seed)
     if not run_ids:
         raise RatingError("Choose at least one run.")
     if raters_per_reply < 1 or lease_minutes < 1:
@@ -63,6 +77,7 @@ def open_round(
         show_reference=show_reference,
         seed=seed,
         created_by=created_by,
+        sample_size=sample_size,
     )
     session.add(round_)
     session.flush()
@@ -70,8 +85,76 @@ def open_round(
     for run_id in run_ids:
         session.add(RatingRoundRun(round_id=round_.id, run_id=run_id))
     session.flush()
-    leases.sync_round(session, round_)
+    if sample is None:
+        leases.sync_round(session, round_)
+    else:
+        _queue_sample(session, round_, sample)
     return round_
+
+
+def _draw_sample(
+    session: Session, run_ids: list[int], size: int, seed: int
+) -> list[tuple[int, float]]:
+    """A stratified random sample of the runs' done replies, as (reply id, inclusion
+    probability): strata are arm x variant kind, each given a share of ``size`` proportional
+    to its replies (largest remainders, at least one each), drawn without replacement with
+    the round's seed; a reply's inclusion probability is its stratum's share / replies."""
+    rows = session.exec(
+        select(Reply.id, Reply.arm_id, PromptVariant.kind)
+        .join(PromptVariant, col(PromptVariant.id) == col(Reply.prompt_variant_id))
+        .where(col(Reply.run_id).in_(run_ids), Reply.status == ReplyStatus.done.value)
+        .order_by(col(Reply.id))
+    ).all()
+    strata: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for reply_id, arm_id, kind in rows:
+        strata[(int(arm_id), str(kind))].append(int(reply_id or 0))
+    total = sum(len(ids) for ids in strata.values())
+    if size > total:
+        raise RatingError(f"A sample of {size} replies, but the runs have {total} done.")
+    if size < len(strata):
+        raise RatingError(
+            f"A sample of at least {len(strata)} replies: one per arm x variant kind."
+        )
+    keys = sorted(strata)
+    exact = {key: size * len(strata[key]) / total for key in keys}
+    share = {key: max(1, int(exact[key])) for key in keys}
+    # Largest remainders until the shares add up (never above a stratum's size).
+    by_remainder = sorted(keys, key=lambda k: (share[k] - exact[k], k))
+    while sum(share.values()) < size:
+        key = next(k for k in by_remainder if share[k] < len(strata[k]))
+        share[key] += 1
+        by_remainder.remove(key)
+        by_remainder.append(key)
+    while sum(share.values()) > size:
+        key = max((k for k in keys if share[k] > 1), key=lambda k: (share[k] - exact[k], k))
+        share[key] -= 1
+    rng = random.Random(f"sample:{seed}")
+    drawn = []
+    for key in keys:
+        probability = share[key] / len(strata[key])
+        drawn += [(reply_id, probability) for reply_id in rng.sample(strata[key], share[key])]
+    return drawn
+
+
+def _queue_sample(session: Session, round_: RatingRound, sample: list[tuple[int, float]]) -> None:
+    """The sampled replies as the round's items, with their inclusion probabilities."""
+    items = [
+        {
+            "reply_id": reply_id,
+            "round_id": round_.id,
+            "shuffle": shuffle_key(round_.seed, reply_id),
+            "taken": 0,
+            "is_open": True,
+            "inclusion_probability": probability,
+        }
+        for reply_id, probability in sample
+    ]
+    for start in range(0, len(items), 5000):
+        session.execute(RatingItem.__table__.insert(), items[start : start + 5000])  # type: ignore[attr-defined]
+    round_.item_count = len(items)
+    round_.synced_at = utcnow()
+    session.add(round_)
+    session.flush()
 
 
 def list_rounds(session: Session) -> list[RatingRound]:
