@@ -31,6 +31,12 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+def preload() -> None:
+    """Import the libraries used here (the web app has them loaded at start-up)."""
+    import scipy.stats  # noqa: F401
+    import statsmodels.stats.inter_rater  # noqa: F401
+
+
 @dataclass(frozen=True)
 class Bounded:
     value: float | None
