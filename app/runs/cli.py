@@ -1,7 +1,6 @@
 """`sdilab run start|status|retry|cancel|reparse|list`."""
 
 import threading
-import time
 from typing import Annotated, Any
 
 import typer
@@ -9,9 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-# --wait: seconds between progress reads, and between reads of the run's status.
+# --wait: seconds between progress reads (the end of a run completed here is seen at once).
 PROGRESS_EVERY_S = 1.0
-STATUS_EVERY_S = 0.05
 # A job heartbeat this recent means a worker runs (it beats every 5 s by default).
 BUSY_HEARTBEAT_S = 15.0
 
@@ -151,16 +149,11 @@ class _InProcessWorker:
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.worker.stop)
         self.thread.join(timeout=60)
-
-
-def _run_status(run_id: int) -> str:
-    from sqlalchemy import select
-
-    from app.db import get_engine
-    from app.runs.service import RUNS
-
-    with get_engine().connect() as conn:
-        return str(conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one())
+        stats = self.worker.stats
+        console.print(
+            f"Worker in this process: {stats.succeeded} jobs done, {stats.retried} retried, "
+            f"{stats.failed} failed; {stats.cpu_s:.2f} s CPU in {stats.wall_s:.1f} s"
+        )
 
 
 def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
@@ -169,7 +162,10 @@ def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
     from app.config import get_settings
     from app.db import session_scope
     from app.models import Run
+    from app.runs import completion
     from app.runs import progress as runs_progress
+
+    finished = completion.watch(run_id)
 
     in_process = None
     if worker == "yes" or (worker == "auto" and not _worker_busy()):
@@ -189,31 +185,28 @@ def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
         # Drawn when the figures change (no refresh thread taking the worker's CPU).
         with Progress(*columns, console=console, auto_refresh=False) as bar:
             task = bar.add_task(f"run #{run_id}", total=None, failed=0, rate="-", eta="-")
-            next_progress = 0.0
             while True:
-                if time.monotonic() >= next_progress:
-                    with session_scope() as session:
-                        run = session.get(Run, run_id)
-                        assert run is not None
-                        progress = runs_progress.progress_of(session, run)
-                        status = run.status
-                    bar.update(
-                        task,
-                        total=progress.total,
-                        completed=progress.finished,
-                        failed=progress.failed,
-                        rate=f"{progress.rate_per_s:.1f}/s" if progress.rate_per_s else "-",
-                        eta=f"{progress.eta_s:.0f} s" if progress.eta_s is not None else "-",
-                    )
-                    bar.refresh()
-                    if status != "running" or not progress.pending:
-                        break
-                    next_progress = time.monotonic() + PROGRESS_EVERY_S
-                # The end of the run is seen within STATUS_EVERY_S (a one-row read).
-                time.sleep(STATUS_EVERY_S)
-                if _run_status(run_id) != "running":
-                    next_progress = 0.0
+                with session_scope() as session:
+                    run = session.get(Run, run_id)
+                    assert run is not None
+                    progress = runs_progress.progress_of(session, run)
+                    status = run.status
+                bar.update(
+                    task,
+                    total=progress.total,
+                    completed=progress.finished,
+                    failed=progress.failed,
+                    rate=f"{progress.rate_per_s:.1f}/s" if progress.rate_per_s else "-",
+                    eta=f"{progress.eta_s:.0f} s" if progress.eta_s is not None else "-",
+                )
+                bar.refresh()
+                if status != "running" or not progress.pending:
+                    break
+                # Set when this process's worker completes the run; another worker's
+                # completion (or a cancel) is read at the next poll.
+                finished.wait(PROGRESS_EVERY_S)
     finally:
+        completion.unwatch(run_id)
         if in_process is not None:
             in_process.stop()
     return status
