@@ -120,17 +120,18 @@ def main() -> None:
         database=db,
     )
     found = WORKER_LINE.search(output)
-    if found is None:
-        raise SystemExit("the command printed no worker line")
-    worker_ms = 1000.0 * float(found["cpu"]) / max(1, args.prompts)
-    figure(
-        "e2e worker CPU per reply (the process while its worker ran)",
-        worker_ms,
-        "ms",
-        target=f"<= {CPU_TARGET_MS}",
-        met=worker_ms <= CPU_TARGET_MS,
-        database=db,
-    )
+    if found is None:  # code from before the command reported its worker
+        print("the command printed no worker line: its worker's CPU is not known")
+    else:
+        worker_ms = 1000.0 * float(found["cpu"]) / max(1, args.prompts)
+        figure(
+            "e2e worker CPU per reply (the process while its worker ran)",
+            worker_ms,
+            "ms",
+            target=f"<= {CPU_TARGET_MS}",
+            met=worker_ms <= CPU_TARGET_MS,
+            database=db,
+        )
     figure(
         "CLI start-up (`sdilab --help` wall, median of 5)",
         startup,

@@ -123,9 +123,13 @@ class _InProcessWorker:
     def __init__(self, concurrency: int) -> None:
         import asyncio
 
+        from app.jobs import registry
         from app.jobs.worker import Worker, tune_gc
 
-        tune_gc()  # as `sdilab worker` does: the collector's young generation, less often
+        # As `sdilab worker` does: every task imported, then what the process holds is frozen
+        # out of the collector's sight and the young generation collected less often.
+        registry.discover()
+        tune_gc()
         self.worker = Worker(concurrency=concurrency)
         try:
             import uvloop
