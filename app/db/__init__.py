@@ -4,6 +4,8 @@ Every module that writes outside the ORM's usual path goes through here, so that
 locking and Postgres' row locks are handled in one place.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from app.db.dialect import (
     clock_sql,
     insert_ignore_statement,
@@ -13,13 +15,25 @@ from app.db.dialect import (
     name_of,
 )
 from app.db.engine import (
-    SessionDep,
     build_engine,
     get_engine,
     get_session,
     session_scope,
 )
 from app.db.writes import begin_write, insert_ignore, write_connection, write_transaction
+
+if TYPE_CHECKING:
+    from app.db.deps import SessionDep
+
+
+def __getattr__(name: str) -> Any:
+    """``SessionDep`` on first use (it imports FastAPI: see app.db.deps)."""
+    if name == "SessionDep":
+        from app.db.deps import SessionDep
+
+        return SessionDep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SessionDep",

@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlmodel import select
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -64,6 +63,8 @@ def paper(
 ) -> None:
     """Split a set, build SDI data, make the SDI model(s), run them against the baseline, open
     rating."""
+    from sqlmodel import select
+
     from app.db import session_scope
     from app.experiments.paper import ExperimentConfig, prepare, start_run
     from app.models import ModelConfig, QuestionSet
