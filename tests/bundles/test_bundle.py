@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
@@ -28,6 +29,7 @@ from app.models import JudgeLabel, ModelConfig, Rating, Run, RunArm, User
 from app.rating import service as rating_service
 from tests import factories
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
+from tests.html import find
 from tests.metrics import helpers
 from tests.training.sdi_like import make_dataset
 
@@ -324,3 +326,55 @@ def test_the_commands_export_and_import(committed_db, tmp_path: Path) -> None:  
     bad.write_bytes(b"nope")
     result = CliRunner().invoke(cli, ["bundle", "import", str(bad)])
     assert result.exit_code == 1 and "nothing imported" in result.output
+
+
+def test_the_page_downloads_and_imports_a_bundle(
+    admin_client: TestClient, db: Session, study: dict[str, Any], htmx_headers: dict[str, str]
+) -> None:
+    run_id = study["run"].id
+    page = admin_client.get("/bundles", headers=htmx_headers)
+    assert page.status_code == 200
+    links = [a.attrs.get("href") for a in find(page.text, "a")]
+    assert f"/bundles/study.zip?runs={run_id}" in links
+    results = admin_client.get(f"/results/runs/{run_id}")
+    assert f"/bundles/study.zip?runs={run_id}" in [
+        a.attrs.get("href") for a in find(results.text, "a")
+    ]
+    download = admin_client.get(f"/bundles/study.zip?runs={run_id}")
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    assert f'sdilab-study-runs-{run_id}.zip"' in download.headers["content-disposition"]
+    done = admin_client.post(
+        "/bundles/import",
+        files={"file": ("study.zip", download.content, "application/zip")},
+        headers=htmx_headers,
+    )
+    assert done.status_code == 200, done.text
+    status = find(done.text, "div", role="status")
+    assert status and f"Run {run_id} of the bundle is run" in status[0].text
+    new_id = int(re.search(rf"Run {run_id} of the bundle is run (\d+)", status[0].text).group(1))  # type: ignore[union-attr]
+    assert db.get(Run, new_id) is not None
+
+
+def test_the_page_shows_why_a_bundle_is_refused(
+    admin_client: TestClient, db: Session, htmx_headers: dict[str, str]
+) -> None:
+    before = len(db.exec(select(Run)).all())
+    refused = admin_client.post(
+        "/bundles/import",
+        files={"file": ("study.zip", b"not a zip", "application/zip")},
+        headers=htmx_headers,
+    )
+    assert refused.status_code == 400
+    alert = find(refused.text, "p", role="alert")
+    assert alert and "not a zip bundle" in alert[0].text and "nothing was imported" in alert[0].text
+    empty = admin_client.post("/bundles/import", data={}, headers=htmx_headers)
+    assert empty.status_code == 400 and "Choose a bundle" in empty.text
+    assert len(db.exec(select(Run)).all()) == before
+    assert admin_client.get("/bundles/study.zip?runs=999999").status_code == 404
+    assert admin_client.get("/bundles/study.zip?runs=x").status_code == 422
+
+
+def test_raters_cannot_use_bundles(rater_client: TestClient) -> None:
+    assert rater_client.get("/bundles").status_code == 403
+    assert rater_client.get("/bundles/study.zip").status_code == 403
+    assert rater_client.post("/bundles/import", data={}).status_code == 403
