@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import DateTime, Table, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
@@ -426,6 +427,9 @@ def _typed(table: Table, record: dict[str, Any], name: str) -> dict[str, Any]:
     unknown = set(record) - set(table.c.keys())
     if unknown:
         raise BundleError(f"{name}: unknown column(s) {', '.join(sorted(unknown))}")
+    missing = [c.name for c in table.primary_key.columns if record.get(c.name) is None]
+    if missing:
+        raise BundleError(f"{name}: a row has no {', '.join(missing)}")
     out: dict[str, Any] = {}
     for key, value in record.items():
         column = table.c[key]
@@ -546,10 +550,15 @@ def import_bundle(
                     if len(batch) >= _BATCH:
                         flush()
                 flush()
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, BundleError):
-                raise
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"The bundle's rows do not fit this database: {exc!r}") from exc
+        except SQLAlchemyError as exc:
+            # A constraint or a type the database refuses: the caller's transaction is rolled
+            # back (on Postgres it cannot go on anyway).
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+            raise BundleError(f"The database refused the bundle's rows: {reason}") from exc
         _link_duplicates(session, duplicates, maps["questions"])
         new_runs = sorted(maps["runs"].values())
         _rater_states(session, new_runs)
