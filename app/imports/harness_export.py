@@ -223,8 +223,6 @@ def _provider(config: ModelConfig, label: str) -> dict[str, Any] | None:
         settings["apiBaseUrl"] = config.base_url
     if config.api_key_env:
         settings["apiKeyEnvar"] = config.api_key_env  # the variable's name, never a key
-    if config.system_prompt:
-        settings["system_prompt_note"] = "sdilab sent a system prompt: add it to the prompt"
     model = config.fine_tuned_model_id or config.model_id
     return {"id": f"openai:chat:{model}", "label": label, "config": settings}
 
@@ -296,6 +294,14 @@ def promptfoo_config(session: Session, run_id: int) -> Iterator[str]:
     if skipped:
         head.append(
             "# Arms with no promptfoo provider here (add one by hand): " + ", ".join(skipped)
+        )
+    prompted = [
+        arm.label for arm, config in arms if config.system_prompt or config.sdi_mode != "none"
+    ]
+    if prompted:
+        head.append(
+            "# These arms sent a system prompt or SDI turns in sdilab, not carried here: "
+            + ", ".join(prompted)
         )
     document: dict[str, Any] = {
         "description": f"sdilab run {run_id}: {run.name}",

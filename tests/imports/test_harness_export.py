@@ -22,9 +22,15 @@ from tests.imports.helpers import parse
 
 # inspect_ai's Sample fields (https://inspect.aisi.org.uk/datasets.html).
 SAMPLE_FIELDS = {"input", "choices", "target", "id", "metadata", "sandbox", "files", "setup"}
-# promptfoo's test case fields and a few of its assertion types
-# (https://www.promptfoo.dev/docs/configuration/test-cases).
-TEST_FIELDS = {"description", "vars", "assert", "options", "metadata", "threshold", "providers"}
+# promptfoo's config, provider and test case fields and a few of its assertion types
+# (https://www.promptfoo.dev/docs/configuration/test-cases and its config-schema.json, where
+# each of these objects has additionalProperties false).
+CONFIG_FIELDS = {"description", "tags", "providers", "prompts", "tests", "defaultTest"}
+CONFIG_FIELDS |= {"evaluateOptions", "outputPath", "env", "metadata", "scenarios"}
+PROVIDER_FIELDS = {"id", "label", "config", "prompts", "transform", "delay", "env", "inputs"}
+TEST_FIELDS = {"description", "vars", "provider", "providers", "prompts", "providerOutput"}
+TEST_FIELDS |= {"assert", "assertScoringFunction", "options", "threshold", "metadata"}
+ASSERT_FIELDS = {"type", "value", "config", "threshold", "weight", "provider", "metric"}
 ASSERT_TYPES = {"equals", "contains", "icontains", "regex", "javascript", "llm-rubric"}
 META = {"statement", "truth", "variant_kind", "stance", "premise_erroneous", "template"}
 
@@ -87,6 +93,8 @@ def test_the_inspect_dataset_is_one_sample_per_prompt_variant(db: Session, run: 
 
 
 def test_the_task_file_is_python_that_reads_the_dataset(db: Session, run: Run) -> None:
+    run.name = 'quotes """ and \\ a backslash {braces} \u00e9'
+    db.flush()
     source = _text(db, run, "inspect_task.py")
     tree = ast.parse(source)
     imported = {
@@ -115,7 +123,8 @@ def test_the_task_file_is_python_that_reads_the_dataset(db: Session, run: Run) -
 
 def test_the_promptfoo_config_has_a_test_per_prompt_variant(db: Session, run: Run) -> None:
     config = yaml.safe_load(_text(db, run, "promptfooconfig.yaml"))
-    assert {"description", "prompts", "providers", "tests"} <= set(config)
+    assert {"description", "prompts", "providers", "tests"} <= set(config) <= CONFIG_FIELDS
+    assert all(set(p) <= PROVIDER_FIELDS for p in config["providers"])
     assert config["prompts"] == ["{{prompt}}"]
     assert [p["label"] for p in config["providers"]] == ["baseline", "sdi"]
     assert all(p["id"] == "openai:chat:test-model" for p in config["providers"])
@@ -128,6 +137,7 @@ def test_the_promptfoo_config_has_a_test_per_prompt_variant(db: Session, run: Ru
         assert test["vars"]["statement_id"] == question.source_id
         assert all(isinstance(v, str) for v in test["vars"].values())
         assert test["assert"] and all(a["type"] in ASSERT_TYPES for a in test["assert"])
+        assert all(set(a) <= ASSERT_FIELDS for a in test["assert"])
         assert question.statement in test["assert"][0]["value"]
         assert test["metadata"]["prompt_variant_id"] == variant.id
     assert config["tests"][0]["vars"]["prompt"] == 'Is "it"\nso?\u2028 \u00e9'
