@@ -378,3 +378,40 @@ def test_raters_cannot_use_bundles(rater_client: TestClient) -> None:
     assert rater_client.get("/bundles").status_code == 403
     assert rater_client.get("/bundles/study.zip").status_code == 403
     assert rater_client.post("/bundles/import", data={}).status_code == 403
+
+
+def test_one_run_of_a_shared_round_travels_alone(
+    db: Session, admin: factories.UserWithPassword
+) -> None:
+    """Two runs of one question set rated in one round: a bundle of one of them holds that
+    run's share of the round only, and its results are the same."""
+    qs = factories.make_question_set(db, n=6)
+    first, second = factories.make_run(db, qs), factories.make_run(db, qs)
+    round_ = rating_service.open_round(
+        db, run_ids=[first.id, second.id], name="shared", raters_per_reply=2
+    )
+    raters = helpers.make_raters(db, 3)
+    helpers.random_ratings(db, first, raters, admin.id, seed=5)
+    helpers.random_ratings(db, second, raters, admin.id, seed=6)
+    for rating in db.exec(select(Rating)).all():
+        rating.round_id = round_.id
+    db.flush()
+    expected = metrics.run_results(db, first.id, resamples=RESAMPLES, use_snapshot=False)
+    data = _bundle(db, first.id)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = json.loads(archive.read("manifest.json"))["members"]
+        round_runs = [json.loads(x) for x in archive.read("rating_round_runs.jsonl").splitlines()]
+    assert [r["run_id"] for r in round_runs] == [first.id]
+    assert members["replies.jsonl"]["rows"] == 24 and members["question_sets.jsonl"]["rows"] == 1
+    assert members["rating_items.jsonl"]["rows"] == 24
+    with fresh_database("sqlite") as engine:
+        imported, session = _import(engine, data)
+        with session:
+            new_id = imported.runs[first.id]
+            got = metrics.run_results(session, new_id, resamples=RESAMPLES, use_snapshot=False)
+            assert got.model_dump(mode="json") == _renumbered(
+                expected.model_dump(mode="json"),
+                _ids(db, first.id, None),
+                _ids(session, new_id, None),
+            )
+            assert len(session.exec(select(Run)).all()) == 1

@@ -217,3 +217,25 @@ def test_export_command_writes_parquet_and_jsonl(committed_db, tmp_path: Path) -
     assert len(rows) == 24
     bad = CliRunner().invoke(cli, ["export", str(run_id), "--format", "xlsx"])
     assert bad.exit_code != 0 and "--format" in bad.output
+
+
+def test_metrics_from_a_judge_come_typed_too(admin_client: TestClient, judged_run) -> None:  # type: ignore[no-untyped-def]
+    run, judge = judged_run
+    source = f"judge:model-{judge.id}-v2"
+    expected = list(
+        csv.DictReader(
+            io.StringIO(
+                admin_client.get(f"/results/runs/{run.id}/metrics.csv?source={source}").text
+            )
+        )
+    )
+    response = admin_client.get(f"/results/runs/{run.id}/metrics.parquet?source={source}")
+    assert response.status_code == 200
+    rows = pq.read_table(pa.BufferReader(response.content)).to_pylist()
+    assert len(rows) == len(expected) > 0
+    assert {r["source"] for r in rows} == {source}
+    for row, from_csv in zip(rows, expected, strict=True):
+        for column in ("arm", "kind", "accuracy", "accuracy_n", "sycophancy_erroneous"):
+            assert _same_cell(from_csv[column], row[column]), column
+    unknown = admin_client.get(f"/results/runs/{run.id}/metrics.jsonl?source=judge:nobody")
+    assert unknown.status_code == 422
