@@ -38,6 +38,7 @@ DOMAINS = [
     "sdi",
     "training",
     "experiments",
+    "bundles",
 ]
 
 

@@ -123,14 +123,7 @@ def _check_what(what: str) -> None:
         raise HTTPException(404, f"No export {what!r}; choose {', '.join(exports.WHATS)}")
 
 
-@router.get("/results/runs/{run_id}/{what}.csv", name="metrics.download_csv")
-def download_csv(
-    run_id: DbId,
-    what: str,
-    user: AdminUser,
-    session: StreamSession,
-    source: SourceQuery = sources.HUMAN,
-) -> Response:
+def _download(session: Session, run_id: int, what: str, fmt: str, source: str) -> StreamingResponse:
     _check_what(what)
     chosen = _source(source)
     try:
@@ -139,16 +132,51 @@ def download_csv(
         raise HTTPException(404, f"No run {run_id}") from exc
     if chosen.kind != sources.HUMAN:
         if what != "metrics":
-            raise HTTPException(422, "a source applies to metrics.csv only")
+            raise HTTPException(422, f"a source applies to metrics.{fmt} only")
         try:  # before streaming: an unknown judge is a 422, not a broken download
             sources.check(session, run_id, chosen)
         except sources.BadSource as exc:
             raise HTTPException(422, str(exc)) from exc
     return StreamingResponse(
-        exports.stream_csv(session, what, run_id, chosen),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-{what}.csv"'},
+        exports.stream(session, what, fmt, run_id, chosen),
+        media_type=exports.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-{what}.{fmt}"'},
     )
+
+
+@router.get("/results/runs/{run_id}/{what}.csv", name="metrics.download_csv")
+def download_csv(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    return _download(session, run_id, what, "csv", source)
+
+
+@router.get("/results/runs/{run_id}/{what}.jsonl", name="metrics.download_jsonl")
+def download_jsonl(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    """The CSV's rows as JSON Lines, typed; replies add their LLM judges' labels."""
+    return _download(session, run_id, what, "jsonl", source)
+
+
+@router.get("/results/runs/{run_id}/{what}.parquet", name="metrics.download_parquet")
+def download_parquet(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    """The CSV's rows as Parquet, typed; replies add their LLM judges' labels."""
+    return _download(session, run_id, what, "parquet", source)
 
 
 @router.get("/api/runs/{run_id}/metrics", name="metrics.api_metrics")
