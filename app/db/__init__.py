@@ -14,6 +14,7 @@ from app.db.dialect import (
 )
 from app.db.engine import (
     SessionDep,
+    StreamSession,
     build_engine,
     get_engine,
     get_session,
@@ -23,6 +24,7 @@ from app.db.writes import begin_write, insert_ignore, write_connection, write_tr
 
 __all__ = [
     "SessionDep",
+    "StreamSession",
     "begin_write",
     "build_engine",
     "clock_sql",
