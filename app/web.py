@@ -7,7 +7,6 @@ content block for an HTMX request (the ``layout`` variable picks which). Writes 
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
@@ -212,23 +211,15 @@ def page_limit(limit: int | None, format: Format) -> int | None:
     return limit
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return str(value)
-
-
-def jsonl_lines(rows: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[str]:
+def jsonl_lines(rows: Iterable[BaseModel]) -> Iterator[str]:
     for row in rows:
-        record = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
-        yield json.dumps(record, default=_json_default) + "\n"
+        yield row.model_dump_json() + "\n"
 
 
-def jsonl_response(rows: Iterable[Mapping[str, Any] | BaseModel]) -> StreamingResponse:
-    """Rows as JSON Lines, written as they are read (the rows may come from a server-side
-    cursor: the route's session must stay open while the body is sent)."""
+def jsonl_response(rows: Iterable[BaseModel]) -> StreamingResponse:
+    """Rows as JSON Lines, each serialised as in a JSON page, written as they are read (the
+    rows may come from a server-side cursor: the route's session must stay open while the
+    body is sent)."""
     return StreamingResponse(jsonl_lines(rows), media_type=JSONL)
 
 

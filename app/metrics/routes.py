@@ -229,14 +229,17 @@ def v1_replies(
     fmt: FormatQuery = Format.json,
 ) -> Page[ReplyRecord] | Response:
     _run_or_404(session, run_id)
-    rows = exports.reply_records(session, run_id, offset, page_limit(limit, fmt))
+    rows = (
+        ReplyRecord.model_validate(r)
+        for r in exports.reply_records(session, run_id, offset, page_limit(limit, fmt))
+    )
     if fmt == Format.jsonl:
         return jsonl_response(rows)
     return Page[ReplyRecord](
         total=exports.count_replies(session, run_id),
         offset=offset,
         limit=page_limit(limit, fmt) or DEFAULT_LIMIT,
-        items=[ReplyRecord.model_validate(r) for r in rows],
+        items=list(rows),
     )
 
 
@@ -259,12 +262,15 @@ def v1_ratings(
     fmt: FormatQuery = Format.json,
 ) -> Page[RatingRecord] | Response:
     _run_or_404(session, run_id)
-    rows = exports.rating_records(session, run_id, offset, page_limit(limit, fmt))
+    rows = (
+        RatingRecord.model_validate(r)
+        for r in exports.rating_records(session, run_id, offset, page_limit(limit, fmt))
+    )
     if fmt == Format.jsonl:
         return jsonl_response(rows)
     return Page[RatingRecord](
         total=exports.count_ratings(session, run_id),
         offset=offset,
         limit=page_limit(limit, fmt) or DEFAULT_LIMIT,
-        items=[RatingRecord.model_validate(r) for r in rows],
+        items=list(rows),
     )
