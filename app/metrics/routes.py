@@ -238,7 +238,7 @@ def v1_replies(
     return Page[ReplyRecord](
         total=exports.count_replies(session, run_id),
         offset=offset,
-        limit=page_limit(limit, fmt) or DEFAULT_LIMIT,
+        limit=limit or DEFAULT_LIMIT,
         items=list(rows),
     )
 
@@ -271,6 +271,6 @@ def v1_ratings(
     return Page[RatingRecord](
         total=exports.count_ratings(session, run_id),
         offset=offset,
-        limit=page_limit(limit, fmt) or DEFAULT_LIMIT,
+        limit=limit or DEFAULT_LIMIT,
         items=list(rows),
     )
