@@ -16,6 +16,7 @@ from app.main import API_TAGS
 from app.models import Run, TokenScope, User
 from app.web import JSONL, MAX_LIMIT
 from tests import factories
+from tests.html import find
 from tests.metrics import helpers
 
 
@@ -313,3 +314,13 @@ def test_the_unversioned_paths_still_answer_outside_the_schema(
     detail = anon.get(f"/api/runs/{rated_run.id}", headers=_bearer(admin_token)).json()
     assert detail == anon.get(f"/api/v1/runs/{rated_run.id}", headers=_bearer(admin_token)).json()
     assert not [p for p in schema["paths"] if not p.startswith("/api/v1/")]
+
+
+@pytest.mark.parametrize("page", ["/results/runs/{id}", "/results/runs/{id}/judges"])
+def test_the_pages_json_links_lead_to_v1(
+    admin_client: TestClient, rated_run: Run, page: str
+) -> None:
+    html = admin_client.get(page.format(id=rated_run.id)).text
+    (link,) = [a for a in find(html, "a") if a.text.strip() == "JSON"]
+    assert link.attrs["href"].startswith(f"/api/v1/runs/{rated_run.id}/")
+    assert admin_client.get(link.attrs["href"]).status_code == 200
