@@ -23,20 +23,22 @@ from app.db.engine import (
 from app.db.writes import begin_write, insert_ignore, write_connection, write_transaction
 
 if TYPE_CHECKING:
-    from app.db.deps import SessionDep
+    from app.db.deps import SessionDep, StreamSession
 
 
 def __getattr__(name: str) -> Any:
-    """``SessionDep`` on first use (it imports FastAPI: see app.db.deps)."""
-    if name == "SessionDep":
-        from app.db.deps import SessionDep
+    """``SessionDep`` and ``StreamSession`` on first use (they import FastAPI: see
+    app.db.deps)."""
+    if name in ("SessionDep", "StreamSession"):
+        from app.db import deps
 
-        return SessionDep
+        return getattr(deps, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "SessionDep",
+    "StreamSession",
     "begin_write",
     "build_engine",
     "clock_sql",

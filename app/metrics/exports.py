@@ -59,15 +59,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlmodel import Session
 
 from app.judging.service import label_counts
 from app.metrics import aggregate as agg
 from app.metrics import service, sources
 from app.metrics.agreement import rater_pseudonyms
-from app.metrics.schemas import MetricRow, RunResults, SourceOut
-from app.models import JudgeLabel, Reply, VariantTemplate
+from app.metrics.schemas import MetricRow, RatingRecord, ReplyRecord, RunResults, SourceOut
+from app.models import JudgeLabel, Reply, ReplyStatus, VariantTemplate
 
 WHATS = ("metrics", "replies", "ratings")
 FORMATS = ("csv", "jsonl", "parquet")
@@ -105,49 +105,9 @@ METRICS_COLUMNS = [
     "source_status",
     "source_note",
 ]
-REPLIES_COLUMNS = [
-    "reply_id",
-    "run_id",
-    "question_id",
-    "source_id",
-    "statement",
-    "truth",
-    "variant_kind",
-    "stance",
-    "premise_erroneous",
-    "arm",
-    "model",
-    "sample_index",
-    "prompt",
-    "reply",
-    "first_reply",
-    "parsed_verdict",
-    "first_verdict",
-    "verdict",
-    "correct",
-    "label",
-    "unresolved",
-    "mean_helpfulness",
-    "n_ratings",
-    "adjudicated",
-    "template",
-]
-RATINGS_COLUMNS = [
-    "rating_id",
-    "reply_id",
-    "run_id",
-    "question_id",
-    "variant_kind",
-    "arm",
-    "rater",
-    "label",
-    "helpfulness",
-    "verdict",
-    "note",
-    "flagged",
-    "created_at",
-    "updated_at",
-]
+# The replies and ratings columns are the JSON API's record models, in the same order.
+REPLIES_COLUMNS = list(ReplyRecord.model_fields)
+RATINGS_COLUMNS = list(RatingRecord.model_fields)
 COLUMNS = {"metrics": METRICS_COLUMNS, "replies": REPLIES_COLUMNS, "ratings": RATINGS_COLUMNS}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 1000
@@ -283,10 +243,9 @@ def _first_user_turn(messages: Any) -> str:
     return ""
 
 
-def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
-    arms = {a.id: a for a in service.arms_of(session, run_id)}
+def _reply_query(run_id: int) -> Select[Any]:
     reply = agg.replies_select([run_id]).subquery("reply")
-    query = (
+    return (
         select(
             reply,
             agg.q_t.c.source_id,
@@ -308,8 +267,41 @@ def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
             .outerjoin(_TEMPLATES, _TEMPLATES.c.id == agg.pv_t.c.template_id)
         )
         .order_by(reply.c.reply_id)
-        .execution_options(yield_per=_BATCH)
     )
+
+
+def _window(query: Select[Any], offset: int, limit: int | None) -> Select[Any]:
+    """Rows offset .. offset + limit - 1 (all from offset when limit is None), streamed."""
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return query.execution_options(yield_per=_BATCH)
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)
+
+
+def count_replies(session: Session, run_id: int) -> int:
+    """The rows of reply_records: the run's done replies."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(agg.resp_t)
+            .where(agg.resp_t.c.run_id == run_id, agg.resp_t.c.status == ReplyStatus.done.value)
+        )
+        or 0
+    )
+
+
+def reply_records(
+    session: Session, run_id: int, offset: int = 0, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per done reply (REPLIES_COLUMNS), by reply id; ``offset``/``limit``: a page."""
+    arms = {a.id: a for a in service.arms_of(session, run_id)}
+    query = _window(_reply_query(run_id), offset, limit)
     for r in session.execute(query):
         arm = arms.get(r.arm_id)
         yield {
@@ -405,11 +397,9 @@ def _with_judges(
         yield from flush()
 
 
-def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
-    arms = {a.id: a.label for a in service.arms_of(session, run_id)}
-    names = rater_pseudonyms(session, [run_id])
+def _rating_query(run_id: int) -> Select[Any]:
     r = agg.rating_t
-    query = (
+    return (
         select(
             r,
             agg.resp_t.c.arm_id,
@@ -423,8 +413,22 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
         )
         .where(agg.resp_t.c.run_id == run_id)
         .order_by(r.c.id)
-        .execution_options(yield_per=_BATCH)
     )
+
+
+def count_ratings(session: Session, run_id: int) -> int:
+    """The rows of rating_records: every rating of the run's replies."""
+    return _count(session, _rating_query(run_id))
+
+
+def rating_records(
+    session: Session, run_id: int, offset: int = 0, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per rating (RATINGS_COLUMNS), by rating id, raters as pseudonyms (R1, R2...
+    over the whole run, so a page names them as every other page does)."""
+    arms = {a.id: a.label for a in service.arms_of(session, run_id)}
+    names = rater_pseudonyms(session, [run_id])
+    query = _window(_rating_query(run_id), offset, limit)
     for row in session.execute(query):
         yield {
             "rating_id": row.id,

@@ -9,8 +9,23 @@ from app.db import SessionDep
 from app.models import ModelConfig, SdiDataset, TrainingRun
 from app.training import loading, service
 from app.training.chart import loss_chart
-from app.training.schemas import LINEAR_MODULES, TrainingCreate, TrainingParams
-from app.web import DbId, DbInt, get_or_404, redirect, render, render_partial
+from app.training.schemas import (
+    LINEAR_MODULES,
+    TrainingCreate,
+    TrainingParams,
+    TrainingRunPublic,
+)
+from app.web import (
+    INVALID,
+    NOT_FOUND,
+    DbId,
+    DbInt,
+    api_router,
+    get_or_404,
+    redirect,
+    render,
+    render_partial,
+)
 
 router = APIRouter(tags=["training"])
 
@@ -159,3 +174,18 @@ def training_cancel(
 def training_api(session: SessionDep, _user: AdminUser, run_id: DbId) -> dict[str, Any]:
     run = _get_run(session, run_id)
     return run.model_dump(mode="json")
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("training")
+
+
+@api.get(
+    "/training/{run_id}",
+    name="training.v1_training",
+    responses={**NOT_FOUND, **INVALID},
+    summary="A local training run: progress, losses, the adapter and model it made",
+)
+def v1_training(session: SessionDep, _user: AdminUser, run_id: DbId) -> TrainingRunPublic:
+    return TrainingRunPublic.model_validate(_get_run(session, run_id))
