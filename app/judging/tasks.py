@@ -13,6 +13,7 @@ finishes their jobs; a database round trip per label cost the worker more than t
 The Batch API path is task ``judging.batch`` (``batch``).
 """
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,36 @@ def _store(items: list[Stored]) -> list[None]:
         add_cache_entries(conn, list(fresh.values()))
         insert_labels(conn, [s.row for s in items])
         finish_all_in(conn, [(s.ctx, _result(s.row)) for s in items])
+    _preload([job for s in items for job in s.ctx.successors if job.task == JUDGE_TASK])
     return [None] * len(items)
+
+
+# The cases of the judge jobs handed a finished job's concurrency slot, read on the writer's
+# thread right after its commit, so a successor starts its call without a load of its own:
+# job id -> (case, monotonic time read). Used once, and only while fresh.
+_preloaded: dict[int, tuple[Prepared | str | Exception, float]] = {}
+PRELOAD_FRESH_S = 5.0
+
+
+def _preload(jobs: list[Any]) -> None:
+    if not jobs:
+        return
+    now = time.monotonic()
+    for stale in [k for k, (_c, at) in _preloaded.items() if now - at > PRELOAD_FRESH_S]:
+        del _preloaded[stale]  # successors given back to the queue (a worker that stopped)
+    wanted = [
+        Wanted(int(j.args["reply_id"]), int(j.args["judge_id"]), str(j.args["rubric_version"]))
+        for j in jobs
+    ]
+    for job, case in zip(jobs, _load(wanted), strict=True):
+        _preloaded[job.id] = (case, now)
+
+
+def _take_preloaded(job_id: int) -> Prepared | str | Exception | None:
+    found = _preloaded.pop(job_id, None)
+    if found is None or time.monotonic() - found[1] > PRELOAD_FRESH_S:
+        return None
+    return found[0]
 
 
 def _result(row: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +142,9 @@ async def judge_reply(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
     version = str(args["rubric_version"])
     if version not in RUBRICS:
         raise PermanentFailure(f"unknown rubric version {version!r}")
-    prepared = await load_case(Wanted(reply_id, judge_id, version))
+    prepared = _take_preloaded(ctx.job_id)
+    if prepared is None:
+        prepared = await load_case(Wanted(reply_id, judge_id, version))
     if isinstance(prepared, Exception):
         raise prepared
     if isinstance(prepared, str):
