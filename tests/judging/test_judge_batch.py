@@ -288,3 +288,30 @@ def test_per_reply_judging_stores_tokens_and_cost(
         results = [j.result or {} for j in s.execute(select(Job)).scalars()]
     assert sum(r["tokens_in"] for r in results) == tokens_in
     assert sum(r["cost_usd"] for r in results) == pytest.approx(cost)
+
+
+def test_a_batch_job_that_gives_up_hands_its_replies_to_per_reply_jobs(
+    committed_db: Engine, loopback_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without a usable Batch API: the batch job fails for good, and every reply it
+    would have labelled gets an ordinary judge job, which labels it."""
+    from app.judging import batch as judge_batch
+    from app.llm.types import LlmError
+
+    async def refused(*_args: object, **_kwargs: object) -> str:
+        raise LlmError("HTTP 404: no /v1/files here", retryable=False)
+
+    monkeypatch.setattr(judge_batch.llm_batch, "upload", refused)
+    run_id, judge_id = _judged_run(committed_db, loopback_server.base_url, 3)
+    with session_scope(committed_db) as s:
+        assert judge.start_judging(s, run_id, judge_id, batch=True).queued == 12
+    work(committed_db)
+    labels = _check_one_label_each(committed_db, run_id)
+    assert not any(x.via_batch for x in labels)
+    with Session(committed_db) as s:
+        jobs = list(s.execute(select(Job)).scalars())
+    assert Counter((j.task, j.status) for j in jobs) == {
+        ("judging.batch", "failed"): 1,
+        ("judging.judge", "succeeded"): 12,
+    }
+    assert "no /v1/files here" in next(j.last_error for j in jobs if j.task == "judging.batch")
