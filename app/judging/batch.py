@@ -39,7 +39,7 @@ from app.judging.service import (
 )
 from app.llm import batch as llm_batch
 from app.llm.types import LlmError
-from app.models import JobStatus, JudgeBatch, ModelConfig, ReplyStatus, utcnow
+from app.models import JobStatus, JudgeBatch, ReplyStatus, utcnow
 from app.runs.slots import add_cache_entries
 
 BATCHES = JudgeBatch.__table__  # type: ignore[attr-defined]
@@ -117,11 +117,7 @@ def _fallback(conn: Connection, run_id: int, judge_id: int, version: str, ids: l
     """Per-reply jobs for replies the batch did not label."""
     if not ids:
         return 0
-    with Session(bind=conn) as session:
-        config = session.get(ModelConfig, judge_id)
-        if config is None:
-            return 0
-        queued, _already = reply_jobs(conn, run_id, config, ids, version)
+    queued, _already = reply_jobs(conn, run_id, judge_id, ids, version)
     return queued
 
 

@@ -112,15 +112,20 @@ def _requeue(
 def reply_jobs(
     bind: Session | Connection,
     run_id: int,
-    config: ModelConfig,
+    judge_id: int,
     reply_ids: list[int],
     rubric_version: str = RUBRIC_VERSION,
 ) -> tuple[int, int]:
     """Queue a per-reply judge job for each reply (a succeeded or failed job of the same
     reply, judge and rubric goes back to the queue; a cancelled one waits to be resumed);
     (queued, already queued)."""
-    assert config.id is not None
-    keys = {lock_key(i, config.id, rubric_version): i for i in reply_ids}
+    mc = ModelConfig.__table__  # type: ignore[attr-defined]
+    config = bind.execute(
+        select(mc.c.timeout_s, mc.c.max_concurrency).where(mc.c.id == judge_id)
+    ).first()
+    if config is None:
+        return 0, 0
+    keys = {lock_key(i, judge_id, rubric_version): i for i in reply_ids}
     found: dict[str, str] = {}
     keyed = list(keys)
     for start in range(0, len(keyed), 2000):
@@ -132,7 +137,7 @@ def reply_jobs(
             ).all()
         )
     args = {
-        "judge_id": config.id,
+        "judge_id": judge_id,
         "rubric_version": rubric_version,
         "timeout_s": config.timeout_s + JOB_SLACK_S,
     }
@@ -141,7 +146,7 @@ def reply_jobs(
             "task": JUDGE_TASK,
             "args": {"reply_id": reply_id, **args},
             "lock_key": key,
-            "concurrency_key": f"model:{config.id}",
+            "concurrency_key": f"model:{judge_id}",
             "concurrency_limit": config.max_concurrency,
             "group_key": group_key(run_id),
         }
@@ -208,7 +213,7 @@ def start_judging(
     try:
         with session.begin_nested():
             if not batch:
-                result.queued, result.already_queued = reply_jobs(session, run_id, config, todo)
+                result.queued, result.already_queued = reply_jobs(session, run_id, judge_id, todo)
             elif todo:
                 result.queued = len(todo)
                 if batch_status is None:
