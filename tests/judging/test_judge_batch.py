@@ -205,8 +205,18 @@ def test_batch_needs_an_openai_model(committed_db: Engine) -> None:
     with session_scope(committed_db) as s:
         run = factories.make_run(s, factories.make_question_set(s, n=2))
         local = factories.make_model_config(s, name="local-judge", provider="local")
+        admin = factories.make_user(s, role="admin")
         with pytest.raises(judge.JudgeError, match="Batch API needs an OpenAI"):
             judge.start_judging(s, run.id or 0, local.id or 0, batch=True)
+        ids = (run.id or 0, local.id or 0)
+    with TestClient(create_app()) as client:
+        factories.login(client, admin)
+        shown = client.post(
+            f"/results/runs/{ids[0]}/judge", data={"judge_id": str(ids[1]), "batch": "true"}
+        )
+    assert shown.status_code == 422 and "the Batch API needs an OpenAI" in shown.text
+    with Session(committed_db) as s:
+        assert list(s.execute(select(Job)).scalars()) == []
 
 
 def test_page_and_cli_start_a_batch_and_show_tokens_and_cost(
