@@ -46,7 +46,9 @@ from app.judging.schemas import (
     JudgeOut,
     JudgesOut,
     RateEstimateOut,
+    UsageOut,
 )
+from app.judging.service import usage
 from app.judging.validation import MIN_COMPARED, validate
 from app.models import LABELS, VERDICTS, Run
 
@@ -225,6 +227,12 @@ def judges_report(
         else "Humans' replies are taken as a simple random sample of the run (a round's "
         "seeded shuffled order); open a sampled round to make that hold by design."
     )
+    used = usage(session, run.id)
+    out = [judge_report(j, replies, min_compared=min_compared) for j in judges]
+    for j in out:
+        spent = used.get((j.model_id, j.version)) if j.model_id is not None else None
+        if spent is not None:
+            j.usage = UsageOut.model_validate(spent, from_attributes=True)
     return JudgesOut(
         run_id=run.id,
         run_name=run.name,
@@ -232,7 +240,7 @@ def judges_report(
         human_labelled=int(labelled.sum()),
         sampled=sampled,
         note=note,
-        judges=[judge_report(j, replies, min_compared=min_compared) for j in judges],
+        judges=out,
     )
 
 

@@ -36,6 +36,7 @@ def _judge_page(
             "rubric": RUBRICS[RUBRIC_VERSION],
             "rubric_version": RUBRIC_VERSION,
             "queued": request.query_params.get("queued", ""),
+            "via_batch": request.query_params.get("batch", "") == "1",
             "error": error,
         },
         status_code=status_code,
@@ -54,13 +55,15 @@ def judge_start(
     user: AdminUser,
     session: SessionDep,
     judge_id: Annotated[DbInt, Form()] = 0,
+    batch: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
-        result = service.start_judging(session, run_id, judge_id)
+        result = service.start_judging(session, run_id, judge_id, batch=batch)
     except service.JudgeError as exc:
         return _judge_page(request, session, run_id, error=str(exc), status_code=422)
     queued = result.queued + result.retried
-    return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}")
+    via = "&batch=1" if result.batch and result.queued else ""
+    return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}{via}")
 
 
 @router.post("/results/runs/{run_id}/judge/cancel", name="judging.judge_cancel")
