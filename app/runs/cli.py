@@ -1,6 +1,7 @@
 """`sdilab run start|status|retry|cancel|reparse|list`."""
 
 import threading
+import time
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,8 @@ console = Console()
 PROGRESS_EVERY_S = 1.0
 # A job heartbeat this recent means a worker runs (it beats every 5 s by default).
 BUSY_HEARTBEAT_S = 15.0
+# With a busy worker, how long --wait waits for it to take a job of the run.
+WORKER_GRACE_S = 2.0
 
 
 def _split(value: str) -> list[str]:
@@ -99,8 +102,9 @@ def _create(
 
 
 def _worker_busy() -> bool:
-    """True when some worker is running a job now (a fresh heartbeat): it will take the run's
-    jobs too. An idle worker leaves no trace; it shares the jobs with the one started here."""
+    """True when some worker is running a job of the default queue now (a fresh heartbeat):
+    it will take the run's jobs too. An idle worker leaves no trace; it shares the jobs with
+    the one started here."""
     from datetime import timedelta
 
     from sqlalchemy import select
@@ -112,7 +116,26 @@ def _worker_busy() -> bool:
     since = utcnow() - timedelta(seconds=BUSY_HEARTBEAT_S)
     with session_scope() as session:
         found = session.execute(
-            select(JOBS.c.id).where(JOBS.c.status == DOING, JOBS.c.heartbeat_at >= since).limit(1)
+            select(JOBS.c.id)
+            .where(JOBS.c.status == DOING, JOBS.c.heartbeat_at >= since, JOBS.c.queue == "default")
+            .limit(1)
+        ).first()
+    return found is not None
+
+
+def _taken(run_id: int) -> bool:
+    """True when some job of the run has left the queue (a worker took it)."""
+    from sqlalchemy import select
+
+    from app.db import session_scope
+    from app.jobs.queue import JOBS, TODO
+    from app.runs.service import group_key
+
+    with session_scope() as session:
+        found = session.execute(
+            select(JOBS.c.id)
+            .where(JOBS.c.group_key == group_key(run_id), JOBS.c.status != TODO)
+            .limit(1)
         ).first()
     return found is not None
 
@@ -171,13 +194,21 @@ def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
 
     finished = completion.watch(run_id)
 
+    def start_worker(why: str) -> "_InProcessWorker":
+        console.print(f"{why}: running a worker in this process.")
+        started = _InProcessWorker(concurrency or get_settings().worker_concurrency)
+        started.start()
+        return started
+
     in_process = None
+    # 'auto' with a busy worker: it should take the run's jobs; if none is taken within
+    # WORKER_GRACE_S (the worker is stuck or full), this process runs its own after all.
+    grace_until = None
     if worker == "yes" or (worker == "auto" and not _worker_busy()):
-        console.print("Collecting the replies: running a worker in this process.")
-        in_process = _InProcessWorker(concurrency or get_settings().worker_concurrency)
-        in_process.start()
+        in_process = start_worker("Collecting the replies")
     elif worker == "auto":
         console.print("A worker is running jobs: it collects the replies.")
+        grace_until = time.monotonic() + WORKER_GRACE_S
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -206,6 +237,10 @@ def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
                 bar.refresh()
                 if status != "running" or not progress.pending:
                     break
+                if grace_until is not None and time.monotonic() >= grace_until:
+                    grace_until = None
+                    if not _taken(run_id):
+                        in_process = start_worker("No worker took the run's jobs")
                 # Set when this process's worker completes the run; another worker's
                 # completion (or a cancel) is read at the next poll.
                 finished.wait(PROGRESS_EVERY_S)
