@@ -117,10 +117,10 @@ def _interval(x: ppi.Interval) -> IntervalOut:
 
 
 def _estimate(
-    judge: JudgeLabels, replies: RunReplies, arm: IntArray, rate: str, status: str, arm_name: str
+    judge: JudgeLabels, sub: RunReplies, arm: IntArray, rate: str, status: str, arm_name: str
 ) -> RateEstimateOut:
+    """``sub``: the arm's replies (``_subset`` of the run's at ``arm``)."""
     description, values, reads_verdict = RATES[rate]
-    sub = _subset(replies, arm)
     judged = (judge.verdict if reads_verdict else judge.label)[arm] != NONE
     f = values(judge.label[arm], judge.verdict[arm], sub)
     if judged.any():
@@ -186,8 +186,9 @@ def judge_report(
         at = np.flatnonzero(replies.arm == arm_id)
         if len(at) == 0:
             continue
+        sub = _subset(replies, at)
         for rate in RATES:
-            estimates.append(_estimate(judge, replies, at, rate, status, arm_name))
+            estimates.append(_estimate(judge, sub, at, rate, status, arm_name))
     confident = np.isfinite(judge.confidence)
     return JudgeOut(
         name=judge.key.name,
