@@ -14,7 +14,12 @@ router = APIRouter(tags=["home"])
 def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     if not is_admin(user):
         return redirect(request, "/rate")
-    return render(request, "home/index.html", {"summary": service.summary(session)})
+    context = {
+        "summary": service.summary(session),
+        "runs": service.recent_runs(session),
+        "rounds": service.waiting_rounds(session),
+    }
+    return render(request, "home/index.html", context)
 
 
 @router.get("/healthz", include_in_schema=False, name="home.healthz")
