@@ -304,7 +304,7 @@ def _validate(
     assert model and reply and prompt is not None and sample is not None
     question_id, truth = question
     verdict, first_verdict = statement_verdicts(
-        reply, stance == Stance.negates, first_reply or None
+        reply, stance == Stance.negates, first_reply or None, values["statement"] or None
     )
     return ParsedReply(
         position=position,

@@ -25,6 +25,7 @@ from app.runs.service import BATCH_TASK, REPLIES, RUNS, generate_job, slot_lock_
 from app.runs.slots import (
     ARMS,
     PENDING,
+    QUESTIONS,
     STORE_REPLY,
     VARIANTS,
     Call,
@@ -53,8 +54,10 @@ def _pending(conn: Connection, run_id: int, arm_id: int) -> list[Any]:
                 VARIANTS.c.messages,
                 VARIANTS.c.followup,
                 VARIANTS.c.stance,
+                QUESTIONS.c.statement,
             )
             .join(VARIANTS, VARIANTS.c.id == REPLIES.c.prompt_variant_id)
+            .join(QUESTIONS, QUESTIONS.c.id == VARIANTS.c.question_id)
             .where(
                 REPLIES.c.run_id == run_id,
                 REPLIES.c.arm_id == arm_id,
@@ -83,21 +86,21 @@ def _fallback(conn: Connection, run_id: int, arm: Any, reply_ids: list[int]) -> 
 def _store(
     conn: Connection,
     spec: ModelSpec,
-    rows: Sequence[tuple[int, list[dict[str, str]], Completion, bool, str, str]],
+    rows: Sequence[tuple[int, list[dict[str, str]], Completion, bool, str, str, str]],
     attempt: int,
     run_id: int,
     policy: str,
 ) -> None:
     """Store single-turn replies (reply id, messages, completion, cached?, cache key,
-    stance)."""
+    stance, statement)."""
     if not rows:
         return
     params = []
     fresh = []
-    for reply_id, messages, completion, cached, key, stance in rows:
+    for reply_id, messages, completion, cached, key, stance, statement in rows:
         transcript = [*messages, {"role": "assistant", "content": completion.text}]
         values = reply_values(
-            spec, [Call(key, completion, cached)], False, transcript, attempt, stance
+            spec, [Call(key, completion, cached)], False, transcript, attempt, stance, statement
         )
         params.append({"_id": reply_id, **values})
         if not cached and writes_cache(policy):
@@ -136,7 +139,7 @@ async def _submit(ctx: JobContext, run_id: int, arm_id: int, poll_s: float) -> d
         policy = policy_of(arm_id)
         cached = cache_lookup(conn, list(keys.values())) if reads_cache(policy, spec) else {}
     hits = [
-        (s.id, s.messages, cached[keys[s.id]], True, keys[s.id], s.stance)
+        (s.id, s.messages, cached[keys[s.id]], True, keys[s.id], s.stance, s.statement)
         for s in single
         if keys[s.id] in cached
     ]
@@ -194,7 +197,7 @@ async def _collect(
                 missing.append(s.id)
             else:
                 key = llm.cache_key(spec, s.messages, s.sample_index)
-                done.append((s.id, s.messages, completion, False, key, s.stance))
+                done.append((s.id, s.messages, completion, False, key, s.stance, s.statement))
         _store(conn, spec, done, ctx.attempt, run_id, policy_of(arm_id))
         state.update(
             status=status.status,

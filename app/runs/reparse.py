@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
-from app.models import Run, Stance, VariantKind
+from app.models import Question, Run, Stance, VariantKind
 from app.runs.service import DONE, REPLIES, VARIANTS, chunks
 from app.verdicts import statement_verdicts
+
+_QUESTIONS = Question.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,21 @@ def reparse_verdicts(session: Session, run_id: int) -> Reparsed:
             REPLIES.c.first_verdict,
             VARIANTS.c.stance,
             VARIANTS.c.kind,
+            _QUESTIONS.c.statement,
         )
-        .select_from(REPLIES.join(VARIANTS, VARIANTS.c.id == REPLIES.c.prompt_variant_id))
+        .select_from(
+            REPLIES.join(VARIANTS, VARIANTS.c.id == REPLIES.c.prompt_variant_id).join(
+                _QUESTIONS, _QUESTIONS.c.id == VARIANTS.c.question_id
+            )
+        )
         .where(REPLIES.c.run_id == run_id, REPLIES.c.status == DONE)
         .order_by(REPLIES.c.id)
     ).all()
     updates = []
-    for reply_id, text, first_text, verdict, first_verdict, stance, kind in rows:
+    for reply_id, text, first_text, verdict, first_verdict, stance, kind, claim in rows:
         pushback = kind == VariantKind.pushback.value
         new, new_first = statement_verdicts(
-            text, stance == Stance.negates.value, first_text if pushback else None
+            text, stance == Stance.negates.value, first_text if pushback else None, claim
         )
         new_first_value = new_first.value if new_first is not None else None
         if (new.value, new_first_value) != (verdict, first_verdict):

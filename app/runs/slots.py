@@ -10,11 +10,20 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from app import llm
 from app.db import insert_ignore_statement, name_of
 from app.llm.types import CachedCompletion, Completion, ModelSpec
-from app.models import LlmCacheEntry, PromptVariant, ReplyStatus, RunArm, Stance, utcnow
+from app.models import (
+    LlmCacheEntry,
+    PromptVariant,
+    Question,
+    ReplyStatus,
+    RunArm,
+    Stance,
+    utcnow,
+)
 from app.runs.service import REPLIES
 from app.verdicts import statement_verdicts
 
 VARIANTS = PromptVariant.__table__  # type: ignore[attr-defined]
+QUESTIONS = Question.__table__  # type: ignore[attr-defined]
 ARMS = RunArm.__table__  # type: ignore[attr-defined]
 CACHE = LlmCacheEntry.__table__  # type: ignore[attr-defined]
 PENDING = ReplyStatus.pending.value
@@ -52,8 +61,10 @@ READ_SLOTS = (
         VARIANTS.c.messages,
         VARIANTS.c.followup,
         VARIANTS.c.stance,
+        QUESTIONS.c.statement,
     )
     .join(VARIANTS, VARIANTS.c.id == REPLIES.c.prompt_variant_id)
+    .join(QUESTIONS, QUESTIONS.c.id == VARIANTS.c.question_id)
     .where(REPLIES.c.id.in_(bindparam("ids", expanding=True)))
 )
 CACHE_LOOKUP = select(CACHE.c.key, CACHE.c.value).where(
@@ -96,6 +107,7 @@ class Slot:
     messages: list[dict[str, str]]
     followup: str
     stance: str
+    statement: str  # what the reply is read against (app/verdicts/restate.py)
     spec: ModelSpec | None = None
     key: str = ""  # the first call's cache key
     cached: CachedCompletion | None = None
@@ -151,13 +163,14 @@ def reply_values(
     transcript: list[Any],
     attempt: int,
     stance: str = Stance.none.value,
+    statement: str | None = None,
 ) -> dict[str, Any]:
     """The columns of a finished reply slot (every REPLY_FIELDS key)."""
     first, final = calls[0].completion, calls[-1].completion
     # The user asked about the negation when the stance negates: verdicts are flipped. After
     # pushback the final reply answers the pushback on the first answer.
     verdict, first_verdict = statement_verdicts(
-        final.text, stance == Stance.negates, first.text if pushback else None
+        final.text, stance == Stance.negates, first.text if pushback else None, statement
     )
     tokens_in = sum(c.completion.tokens_in for c in calls)
     tokens_out = sum(c.completion.tokens_out for c in calls)

@@ -191,6 +191,8 @@ async def generate(ctx: JobContext, args: JobArgs) -> dict[str, Any] | None:
         _record_error(reply_id, str(exc), ctx.attempt)
         raise
 
-    values = reply_values(spec, calls, bool(slot.followup), transcript, ctx.attempt, slot.stance)
+    values = reply_values(
+        spec, calls, bool(slot.followup), transcript, ctx.attempt, slot.stance, slot.statement
+    )
     await store_reply(StoredReply(ctx, reply_id, slot.run_id, values, calls, slot.policy))
     return None

@@ -39,7 +39,9 @@ def load(split: str | None = None) -> list[dict[str, Any]]:
 def parser_verdict(row: dict[str, Any]) -> str:
     """The parser's verdict on the statement, called as the runs and the importer call it."""
     first = row.get("first_reply") if row["kind"] == "pushback" else None
-    verdict, _first = statement_verdicts(row["reply"], row["user_stance"] == "negates", first)
+    verdict, _first = statement_verdicts(
+        row["reply"], row["user_stance"] == "negates", first, row["claim"]
+    )
     return verdict.value
 
 
