@@ -107,7 +107,7 @@ class Slot:
     messages: list[dict[str, str]]
     followup: str
     stance: str
-    statement: str  # what the reply is read against (app/verdicts/restate.py)
+    statement: str = ""  # what the reply is read against (app/verdicts/restate.py)
     spec: ModelSpec | None = None
     key: str = ""  # the first call's cache key
     cached: CachedCompletion | None = None
