@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from annotated_types import Interval
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 from fastapi.templating import Jinja2Templates
@@ -166,6 +167,10 @@ def api_router(tag: str) -> APIRouter:
         responses=API_ERRORS,
         dependencies=[Depends(_bearer)],
     )
+
+
+# A run's id in an /api/v1 path, described for the schema (bounded like every DbId).
+RunId = Annotated[DbId, PathParam(description="A run's id, as in the run page's address (/runs/7)")]
 
 
 class Format(StrEnum):

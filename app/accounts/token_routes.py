@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
@@ -171,5 +171,9 @@ def v1_tokens(user: CurrentUser, session: SessionDep) -> list[TokenPublic]:
         **INVALID,
     },
 )
-def v1_token_revoke(token_id: DbId, user: CurrentUser, session: SessionDep) -> TokenPublic:
+def v1_token_revoke(
+    token_id: Annotated[DbId, Path(description="The token's id, as listed by GET tokens")],
+    user: CurrentUser,
+    session: SessionDep,
+) -> TokenPublic:
     return api_token_revoke(token_id, user, session)

@@ -14,7 +14,7 @@ from app.judging.rubric import RUBRIC_VERSION, RUBRICS
 from app.judging.schemas import JudgesOut
 from app.judging.validation import MIN_COMPARED
 from app.models import Run
-from app.web import INVALID, NOT_FOUND, DbId, DbInt, api_router, get_or_404, redirect, render
+from app.web import INVALID, NOT_FOUND, DbId, DbInt, RunId, api_router, get_or_404, redirect, render
 
 MinCompared = Annotated[
     int, Query(ge=1, le=1_000_000, description="Human-labelled replies a judge needs")
@@ -137,6 +137,6 @@ api = api_router("judges")
     "figures of the Judges page.",
 )
 def v1_judges(
-    run_id: DbId, _user: AdminUser, session: SessionDep, min_compared: MinCompared = MIN_COMPARED
+    run_id: RunId, _user: AdminUser, session: SessionDep, min_compared: MinCompared = MIN_COMPARED
 ) -> JudgesOut:
     return _report(session, run_id, min_compared)

@@ -24,6 +24,7 @@ from app.web import (
     Limit,
     Offset,
     Page,
+    RunId,
     api_router,
     jsonl_doc,
     jsonl_response,
@@ -226,7 +227,7 @@ api = api_router("results")
     "`pd.json_normalize(body['metrics'])` gives one column per rate field.",
 )
 def v1_metrics(
-    run_id: DbId, _user: AdminUser, session: SessionDep, source: SourceQuery = sources.HUMAN
+    run_id: RunId, _user: AdminUser, session: SessionDep, source: SourceQuery = sources.HUMAN
 ) -> RunResults:
     return _results(session, run_id, source)
 
@@ -249,7 +250,7 @@ def _run_or_404(session: Session, run_id: int) -> None:
     responses={**NOT_FOUND, **jsonl_doc(ReplyRecord.model_json_schema()["examples"][0])},
 )
 def v1_replies(
-    run_id: DbId,
+    run_id: RunId,
     _user: AdminUser,
     session: StreamSession,
     offset: Offset = 0,
@@ -282,7 +283,7 @@ def v1_replies(
     responses={**NOT_FOUND, **jsonl_doc(RatingRecord.model_json_schema()["examples"][0])},
 )
 def v1_ratings(
-    run_id: DbId,
+    run_id: RunId,
     _user: AdminUser,
     session: StreamSession,
     offset: Offset = 0,

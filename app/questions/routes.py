@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -321,7 +321,7 @@ def v1_sets(session: SessionDep, _admin: AdminUser) -> list[QuestionSetPublic]:
     summary="A set's questions in their order (paged)",
 )
 def v1_questions(
-    set_id: DbId,
+    set_id: Annotated[DbId, Path(description="A question set's id, as in /sets/2")],
     session: SessionDep,
     _admin: AdminUser,
     offset: Offset = 0,

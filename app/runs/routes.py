@@ -28,6 +28,7 @@ from app.web import (
     Offset,
     Page,
     PageNumber,
+    RunId,
     api_router,
     get_or_404,
     jsonl_doc,
@@ -415,5 +416,5 @@ def v1_runs(
     responses={**NOT_FOUND, **INVALID},
     summary="One run: its progress, arms and settings",
 )
-def v1_run(session: SessionDep, _admin: AdminUser, run_id: DbId) -> RunDetail:
+def v1_run(session: SessionDep, _admin: AdminUser, run_id: RunId) -> RunDetail:
     return _detail(session, run_id)

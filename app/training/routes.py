@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -187,5 +187,9 @@ api = api_router("training")
     responses={**NOT_FOUND, **INVALID},
     summary="A local training run: progress, losses, the adapter and model it made",
 )
-def v1_training(session: SessionDep, _user: AdminUser, run_id: DbId) -> TrainingRunPublic:
+def v1_training(
+    session: SessionDep,
+    _user: AdminUser,
+    run_id: Annotated[DbId, Path(description="A training run's id, as in /training/3")],
+) -> TrainingRunPublic:
     return TrainingRunPublic.model_validate(_get_run(session, run_id))

@@ -97,6 +97,8 @@ def test_every_operation_has_a_summary_a_typed_answer_and_its_errors(
     for method, path, op in _operations(schema):
         where = f"{method} {path}"
         assert op.get("summary"), where
+        for param in op.get("parameters", []):
+            assert param.get("description"), (where, param["name"])
         assert op["tags"] and set(op["tags"]) <= tags, where
         assert op["security"] == [{"token": []}], where
         responses = op["responses"]
