@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -511,59 +512,66 @@ def import_bundle(
     """Add a bundle's study to the database, with new ids; raises BundleError."""
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
         raise BundleError(f"The file is not a zip bundle: {exc}") from exc
     with archive:
-        manifest = read_manifest(archive, max_bytes=max_bytes)
-        tag = manifest["members"]["runs.jsonl"]["sha256"][:10]
-        maps: dict[str, dict[int, int]] = {}
-        counts: dict[str, int] = {}
-        renamed: list[str] = []
-        duplicates: list[tuple[int, int]] = []
         try:
-            for part in PARTS:
-                if part.name == "raters":
-                    maps["raters"] = _raters(session, _lines(archive, "raters"), tag)
-                    counts["raters"] = len(maps["raters"])
-                    continue
-                maps[part.name] = {}
-                counts[part.name] = 0
-                batch: list[dict[str, Any]] = []
-                old: list[int] = []
-
-                def flush(
-                    part: Part = part, batch: list[Any] = batch, old: list[int] = old
-                ) -> None:
-                    maps[part.name] |= _insert(
-                        session, part.table, batch, old if part.has_id else None
-                    )
-                    counts[part.name] += len(batch)
-                    batch.clear()
-                    old.clear()
-
-                for record in _lines(archive, part.name):
-                    row = _typed(part.table, record, f"{part.name}.jsonl")
-                    row = _mapped(session, part, row, maps, renamed, duplicates)
-                    if part.has_id:
-                        old.append(int(record["id"]))
-                    batch.append(row)
-                    if len(batch) >= _BATCH:
-                        flush()
-                flush()
+            return _import(session, archive, max_bytes)
         except BundleError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BundleError(f"The bundle's rows do not fit this database: {exc!r}") from exc
-        except SQLAlchemyError as exc:
-            # A constraint or a type the database refuses: the caller's transaction is rolled
-            # back (on Postgres it cannot go on anyway).
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
-            raise BundleError(f"The database refused the bundle's rows: {reason}") from exc
-        _link_duplicates(session, duplicates, maps["questions"])
-        new_runs = sorted(maps["runs"].values())
-        _rater_states(session, new_runs)
-        tallies.rebuild(session, new_runs)
-        session.flush()
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+            # A damaged member (its CRC or size not what the zip says, or a compression
+            # this Python cannot read).
+            raise BundleError(f"The zip bundle is damaged: {exc}") from exc
+
+
+def _import(session: Session, archive: zipfile.ZipFile, max_bytes: int) -> Imported:
+    manifest = read_manifest(archive, max_bytes=max_bytes)
+    tag = manifest["members"]["runs.jsonl"]["sha256"][:10]
+    maps: dict[str, dict[int, int]] = {}
+    counts: dict[str, int] = {}
+    renamed: list[str] = []
+    duplicates: list[tuple[int, int]] = []
+    try:
+        for part in PARTS:
+            if part.name == "raters":
+                maps["raters"] = _raters(session, _lines(archive, "raters"), tag)
+                counts["raters"] = len(maps["raters"])
+                continue
+            maps[part.name] = {}
+            counts[part.name] = 0
+            batch: list[dict[str, Any]] = []
+            old: list[int] = []
+
+            def flush(part: Part = part, batch: list[Any] = batch, old: list[int] = old) -> None:
+                maps[part.name] |= _insert(session, part.table, batch, old if part.has_id else None)
+                counts[part.name] += len(batch)
+                batch.clear()
+                old.clear()
+
+            for record in _lines(archive, part.name):
+                row = _typed(part.table, record, f"{part.name}.jsonl")
+                row = _mapped(session, part, row, maps, renamed, duplicates)
+                if part.has_id:
+                    old.append(int(record["id"]))
+                batch.append(row)
+                if len(batch) >= _BATCH:
+                    flush()
+            flush()
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"The bundle's rows do not fit this database: {exc!r}") from exc
+    except SQLAlchemyError as exc:
+        # A constraint or a type the database refuses: the caller's transaction is rolled
+        # back (on Postgres it cannot go on anyway).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        raise BundleError(f"The database refused the bundle's rows: {reason}") from exc
+    _link_duplicates(session, duplicates, maps["questions"])
+    new_runs = sorted(maps["runs"].values())
+    _rater_states(session, new_runs)
+    tallies.rebuild(session, new_runs)
+    session.flush()
     return Imported(manifest, maps["runs"], counts, renamed)
 
 
