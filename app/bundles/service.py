@@ -165,6 +165,8 @@ def _parts() -> list[Part]:
 
 PARTS = _parts()
 PART_NAMES = [p.name for p in PARTS]
+# Members whose new ids later rows need (the others are inserted without RETURNING).
+_REFERENCED = {target for p in PARTS for target in p.refs.values()} | {"questions"}
 # Columns that must not reach a bundle, per member.
 _NAMED = {
     "question_sets": ("name",),
@@ -423,27 +425,51 @@ def _lines(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
             yield record
 
 
+@dataclass(frozen=True)
+class _Shape:
+    columns: frozenset[str]
+    keys: tuple[str, ...]
+    times: frozenset[str]
+
+
+_SHAPES: dict[str, _Shape] = {}
+
+
+def _shape(table: Table) -> _Shape:
+    """A table's column names, primary key and time columns (looked up once)."""
+    found = _SHAPES.get(table.name)
+    if found is None:
+
+        def is_time(kind: Any) -> bool:
+            impl = getattr(kind, "impl_instance", None)
+            return isinstance(kind, DateTime) or isinstance(impl, DateTime)
+
+        found = _Shape(
+            frozenset(table.c.keys()),
+            tuple(c.name for c in table.primary_key.columns),
+            frozenset(c.name for c in table.c if is_time(c.type)),
+        )
+        _SHAPES[table.name] = found
+    return found
+
+
 def _typed(table: Table, record: dict[str, Any], name: str) -> dict[str, Any]:
     """A record's values for the table's columns (times parsed back); unknown keys refused."""
-    unknown = set(record) - set(table.c.keys())
+    shape = _shape(table)
+    unknown = record.keys() - shape.columns
     if unknown:
         raise BundleError(f"{name}: unknown column(s) {', '.join(sorted(unknown))}")
-    missing = [c.name for c in table.primary_key.columns if record.get(c.name) is None]
+    missing = [key for key in shape.keys if record.get(key) is None]
     if missing:
         raise BundleError(f"{name}: a row has no {', '.join(missing)}")
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        column = table.c[key]
-        kind = column.type
-        is_time = isinstance(kind, DateTime) or isinstance(
-            getattr(kind, "impl_instance", None), DateTime
-        )
-        if is_time and isinstance(value, str):
+    out = dict(record)
+    for key in shape.times & record.keys():
+        value = record[key]
+        if isinstance(value, str):
             try:
-                value = datetime.fromisoformat(value)
+                out[key] = datetime.fromisoformat(value)
             except ValueError as exc:
                 raise BundleError(f"{name}: {key} {value!r} is not a time") from exc
-        out[key] = value
     return out
 
 
@@ -544,7 +570,9 @@ def _import(session: Session, archive: zipfile.ZipFile, max_bytes: int) -> Impor
             old: list[int] = []
 
             def flush(part: Part = part, batch: list[Any] = batch, old: list[int] = old) -> None:
-                maps[part.name] |= _insert(session, part.table, batch, old if part.has_id else None)
+                maps[part.name] |= _insert(
+                    session, part.table, batch, old if part.name in _REFERENCED else None
+                )
                 counts[part.name] += len(batch)
                 batch.clear()
                 old.clear()
