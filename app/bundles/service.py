@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,6 +165,8 @@ def _parts() -> list[Part]:
 
 PARTS = _parts()
 PART_NAMES = [p.name for p in PARTS]
+# Members whose new ids later rows need (the others are inserted without RETURNING).
+_REFERENCED = {target for p in PARTS for target in p.refs.values()} | {"questions"}
 # Columns that must not reach a bundle, per member.
 _NAMED = {
     "question_sets": ("name",),
@@ -422,27 +425,51 @@ def _lines(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
             yield record
 
 
+@dataclass(frozen=True)
+class _Shape:
+    columns: frozenset[str]
+    keys: tuple[str, ...]
+    times: frozenset[str]
+
+
+_SHAPES: dict[str, _Shape] = {}
+
+
+def _shape(table: Table) -> _Shape:
+    """A table's column names, primary key and time columns (looked up once)."""
+    found = _SHAPES.get(table.name)
+    if found is None:
+
+        def is_time(kind: Any) -> bool:
+            impl = getattr(kind, "impl_instance", None)
+            return isinstance(kind, DateTime) or isinstance(impl, DateTime)
+
+        found = _Shape(
+            frozenset(table.c.keys()),
+            tuple(c.name for c in table.primary_key.columns),
+            frozenset(c.name for c in table.c if is_time(c.type)),
+        )
+        _SHAPES[table.name] = found
+    return found
+
+
 def _typed(table: Table, record: dict[str, Any], name: str) -> dict[str, Any]:
     """A record's values for the table's columns (times parsed back); unknown keys refused."""
-    unknown = set(record) - set(table.c.keys())
+    shape = _shape(table)
+    unknown = record.keys() - shape.columns
     if unknown:
         raise BundleError(f"{name}: unknown column(s) {', '.join(sorted(unknown))}")
-    missing = [c.name for c in table.primary_key.columns if record.get(c.name) is None]
+    missing = [key for key in shape.keys if record.get(key) is None]
     if missing:
         raise BundleError(f"{name}: a row has no {', '.join(missing)}")
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        column = table.c[key]
-        kind = column.type
-        is_time = isinstance(kind, DateTime) or isinstance(
-            getattr(kind, "impl_instance", None), DateTime
-        )
-        if is_time and isinstance(value, str):
+    out = dict(record)
+    for key in shape.times & record.keys():
+        value = record[key]
+        if isinstance(value, str):
             try:
-                value = datetime.fromisoformat(value)
+                out[key] = datetime.fromisoformat(value)
             except ValueError as exc:
                 raise BundleError(f"{name}: {key} {value!r} is not a time") from exc
-        out[key] = value
     return out
 
 
@@ -511,59 +538,68 @@ def import_bundle(
     """Add a bundle's study to the database, with new ids; raises BundleError."""
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
         raise BundleError(f"The file is not a zip bundle: {exc}") from exc
     with archive:
-        manifest = read_manifest(archive, max_bytes=max_bytes)
-        tag = manifest["members"]["runs.jsonl"]["sha256"][:10]
-        maps: dict[str, dict[int, int]] = {}
-        counts: dict[str, int] = {}
-        renamed: list[str] = []
-        duplicates: list[tuple[int, int]] = []
         try:
-            for part in PARTS:
-                if part.name == "raters":
-                    maps["raters"] = _raters(session, _lines(archive, "raters"), tag)
-                    counts["raters"] = len(maps["raters"])
-                    continue
-                maps[part.name] = {}
-                counts[part.name] = 0
-                batch: list[dict[str, Any]] = []
-                old: list[int] = []
-
-                def flush(
-                    part: Part = part, batch: list[Any] = batch, old: list[int] = old
-                ) -> None:
-                    maps[part.name] |= _insert(
-                        session, part.table, batch, old if part.has_id else None
-                    )
-                    counts[part.name] += len(batch)
-                    batch.clear()
-                    old.clear()
-
-                for record in _lines(archive, part.name):
-                    row = _typed(part.table, record, f"{part.name}.jsonl")
-                    row = _mapped(session, part, row, maps, renamed, duplicates)
-                    if part.has_id:
-                        old.append(int(record["id"]))
-                    batch.append(row)
-                    if len(batch) >= _BATCH:
-                        flush()
-                flush()
+            return _import(session, archive, max_bytes)
         except BundleError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BundleError(f"The bundle's rows do not fit this database: {exc!r}") from exc
-        except SQLAlchemyError as exc:
-            # A constraint or a type the database refuses: the caller's transaction is rolled
-            # back (on Postgres it cannot go on anyway).
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
-            raise BundleError(f"The database refused the bundle's rows: {reason}") from exc
-        _link_duplicates(session, duplicates, maps["questions"])
-        new_runs = sorted(maps["runs"].values())
-        _rater_states(session, new_runs)
-        tallies.rebuild(session, new_runs)
-        session.flush()
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+            # A damaged member (its CRC or size not what the zip says, or a compression
+            # this Python cannot read).
+            raise BundleError(f"The zip bundle is damaged: {exc}") from exc
+
+
+def _import(session: Session, archive: zipfile.ZipFile, max_bytes: int) -> Imported:
+    manifest = read_manifest(archive, max_bytes=max_bytes)
+    tag = manifest["members"]["runs.jsonl"]["sha256"][:10]
+    maps: dict[str, dict[int, int]] = {}
+    counts: dict[str, int] = {}
+    renamed: list[str] = []
+    duplicates: list[tuple[int, int]] = []
+    try:
+        for part in PARTS:
+            if part.name == "raters":
+                maps["raters"] = _raters(session, _lines(archive, "raters"), tag)
+                counts["raters"] = len(maps["raters"])
+                continue
+            maps[part.name] = {}
+            counts[part.name] = 0
+            batch: list[dict[str, Any]] = []
+            old: list[int] = []
+
+            def flush(part: Part = part, batch: list[Any] = batch, old: list[int] = old) -> None:
+                maps[part.name] |= _insert(
+                    session, part.table, batch, old if part.name in _REFERENCED else None
+                )
+                counts[part.name] += len(batch)
+                batch.clear()
+                old.clear()
+
+            for record in _lines(archive, part.name):
+                row = _typed(part.table, record, f"{part.name}.jsonl")
+                row = _mapped(session, part, row, maps, renamed, duplicates)
+                if part.has_id:
+                    old.append(int(record["id"]))
+                batch.append(row)
+                if len(batch) >= _BATCH:
+                    flush()
+            flush()
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"The bundle's rows do not fit this database: {exc!r}") from exc
+    except SQLAlchemyError as exc:
+        # A constraint or a type the database refuses: the caller's transaction is rolled
+        # back (on Postgres it cannot go on anyway).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        raise BundleError(f"The database refused the bundle's rows: {reason}") from exc
+    _link_duplicates(session, duplicates, maps["questions"])
+    new_runs = sorted(maps["runs"].values())
+    _rater_states(session, new_runs)
+    tallies.rebuild(session, new_runs)
+    session.flush()
     return Imported(manifest, maps["runs"], counts, renamed)
 
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.accounts.deps import AdminUser
 from app.config import get_settings
-from app.db import SessionDep, get_session
+from app.db import SessionDep, StreamSession
 from app.imports import harness_export, service
 from app.imports.schemas import FIELDS, KNOWN_COLUMNS, NO_PROMPT, ParsedReplies
 from app.models import QuestionSet
@@ -216,8 +216,6 @@ def imported(request: Request, run_id: DbId, session: SessionDep, _admin: AdminU
     )
 
 
-# A session that stays open while a streamed body is sent (default dependency scope).
-StreamSession = Annotated[Session, Depends(get_session)]
 _HARNESS_MEDIA = {
     "inspect.jsonl": "application/jsonl; charset=utf-8",
     "inspect_task.py": "text/x-python; charset=utf-8",

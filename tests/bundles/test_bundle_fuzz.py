@@ -103,3 +103,36 @@ def test_an_altered_row_is_imported_or_refused_cleanly(
         assert _counts(db) == before
         return
     savepoint.rollback()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    at=st.floats(min_value=0, max_value=1, exclude_max=True),
+    xor=st.integers(min_value=1, max_value=255),
+    cut=st.booleans(),
+)
+def test_damaged_bytes_are_refused_cleanly(
+    db: Session, bundle: bytes, at: float, xor: int, cut: bool
+) -> None:
+    """A flipped byte anywhere in the zip (or the file cut there): BundleError, nothing saved."""
+    position = int(at * len(bundle))
+    if cut:
+        data = bundle[:position]
+    else:
+        data = bundle[:position] + bytes([bundle[position] ^ xor]) + bundle[position + 1 :]
+    before = _counts(db)
+    savepoint = db.begin_nested()
+    try:
+        bundles.import_bundle(db, io.BytesIO(data))
+    except bundles.BundleError as exc:
+        savepoint.rollback()
+        assert str(exc).strip()
+        assert _counts(db) == before
+        return
+    savepoint.rollback()
