@@ -105,6 +105,13 @@ def run_page(
     )
 
 
+# Labels every run has: the human ratings and the parser (an LLM judge's id is per run).
+COMPARE_SOURCES = (
+    (sources.HUMAN, "human ratings"),
+    ("judge:parser", "the rule-based parser (a judge)"),
+)
+
+
 @router.get("/results/compare", name="metrics.compare_page")
 def compare_page(
     request: Request,
@@ -116,8 +123,9 @@ def compare_page(
     arms: Annotated[
         list[str], Query(description="run:arm pairs to show (default: every arm)")
     ] = [],  # noqa: B006
+    source: SourceQuery = sources.HUMAN,
 ) -> Response:
-    results = [_results(session, run_id) for run_id in _parse_runs(",".join(runs))]
+    results = [_results(session, run_id, source) for run_id in _parse_runs(",".join(runs))]
     try:
         picked = compare.parse_arms(arms, results)
     except compare.UnknownArm as exc:
@@ -126,7 +134,13 @@ def compare_page(
     return render(
         request,
         "metrics/compare.html",
-        {"title": title, "results": results, "comparison": compare.comparison(results, picked)},
+        {
+            "title": title,
+            "results": results,
+            "comparison": compare.comparison(results, picked),
+            "source": source or sources.HUMAN,
+            "source_choices": COMPARE_SOURCES,
+        },
     )
 
 

@@ -128,3 +128,19 @@ def test_results_index_has_compare_checkboxes(
     assert (
         forms and forms[0].get("action") == "/results/compare" and forms[0].get("method") == "get"
     )
+
+
+def test_compare_reads_the_runs_from_the_parser_with_its_banner(
+    admin_client: TestClient, two_runs: tuple[Run, Run]
+) -> None:
+    a, b = two_runs
+    human = admin_client.get(f"/results/compare?runs={a.id},{b.id}").text
+    assert "source-banner" not in human
+    page = admin_client.get(f"/results/compare?runs={a.id},{b.id}&source=judge:parser")
+    assert page.status_code == 200
+    # Each run says its figures come from a judge that humans have not validated.
+    assert page.text.count('class="source-banner') == 2
+    assert "not validated" in Page(page.text).all_text
+    assert '<option value="judge:parser" selected>' in page.text
+    bad = admin_client.get(f"/results/compare?runs={a.id}&source=judge:nobody")
+    assert bad.status_code == 422 and "nobody" in Page(bad.text).all_text
