@@ -1,0 +1,364 @@
+"""Pairwise (side-by-side) results: which arm's reply raters chose, per question and kind.
+
+Every choice is on an item (two replies to one prompt variant from arms a and b, a before b
+in the run's arm order) and says, per question, "left", "right" or "tie" as the rater saw the
+sides; ``a_on_left`` (stored with the choice) turns it into a winner: arm a, arm b or a tie.
+
+Figures, per question (factual, helpful) and variant kind ("all" = every kind), per pair of
+arms:
+
+- win rates: the share of choices won by arm a, by arm b, and the share of ties (the three
+  add up to 1), each with a 95 % CI from the statement bootstrap (``inference.rates``:
+  statements are the independent units; an item's raters and a statement's templates and
+  samples are correlated);
+- a sign test over statements (``scipy.stats.binomtest``, two-sided, p = 1/2): a statement
+  counts for the arm that won more of its choices, statements with as many wins each way are
+  left out;
+- with more than two arms, Bradley-Terry strengths (``bradley_terry``: ties count half a win
+  each way), shown beside the pairwise rows.
+
+Per question: position bias, the share of non-tie choices that picked the left reply (0.5 =
+none; the CI clustered by statement), for all raters and per rater (pseudonyms P1, P2, ... by
+ascending account id among the run's pairwise raters), so a rater who always picks one side
+is visible; and Krippendorff's alpha (nominal: a / tie / b per item) on the items chosen by
+two or more raters (``stats.krippendorff_alpha``, its CI from resampled items).
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from scipy.stats import binomtest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.metrics import inference, stats
+from app.metrics.schemas import (
+    EstimateOut,
+    PairwiseAgreement,
+    PairwiseOut,
+    PairwiseRow,
+    PairwiseSignTest,
+    PairwiseStrength,
+    PositionBias,
+    RateOut,
+)
+from app.models import (
+    PairwiseChoice,
+    PairwiseItem,
+    PairwiseRoundRun,
+    PromptVariant,
+    Reply,
+    RunArm,
+)
+
+QUESTIONS = ("factual", "helpful")
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One rater's choice on one item, with what the statistics need."""
+
+    choice_id: int
+    item_id: int
+    rater_id: int
+    statement: int  # the question (statement) id: the cluster
+    kind: str
+    arm_a: str
+    arm_b: str
+    a_on_left: bool
+    factual: str
+    helpful: str
+
+    def side(self, question: str) -> str:
+        return self.factual if question == "factual" else self.helpful
+
+    def winner(self, question: str) -> str:
+        """ "a", "b" or "tie"."""
+        side = self.side(question)
+        if side == "tie":
+            return "tie"
+        return "a" if (side == "left") == self.a_on_left else "b"
+
+
+def winner_arm(choice: Choice, question: str) -> str:
+    won = choice.winner(question)
+    return "tie" if won == "tie" else (choice.arm_a if won == "a" else choice.arm_b)
+
+
+_choice_t = PairwiseChoice.__table__  # type: ignore[attr-defined]
+_item_t = PairwiseItem.__table__  # type: ignore[attr-defined]
+_round_run_t = PairwiseRoundRun.__table__  # type: ignore[attr-defined]
+_variant_t = PromptVariant.__table__  # type: ignore[attr-defined]
+_reply_t = Reply.__table__  # type: ignore[attr-defined]
+_arm_t = RunArm.__table__  # type: ignore[attr-defined]
+
+
+def load(session: Session, run_id: int) -> list[Choice]:
+    """The choices of every pairwise round over the run, in id order."""
+    c, i, rr, pv = _choice_t, _item_t, _round_run_t, _variant_t
+    reply_a, reply_b = _reply_t.alias("reply_a"), _reply_t.alias("reply_b")
+    arm_a, arm_b = _arm_t.alias("arm_a"), _arm_t.alias("arm_b")
+    query = (
+        select(
+            c.c.id,
+            c.c.item_id,
+            c.c.rater_id,
+            pv.c.question_id,
+            pv.c.kind,
+            arm_a.c.label,
+            arm_b.c.label,
+            c.c.a_on_left,
+            c.c.factual,
+            c.c.helpful,
+        )
+        .select_from(
+            c.join(i, i.c.id == c.c.item_id)
+            .join(rr, rr.c.round_id == i.c.round_id)
+            .join(reply_a, reply_a.c.id == i.c.reply_a_id)
+            .join(reply_b, reply_b.c.id == i.c.reply_b_id)
+            .join(arm_a, arm_a.c.id == reply_a.c.arm_id)
+            .join(arm_b, arm_b.c.id == reply_b.c.arm_id)
+            .join(pv, pv.c.id == reply_a.c.prompt_variant_id)
+        )
+        .where(rr.c.run_id == run_id)
+        .order_by(c.c.id)
+    )
+    return [
+        Choice(int(cid), int(item), int(rater), int(q), str(kind), str(a), str(b), bool(left), f, h)
+        for cid, item, rater, q, kind, a, b, left, f, h in session.execute(query)
+    ]
+
+
+def pseudonyms(choices: Sequence[Choice]) -> dict[int, str]:
+    """P1, P2, ... by ascending account id among the raters of these choices."""
+    return {rater: f"P{n}" for n, rater in enumerate(sorted({c.rater_id for c in choices}), 1)}
+
+
+def _by_statement(
+    choices: Sequence[Choice], outcomes: Sequence[Sequence[float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(statements x cells) sums of each outcome and counts of choices."""
+    index = {s: n for n, s in enumerate(sorted({c.statement for c in choices}))}
+    cells = len(outcomes[0]) if outcomes else 0
+    sums = np.zeros((len(index), cells))
+    counts = np.zeros((len(index), cells))
+    for choice, values in zip(choices, outcomes, strict=True):
+        row = index[choice.statement]
+        sums[row] += values
+        counts[row] += 1
+    return sums, counts
+
+
+def sign_test(choices: Sequence[Choice], question: str) -> PairwiseSignTest:
+    """Statements won by arm a (more of their choices for a than for b) against those won by
+    arm b; two-sided exact binomial test with p = 1/2 over the statements that lean."""
+    net: dict[int, int] = defaultdict(int)
+    for choice in choices:
+        won = choice.winner(question)
+        net[choice.statement] += 1 if won == "a" else -1 if won == "b" else 0
+    a_better = sum(1 for v in net.values() if v > 0)
+    b_better = sum(1 for v in net.values() if v < 0)
+    even = len(net) - a_better - b_better
+    n = a_better + b_better
+    p = float(binomtest(a_better, n, 0.5).pvalue) if n else None
+    return PairwiseSignTest(a_better=a_better, b_better=b_better, even=even, p_value=p)
+
+
+def _row(
+    question: str,
+    kind: str,
+    arm_a: str,
+    arm_b: str,
+    choices: Sequence[Choice],
+    shared: stats.SharedResamples,
+) -> PairwiseRow:
+    outcomes = []
+    for choice in choices:
+        won = choice.winner(question)
+        outcomes.append((float(won == "a"), float(won == "b"), float(won == "tie")))
+    sums, counts = _by_statement(choices, outcomes)
+    a, b, tie = inference.rates(sums, counts, shared=shared)
+    return PairwiseRow(
+        question=question,
+        kind=kind,
+        arm_a=arm_a,
+        arm_b=arm_b,
+        choices=len(choices),
+        statements=len(sums),
+        a_wins=RateOut.of(a),
+        b_wins=RateOut.of(b),
+        ties=RateOut.of(tie),
+        sign_test=sign_test(choices, question),
+    )
+
+
+def position_bias(
+    choices: Sequence[Choice], question: str, shared: stats.SharedResamples
+) -> RateOut:
+    """The share of non-tie choices for the left reply, clustered by statement."""
+    decisive = [c for c in choices if c.side(question) != "tie"]
+    if not decisive:
+        return RateOut(k=0, n=0, value=None, low=None, high=None, method="")
+    sums, counts = _by_statement(decisive, [(float(c.side(question) == "left"),) for c in decisive])
+    return RateOut.of(inference.rates(sums, counts, shared=shared)[0])
+
+
+def agreement(choices: Sequence[Choice], question: str) -> EstimateOut:
+    """Krippendorff's alpha (nominal) on the winners (a / tie / b) of items with 2+ choices."""
+    per_item: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    slot = {"a": 0, "tie": 1, "b": 2}
+    for choice in choices:
+        per_item[choice.item_id][slot[choice.winner(question)]] += 1
+    rows = [p for p in per_item.values() if sum(p) >= 2]
+    if not rows:
+        return EstimateOut(value=None, low=None, high=None, n=0, note="no item has two raters")
+    patterns, weights = np.unique(np.array(rows, dtype=np.float64), axis=0, return_counts=True)
+    found = stats.krippendorff_alpha(patterns, weights, "nominal")
+    return EstimateOut(
+        value=found.value,
+        low=found.low,
+        high=found.high,
+        n=len(rows),
+        clusters=len(rows),
+        method="Krippendorff's alpha, nominal (bootstrap over items)",
+        note=None if found.value is not None else "not estimable (a single value throughout)",
+    )
+
+
+def bradley_terry(
+    wins: dict[tuple[str, str], float], arms: Sequence[str], iterations: int = 10_000
+) -> dict[str, float]:
+    """Bradley-Terry strengths (summing to 1) by Hunter's (2004) MM algorithm; ``wins[(i,
+    j)]`` is how often i beat j (a tie: half each way). An arm that never wins gets 0."""
+    p = {arm: 1.0 / len(arms) for arm in arms}
+    total = {arm: sum(wins.get((arm, other), 0.0) for other in arms) for arm in arms}
+    games = {
+        (i, j): wins.get((i, j), 0.0) + wins.get((j, i), 0.0) for i in arms for j in arms if i != j
+    }
+    for _ in range(iterations):
+        new = {}
+        for i in arms:
+            denom = sum(games[(i, j)] / (p[i] + p[j]) for j in arms if j != i and games[(i, j)])
+            new[i] = total[i] / denom if denom else 0.0
+        norm = sum(new.values()) or 1.0
+        new = {arm: v / norm for arm, v in new.items()}
+        done = max(abs(new[a] - p[a]) for a in arms) < 1e-12
+        p = new
+        if done:
+            break
+    return p
+
+
+def _win_counts(choices: Sequence[Choice], question: str) -> dict[tuple[str, str], float]:
+    wins: dict[tuple[str, str], float] = defaultdict(float)
+    for choice in choices:
+        won = choice.winner(question)
+        if won == "a":
+            wins[(choice.arm_a, choice.arm_b)] += 1
+        elif won == "b":
+            wins[(choice.arm_b, choice.arm_a)] += 1
+        else:
+            wins[(choice.arm_a, choice.arm_b)] += 0.5
+            wins[(choice.arm_b, choice.arm_a)] += 0.5
+    return wins
+
+
+def strengths(
+    choices: Sequence[Choice],
+    question: str,
+    arms: Sequence[str],
+    *,
+    resamples: int = 500,
+    seed: int = stats.SEED,
+) -> list[PairwiseStrength]:
+    """Bradley-Terry strengths of the arms (more than two), each with a 95 % percentile CI
+    from resampled statements."""
+    by_statement: dict[int, list[Choice]] = defaultdict(list)
+    for choice in choices:
+        by_statement[choice.statement].append(choice)
+    statements = sorted(by_statement)
+    point = bradley_terry(_win_counts(choices, question), arms)
+    rng = np.random.default_rng(seed)
+    reps: dict[str, list[float]] = {arm: [] for arm in arms}
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(statements), size=len(statements))
+        sample = [c for s in drawn for c in by_statement[statements[s]]]
+        found = bradley_terry(_win_counts(sample, question), arms, iterations=500)
+        for arm in arms:
+            reps[arm].append(found[arm])
+    out = []
+    for arm in arms:
+        low, high = np.percentile(reps[arm], [2.5, 97.5]) if statements else (None, None)
+        out.append(
+            PairwiseStrength(
+                question=question,
+                arm=arm,
+                strength=point[arm],
+                low=None if low is None else float(low),
+                high=None if high is None else float(high),
+            )
+        )
+    return out
+
+
+def summarise(choices: Sequence[Choice], arm_order: Sequence[str]) -> PairwiseOut:
+    """Every pairwise figure of one run's choices (``arm_order``: the run's arms, by
+    position)."""
+    shared = stats.SharedResamples(stats.RESAMPLES, stats.SEED)
+    names = pseudonyms(choices)
+    kinds = sorted({c.kind for c in choices})
+    rows: list[PairwiseRow] = []
+    biases: list[PositionBias] = []
+    alphas: list[PairwiseAgreement] = []
+    strength_rows: list[PairwiseStrength] = []
+    present = [arm for arm in arm_order if any(arm in (c.arm_a, c.arm_b) for c in choices)]
+    for question in QUESTIONS:
+        for arm_a, arm_b in combinations(arm_order, 2):
+            pair = [c for c in choices if (c.arm_a, c.arm_b) == (arm_a, arm_b)]
+            if not pair:
+                continue
+            for kind in [ALL, *kinds]:
+                subset = pair if kind == ALL else [c for c in pair if c.kind == kind]
+                if subset:
+                    rows.append(_row(question, kind, arm_a, arm_b, subset, shared))
+        biases.append(
+            PositionBias(
+                question=question, rater=ALL, left=position_bias(choices, question, shared)
+            )
+        )
+        for rater, name in names.items():
+            mine = [c for c in choices if c.rater_id == rater]
+            biases.append(
+                PositionBias(
+                    question=question, rater=name, left=position_bias(mine, question, shared)
+                )
+            )
+        alphas.append(PairwiseAgreement(question=question, alpha=agreement(choices, question)))
+        if len(present) > 2:
+            strength_rows += strengths(choices, question, present)
+    return PairwiseOut(
+        choices=len(choices),
+        items=len({c.item_id for c in choices}),
+        raters=len(names),
+        rows=rows,
+        position_bias=biases,
+        agreement=alphas,
+        strengths=strength_rows,
+    )
+
+
+def run_pairwise(session: Session, run_id: int) -> PairwiseOut | None:
+    """The run's pairwise figures, or None when no pairwise choice was made on it."""
+    choices = load(session, run_id)
+    if not choices:
+        return None
+    arms = session.execute(
+        select(_arm_t.c.label)
+        .where(_arm_t.c.run_id == run_id)
+        .order_by(_arm_t.c.position, _arm_t.c.id)
+    ).scalars()
+    return summarise(choices, list(arms))
