@@ -89,9 +89,9 @@ def winner_arm(choice: Choice, question: str) -> str:
     return "tie" if won == "tie" else (choice.arm_a if won == "a" else choice.arm_b)
 
 
-_choice_t = PairwiseChoice.__table__  # type: ignore[attr-defined]
-_item_t = PairwiseItem.__table__  # type: ignore[attr-defined]
-_round_run_t = PairwiseRoundRun.__table__  # type: ignore[attr-defined]
+choice_t = PairwiseChoice.__table__  # type: ignore[attr-defined]
+item_t = PairwiseItem.__table__  # type: ignore[attr-defined]
+round_run_t = PairwiseRoundRun.__table__  # type: ignore[attr-defined]
 _variant_t = PromptVariant.__table__  # type: ignore[attr-defined]
 _reply_t = Reply.__table__  # type: ignore[attr-defined]
 _arm_t = RunArm.__table__  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ _arm_t = RunArm.__table__  # type: ignore[attr-defined]
 
 def load(session: Session, run_id: int) -> list[Choice]:
     """The choices of every pairwise round over the run, in id order."""
-    c, i, rr, pv = _choice_t, _item_t, _round_run_t, _variant_t
+    c, i, rr, pv = choice_t, item_t, round_run_t, _variant_t
     reply_a, reply_b = _reply_t.alias("reply_a"), _reply_t.alias("reply_b")
     arm_a, arm_b = _arm_t.alias("arm_a"), _arm_t.alias("arm_b")
     query = (
@@ -229,42 +229,58 @@ def agreement(choices: Sequence[Choice], question: str) -> EstimateOut:
     )
 
 
-def bradley_terry(
-    wins: dict[tuple[str, str], float], arms: Sequence[str], iterations: int = 10_000
-) -> dict[str, float]:
-    """Bradley-Terry strengths (summing to 1) by Hunter's (2004) MM algorithm; ``wins[(i,
-    j)]`` is how often i beat j (a tie: half each way). An arm that never wins gets 0."""
-    p = {arm: 1.0 / len(arms) for arm in arms}
-    total = {arm: sum(wins.get((arm, other), 0.0) for other in arms) for arm in arms}
-    games = {
-        (i, j): wins.get((i, j), 0.0) + wins.get((j, i), 0.0) for i in arms for j in arms if i != j
-    }
+def _bt_matrix(wins: np.ndarray, iterations: int = 10_000, tol: float = 1e-12) -> np.ndarray:
+    """Bradley-Terry strengths (each row sums to 1) from (..., arms, arms) matrices of wins,
+    by Hunter's (2004) MM algorithm: p_i = W_i / sum_j n_ij / (p_i + p_j), all matrices at
+    once. An arm that never wins gets 0."""
+    m = wins.shape[-1]
+    games = wins + np.swapaxes(wins, -1, -2)
+    total = wins.sum(axis=-1)
+    p = np.full(total.shape, 1.0 / m)
+    off = ~np.eye(m, dtype=bool)
     for _ in range(iterations):
-        new = {}
-        for i in arms:
-            denom = sum(games[(i, j)] / (p[i] + p[j]) for j in arms if j != i and games[(i, j)])
-            new[i] = total[i] / denom if denom else 0.0
-        norm = sum(new.values()) or 1.0
-        new = {arm: v / norm for arm, v in new.items()}
-        done = max(abs(new[a] - p[a]) for a in arms) < 1e-12
+        pair = p[..., :, None] + p[..., None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = np.where((games > 0) & off, games / pair, 0.0)
+        denom = terms.sum(axis=-1)
+        new = np.divide(total, denom, out=np.zeros_like(total), where=denom > 0)
+        norm = new.sum(axis=-1, keepdims=True)
+        new = np.divide(new, norm, out=np.full_like(new, 1.0 / m), where=norm > 0)
+        if np.max(np.abs(new - p)) < tol:
+            return new
         p = new
-        if done:
-            break
     return p
 
 
-def _win_counts(choices: Sequence[Choice], question: str) -> dict[tuple[str, str], float]:
-    wins: dict[tuple[str, str], float] = defaultdict(float)
-    for choice in choices:
-        won = choice.winner(question)
+def bradley_terry(wins: dict[tuple[str, str], float], arms: Sequence[str]) -> dict[str, float]:
+    """Bradley-Terry strengths (summing to 1); ``wins[(i, j)]`` is how often i beat j (a tie:
+    half each way)."""
+    index = {arm: n for n, arm in enumerate(arms)}
+    matrix = np.zeros((len(arms), len(arms)))
+    for (i, j), n in wins.items():
+        matrix[index[i], index[j]] += n
+    return dict(zip(arms, (float(v) for v in _bt_matrix(matrix)), strict=True))
+
+
+def _statement_wins(
+    choices: Sequence[Choice], question: str, arms: Sequence[str]
+) -> tuple[list[int], np.ndarray]:
+    """Each statement's (arms x arms) wins: [s, i, j] = how often i beat j (ties half)."""
+    index = {arm: n for n, arm in enumerate(arms)}
+    statements = sorted({c.statement for c in choices})
+    row = {s: n for n, s in enumerate(statements)}
+    out = np.zeros((len(statements), len(arms), len(arms)))
+    for c in choices:
+        a, b, s = index[c.arm_a], index[c.arm_b], row[c.statement]
+        won = c.winner(question)
         if won == "a":
-            wins[(choice.arm_a, choice.arm_b)] += 1
+            out[s, a, b] += 1
         elif won == "b":
-            wins[(choice.arm_b, choice.arm_a)] += 1
+            out[s, b, a] += 1
         else:
-            wins[(choice.arm_a, choice.arm_b)] += 0.5
-            wins[(choice.arm_b, choice.arm_a)] += 0.5
-    return wins
+            out[s, a, b] += 0.5
+            out[s, b, a] += 0.5
+    return statements, out
 
 
 def strengths(
@@ -272,37 +288,30 @@ def strengths(
     question: str,
     arms: Sequence[str],
     *,
-    resamples: int = 500,
+    resamples: int = 1000,
     seed: int = stats.SEED,
 ) -> list[PairwiseStrength]:
-    """Bradley-Terry strengths of the arms (more than two), each with a 95 % percentile CI
-    from resampled statements."""
-    by_statement: dict[int, list[Choice]] = defaultdict(list)
-    for choice in choices:
-        by_statement[choice.statement].append(choice)
-    statements = sorted(by_statement)
-    point = bradley_terry(_win_counts(choices, question), arms)
-    rng = np.random.default_rng(seed)
-    reps: dict[str, list[float]] = {arm: [] for arm in arms}
-    for _ in range(resamples):
-        drawn = rng.integers(0, len(statements), size=len(statements))
-        sample = [c for s in drawn for c in by_statement[statements[s]]]
-        found = bradley_terry(_win_counts(sample, question), arms, iterations=500)
-        for arm in arms:
-            reps[arm].append(found[arm])
-    out = []
-    for arm in arms:
-        low, high = np.percentile(reps[arm], [2.5, 97.5]) if statements else (None, None)
-        out.append(
-            PairwiseStrength(
-                question=question,
-                arm=arm,
-                strength=point[arm],
-                low=None if low is None else float(low),
-                high=None if high is None else float(high),
-            )
+    """Bradley-Terry strengths of the arms (used with more than two), each with a 95 %
+    percentile CI from resampled statements."""
+    statements, per_statement = _statement_wins(choices, question, arms)
+    point = _bt_matrix(per_statement.sum(axis=0))
+    reps = np.vstack(
+        [
+            _bt_matrix(np.tensordot(chunk, per_statement, axes=1), iterations=2000, tol=1e-9)
+            for chunk in stats.resample_weights(len(statements), resamples, seed)
+        ]
+    )
+    low, high = np.percentile(reps, [2.5, 97.5], axis=0)
+    return [
+        PairwiseStrength(
+            question=question,
+            arm=arm,
+            strength=float(point[n]),
+            low=float(low[n]) if len(statements) > 1 else None,
+            high=float(high[n]) if len(statements) > 1 else None,
         )
-    return out
+        for n, arm in enumerate(arms)
+    ]
 
 
 def summarise(choices: Sequence[Choice], arm_order: Sequence[str]) -> PairwiseOut:

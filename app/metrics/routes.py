@@ -10,7 +10,7 @@ from app.accounts.deps import AdminUser
 from app.db import SessionDep, get_session
 from app.judging.service import LabelCount, label_counts
 from app.judging.service import panel as judge_panel
-from app.metrics import compare, exports, service, sources
+from app.metrics import compare, exports, pairwise, service, sources
 from app.metrics.charts import charts_for
 from app.metrics.forest import forest
 from app.metrics.schemas import RunResults
@@ -88,6 +88,7 @@ def run_page(
             "title": results[0].run_name,
             **_context(results),
             "judge_panel": judge_panel(session, run_id, results[0].replies_done, counted),
+            "pairwise": pairwise.run_pairwise(session, run_id),
             "source_choices": sources.choices(session, run_id, counted),
         },
     )
@@ -155,13 +156,18 @@ def download_csv(
 def api_metrics(
     run_id: DbId, user: AdminUser, session: SessionDep, source: SourceQuery = sources.HUMAN
 ) -> JSONResponse:
-    return JSONResponse(_results(session, run_id, source).model_dump(mode="json"))
+    body = _results(session, run_id, source).model_dump(mode="json")
+    # Pairwise choices are human only and apart from the single-reply labels (and from the
+    # stored results snapshots): null when the run has none.
+    found = pairwise.run_pairwise(session, run_id)
+    body["pairwise"] = None if found is None else found.model_dump(mode="json")
+    return JSONResponse(body)
 
 
 @router.get("/api/runs/{run_id}/{what}", name="metrics.api_rows")
 def api_rows(run_id: DbId, what: str, user: AdminUser, session: StreamSession) -> Response:
-    if what not in ("replies", "ratings"):
-        raise HTTPException(404, "choose metrics, replies or ratings")
+    if what not in ("replies", "ratings", "pairwise"):
+        raise HTTPException(404, "choose metrics, replies, ratings or pairwise")
     try:
         service.get_run(session, run_id)
     except service.RunNotFound as exc:
