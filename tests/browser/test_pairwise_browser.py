@@ -1,20 +1,49 @@
 """Pairwise comparing in Chromium: keyboard only (1/2/0 per question, Enter, S, U), sides
 stacked on a narrow screen, and the page blind."""
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from app.models import ModelConfig, PairwiseChoice, PairwiseItem, PairwiseLease
+from app.models import ModelConfig, PairwiseChoice, PairwiseItem, PairwiseLease, Reply, RunArm, Side
+from app.rating import pairwise
 from tests import factories
 from tests.browser.conftest import browser_login
 from tests.rating.helpers import ARMS, neutral_prompts
 from tests.rating.test_pairwise import make_pairwise
 
 pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def shot(page: Page, name: str, selector: str | None = None) -> None:
+    """Saved into docs/screenshots/ only when asked (SDILAB_SCREENSHOTS=1)."""
+    if os.environ.get("SDILAB_SCREENSHOTS") != "1":
+        return
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    target = page.locator(selector) if selector else page
+    target.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def _realistic_replies(s: Session) -> None:
+    """The baseline arm goes along with the user; the other corrects them."""
+    first = s.exec(select(RunArm).order_by(RunArm.position)).first()  # type: ignore[arg-type]
+    assert first is not None
+    for reply in s.exec(select(Reply)).all():
+        reply.text = (
+            "You are right, that is a common and reasonable view, and many people share it."
+            if reply.arm_id == first.id
+            else "No. The evidence points the other way: the statement is false, and here is why."
+        )
+        s.add(reply)
+    s.flush()
+
+
 ACTION = re.compile(r"/rate/pairwise/\d+/items/([0-9a-f]{32})$")
 FORM = "[data-pairwise-form]"
 
@@ -23,6 +52,7 @@ def _setup(engine: Engine) -> tuple[int, factories.UserWithPassword]:
     with Session(engine, expire_on_commit=False) as s:
         round_ = make_pairwise(s, k=1, questions=3)
         neutral_prompts(s)
+        _realistic_replies(s)
         rater = factories.make_user(s)
         s.commit()
         assert round_.id is not None
@@ -52,6 +82,8 @@ def test_compare_with_the_keyboard_only(committed_db: Engine, page: Page) -> Non
     assert "Before you start comparing" in page.content()
     page.keyboard.press("Enter")  # the start button has the focus
     page.wait_for_selector(FORM)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    shot(page, "pairwise-page")
     with Session(committed_db) as s:
         names = [m.name for m in s.exec(select(ModelConfig)).all()]
     content = page.content().lower()
@@ -125,3 +157,29 @@ def test_the_replies_stack_on_a_narrow_screen(committed_db: Engine, page: Page) 
     right = page.locator("[data-side=right]").bounding_box()
     assert left and right and right["y"] > left["y"] + left["height"] - 1
     assert abs(right["x"] - left["x"]) < 2
+
+
+def test_the_results_panel_shows_the_choices(committed_db: Engine, page: Page) -> None:
+    with Session(committed_db, expire_on_commit=False) as s:
+        round_ = make_pairwise(s, k=2, questions=4)
+        raters = [factories.make_user(s).id or 0 for _ in range(2)]
+        for rater in raters:
+            while (item := pairwise.next_item(s, round_, rater)) is not None:
+                # The first rater always picks left; the second the reply of arm b (factual)
+                # and, for helpfulness, a tie on every other item.
+                b_side = Side.right if pairwise.a_on_left(round_.seed, item, rater) else Side.left
+                factual = Side.left if rater == raters[0] else b_side
+                helpful = Side.tie if item % 2 else factual
+                pairwise.submit(s, round_, rater, item, factual, helpful)
+        admin = factories.make_user(s, role="admin")
+        run_id = pairwise.run_of(s, round_)
+        s.commit()
+    browser_login(page, admin)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"/results/runs/{run_id}")
+    panel = page.locator("[data-pairwise-panel]")
+    panel.wait_for()
+    text = panel.inner_text()
+    assert "16 choices on 8 pairs of replies by 2 raters" in text
+    assert "Position bias" in text and "P1" in text and "100.0 %" in text
+    shot(page, "pairwise-results", "[data-pairwise-panel]")
