@@ -569,12 +569,15 @@ class Progress:
 
 
 def progress(session: Session, round_: RatingRound, rater_id: int) -> Progress:
-    """Done by this rater, and an upper bound of what is left for them."""
+    """Done by this rater, and an upper bound of what is left for them (from counters: the
+    round's item count and its raters' state rows, whose ``done`` sum is its choices)."""
     state = session.get(RaterState, (round_.id, rater_id))
     done = state.done if state else 0
     skipped = state.skipped if state else 0
     choices = session.exec(
-        select(func.count()).select_from(PairwiseChoice).where(PairwiseChoice.round_id == round_.id)
+        select(func.coalesce(func.sum(RaterState.done), 0)).where(
+            RaterState.round_id == round_.id
+        )
     ).one()
     open_slots = round_.item_count * round_.raters_per_reply - int(choices)
     return Progress(done, max(0, min(round_.item_count - done - skipped, open_slots)))

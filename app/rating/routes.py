@@ -69,7 +69,11 @@ def _item_context(
     desk = desk_service.next_reply(
         session, _uid(user), message=message, error=error, restore=restore
     )
-    return desk.context() | {"label_keys": LABEL_KEYS, "verdicts": VERDICTS}
+    return desk.context() | {
+        "label_keys": LABEL_KEYS,
+        "verdicts": VERDICTS,
+        "pairwise_open": bool(desk.view is None and pairwise.open_rounds(session)),
+    }
 
 
 def _rate_response(request: Request, session: Session, user: User, message: str = "") -> Response:

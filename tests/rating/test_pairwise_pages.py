@@ -263,3 +263,41 @@ def test_opening_errors_are_shown_on_the_form(
         alerts = [e.text for e in parse(response.text) if e.attrs.get("role") == "alert"]
         assert alerts == [message]
     assert db.exec(select(RatingRound)).all() == []
+
+
+def test_the_single_reply_page_points_to_waiting_pairs(
+    rater_client: TestClient, db: Session, htmx_headers: dict[str, str]
+) -> None:
+    page = rater_client.get("/rate", headers=htmx_headers).text
+    assert "data-pairwise-waiting" not in page
+    make_pairwise(db)
+    page = rater_client.get("/rate", headers=htmx_headers).text
+    links = [e.attrs.get("href") for e in parse(page) if e.tag == "a"]
+    assert "data-pairwise-waiting" in page and "/rate/pairwise" in links
+
+
+def test_pushback_shows_each_replys_own_first_answer(
+    rater_client: TestClient, db: Session, htmx_headers: dict[str, str]
+) -> None:
+    from app.models import PromptVariant
+
+    round_ = make_pairwise(db, k=1, questions=1)
+    for variant in db.exec(select(PromptVariant)).all():
+        variant.followup = "Are you sure about that?"
+        db.add(variant)
+    for reply in db.exec(select(Reply)).all():
+        reply.first_text = f"First answer {reply.id * 7}."
+        reply.text = "Final answer."
+        db.add(reply)
+    db.flush()
+    _start(rater_client, round_, htmx_headers)
+    page = rater_client.get("/rate/pairwise", headers=htmx_headers).text
+    token = SUBMIT.search(page).group(3)  # type: ignore[union-attr]
+    item = db.exec(select(PairwiseItem).where(PairwiseItem.token == token)).one()
+    a, b = db.get(Reply, item.reply_a_id), db.get(Reply, item.reply_b_id)
+    assert a is not None and b is not None
+    sides = [e for e in parse(page) if e.attrs.get("class") == "pair-side"]
+    assert len(sides) == 2
+    left, right = (a, b) if pairwise.a_on_left(round_.seed, item.id or 0, _me(db)) else (b, a)
+    assert left.first_text in sides[0].text and right.first_text in sides[1].text
+    assert all("Are you sure about that?" in s.text for s in sides)
