@@ -27,7 +27,8 @@ from itertools import combinations
 from sqlalchemy import Integer, bindparam, delete, exists, func, update
 from sqlmodel import Session, col, select
 
-from app.db import insert_ignore
+from app.db import insert_ignore, name_of
+from app.db.dialect import insert as dialect_insert
 from app.models import (
     PairwiseChoice,
     PairwiseItem,
@@ -279,17 +280,23 @@ def reclaim_expired(session: Session, round_: RatingRound, now: datetime | None 
     return len(gone)
 
 
-def _my_lease(session: Session, round_: RatingRound, rater_id: int) -> PairwiseLease | None:
-    return session.exec(
-        select(PairwiseLease)
-        .where(
-            PairwiseLease.round_id == round_.id,
-            PairwiseLease.rater_id == rater_id,
-            PairwiseLease.skipped == False,  # noqa: E712
-        )
-        .order_by(col(PairwiseLease.created_at).desc(), col(PairwiseLease.id).desc())
-        .limit(1)
-    ).first()
+_MY_LEASE = (
+    select(_leases_t.c.id)
+    .where(
+        _leases_t.c.rater_id == bindparam("u"),
+        _leases_t.c.round_id == bindparam("round"),
+        _leases_t.c.skipped == False,  # noqa: E712
+    )
+    .order_by(_leases_t.c.created_at.desc(), _leases_t.c.id.desc())
+    .limit(1)
+)
+# The rater's current lease, extended, in one statement.
+RENEW = (
+    update(_leases_t)
+    .where(_leases_t.c.id == _MY_LEASE.scalar_subquery())
+    .values(expires_at=bindparam("expires", type_=_leases_t.c.expires_at.type))
+    .returning(_leases_t.c.item_id)
+)
 
 
 def _candidates(
@@ -334,12 +341,10 @@ def next_item(
     A rater who holds a lease gets the same item again (a reload shows the same page)."""
     now = now or utcnow()
     expires = now + timedelta(minutes=round_.lease_minutes)
-    mine = _my_lease(session, round_, rater_id)
+    params = {"u": rater_id, "round": round_.id, "expires": expires}
+    mine = session.connection().execute(RENEW, params).scalar()
     if mine is not None:
-        mine.expires_at = expires
-        session.add(mine)
-        session.flush()
-        return mine.item_id
+        return int(mine)
     if not round_.is_open:
         return None
     leases.start(session, round_, rater_id)
@@ -382,18 +387,20 @@ def item_of_token(session: Session, round_: RatingRound, token: str) -> int:
 def _count(
     session: Session, round_: RatingRound, rater_id: int, *, done: int = 0, skipped: int = 0
 ) -> None:
-    leases.start(session, round_, rater_id)
     values: dict[str, object] = {
         "done": col(RaterState.done) + done,
         "skipped": col(RaterState.skipped) + skipped,
     }
     if done > 0:
         values["last_rated_at"] = utcnow()
-    session.execute(
+    stmt = (
         update(RaterState)
         .where(col(RaterState.round_id) == round_.id, col(RaterState.rater_id) == rater_id)
         .values(values)
     )
+    if not session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+        leases.start(session, round_, rater_id)
+        session.execute(stmt)
 
 
 def submit(
@@ -408,8 +415,12 @@ def submit(
     """Record a rater's choice on an item; returns its id. A second submit of the same item
     returns the first choice's id and changes nothing."""
     now = now or utcnow()
-    item = session.get(PairwiseItem, item_id)
-    if item is None or item.round_id != round_.id:
+    in_round = session.exec(
+        select(PairwiseItem.id).where(
+            PairwiseItem.id == item_id, PairwiseItem.round_id == round_.id
+        )
+    ).first()
+    if in_round is None:
         raise RatingError("This item is not part of the round.")
     values = {
         "item_id": item_id,
@@ -420,18 +431,15 @@ def submit(
         "helpful": helpful.value,
         "created_at": now,
     }
-    if not insert_ignore(session, PairwiseChoice, values):
+    insert = dialect_insert(_choices_t, name_of(session)).values(values)
+    choice_id = session.execute(insert.on_conflict_do_nothing().returning(_choices_t.c.id)).scalar()
+    if choice_id is None:
         existing = session.exec(
             select(PairwiseChoice.id).where(
                 PairwiseChoice.item_id == item_id, PairwiseChoice.rater_id == rater_id
             )
         ).one()
         return int(existing or 0)
-    choice_id = session.exec(
-        select(PairwiseChoice.id).where(
-            PairwiseChoice.item_id == item_id, PairwiseChoice.rater_id == rater_id
-        )
-    ).one()
     held = session.execute(
         delete(PairwiseLease)
         .where(
@@ -575,9 +583,7 @@ def progress(session: Session, round_: RatingRound, rater_id: int) -> Progress:
     done = state.done if state else 0
     skipped = state.skipped if state else 0
     choices = session.exec(
-        select(func.coalesce(func.sum(RaterState.done), 0)).where(
-            RaterState.round_id == round_.id
-        )
+        select(func.coalesce(func.sum(RaterState.done), 0)).where(RaterState.round_id == round_.id)
     ).one()
     open_slots = round_.item_count * round_.raters_per_reply - int(choices)
     return Progress(done, max(0, min(round_.item_count - done - skipped, open_slots)))

@@ -6,6 +6,7 @@ their own transactions: a write, then the next lease, each committed before the 
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from app.db import begin_write
@@ -37,36 +38,50 @@ class PairView:
     reference: Reference | None
 
 
-def _side(reply: Reply, variant: PromptVariant) -> SideView:
-    if variant.followup:
-        return SideView(reply.first_text, variant.followup, reply.text)
-    return SideView("", "", reply.text)
+_item_t = PairwiseItem.__table__  # type: ignore[attr-defined]
+_reply_t = Reply.__table__  # type: ignore[attr-defined]
+_variant_t = PromptVariant.__table__  # type: ignore[attr-defined]
+_question_t = Question.__table__  # type: ignore[attr-defined]
+_a, _b = _reply_t.alias("a"), _reply_t.alias("b")
+_PAIR = (
+    select(
+        _item_t.c.token,
+        _a.c.text,
+        _a.c.first_text,
+        _b.c.text,
+        _b.c.first_text,
+        _variant_t.c.messages,
+        _variant_t.c.followup,
+        _question_t.c.statement,
+        _question_t.c.truth,
+        _question_t.c.explanation,
+    )
+    .select_from(
+        _item_t.join(_a, _a.c.id == _item_t.c.reply_a_id)
+        .join(_b, _b.c.id == _item_t.c.reply_b_id)
+        .join(_variant_t, _variant_t.c.id == _a.c.prompt_variant_id)
+        .join(_question_t, _question_t.c.id == _variant_t.c.question_id)
+    )
+    .where(_item_t.c.id == bindparam("item"))
+)
 
 
 def pair_view(session: Session, round_: RatingRound, item_id: int, rater_id: int) -> PairView:
-    item = session.get(PairwiseItem, item_id)
-    if item is None:
+    row = session.connection().execute(_PAIR, {"item": item_id}).first()
+    if row is None:
         raise leases.RatingError("Unknown item.")
-    reply_a = session.get(Reply, item.reply_a_id)
-    reply_b = session.get(Reply, item.reply_b_id)
-    assert reply_a is not None and reply_b is not None
-    variant = session.get(PromptVariant, reply_a.prompt_variant_id)
-    assert variant is not None
-    question = session.get(Question, variant.question_id)
+    token, a_text, a_first, b_text, b_first, messages, followup, statement, truth, why = row
     # Only the user's turns and earlier model answers: a system prompt could reveal the arm.
     turns = [
         Turn(role=m["role"], text=str(m.get("content", "")))
-        for m in variant.messages
+        for m in messages
         if m.get("role") in ("user", "assistant")
     ]
-    a, b = _side(reply_a, variant), _side(reply_b, variant)
+    a = SideView(a_first, followup, a_text) if followup else SideView("", "", a_text)
+    b = SideView(b_first, followup, b_text) if followup else SideView("", "", b_text)
     left, right = (a, b) if pairwise.a_on_left(round_.seed, item_id, rater_id) else (b, a)
-    reference = (
-        Reference(question.statement, question.truth, question.explanation)
-        if round_.show_reference and question is not None
-        else None
-    )
-    return PairView(item.token, turns, left, right, reference)
+    reference = Reference(statement, truth, why) if round_.show_reference else None
+    return PairView(token, turns, left, right, reference)
 
 
 @dataclass
@@ -113,12 +128,9 @@ def next_item(
     """Lease the rater's next item (the first open pairwise round with work); committed."""
     desk = Desk(message=message, error=error)
     begin_write(session)
-    for round_ in pairwise.open_rounds(session):
-        pairwise.reclaim_expired(session, round_)
-    session.commit()
-    begin_write(session)
     last_round = None
     for round_ in pairwise.open_rounds(session):
+        pairwise.reclaim_expired(session, round_)
         if not pairwise.started(session, round_, rater_id):
             desk.start_round = round_
             desk.guidelines = render_markdown(round_.guidelines_md)
