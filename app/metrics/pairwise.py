@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import binomtest
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.metrics import inference, stats
+from app.metrics.inference import FloatArray
 from app.metrics.schemas import (
     EstimateOut,
     PairwiseAgreement,
@@ -54,6 +56,7 @@ from app.models import (
     RunArm,
 )
 
+IntArray = npt.NDArray[np.int64]
 QUESTIONS = ("factual", "helpful")
 ALL = "all"
 
@@ -138,34 +141,67 @@ def pseudonyms(choices: Sequence[Choice]) -> dict[int, str]:
     return {rater: f"P{n}" for n, rater in enumerate(sorted({c.rater_id for c in choices}), 1)}
 
 
-def _by_statement(
-    choices: Sequence[Choice], outcomes: Sequence[Sequence[float]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(statements x cells) sums of each outcome and counts of choices."""
-    index = {s: n for n, s in enumerate(sorted({c.statement for c in choices}))}
-    cells = len(outcomes[0]) if outcomes else 0
-    sums = np.zeros((len(index), cells))
-    counts = np.zeros((len(index), cells))
-    for choice, values in zip(choices, outcomes, strict=True):
-        row = index[choice.statement]
-        sums[row] += values
-        counts[row] += 1
+WINNER_CODES = {"a": 0, "b": 1, "tie": 2}
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The choices as arrays, one entry per choice, for the vectorised figures."""
+
+    statement: IntArray
+    rater: IntArray
+    kind: npt.NDArray[np.str_]
+    arm_a: npt.NDArray[np.str_]
+    arm_b: npt.NDArray[np.str_]
+    winner: dict[str, IntArray]  # per question: 0 arm a, 1 arm b, 2 tie
+    left: dict[str, IntArray]  # per question: 1 left chosen, 0 right, -1 tie
+
+    @classmethod
+    def of(cls, choices: Sequence[Choice]) -> "_Table":
+        side = {"left": 1, "right": 0, "tie": -1}
+        return cls(
+            statement=np.array([c.statement for c in choices], dtype=np.int64),
+            rater=np.array([c.rater_id for c in choices], dtype=np.int64),
+            kind=np.array([c.kind for c in choices], dtype=np.str_),
+            arm_a=np.array([c.arm_a for c in choices], dtype=np.str_),
+            arm_b=np.array([c.arm_b for c in choices], dtype=np.str_),
+            winner={
+                q: np.array([WINNER_CODES[c.winner(q)] for c in choices], dtype=np.int64)
+                for q in QUESTIONS
+            },
+            left={
+                q: np.array([side[c.side(q)] for c in choices], dtype=np.int64) for q in QUESTIONS
+            },
+        )
+
+
+def _cluster_sums(statement: IntArray, outcomes: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(statements x cells) sums of each outcome and counts of choices, over the statements
+    present (a statement without a choice here must not be resampled)."""
+    _uniq, inv = np.unique(statement, return_inverse=True)
+    n = int(inv.max()) + 1 if len(inv) else 0
+    sums = np.column_stack(
+        [np.bincount(inv, weights=outcomes[:, j], minlength=n) for j in range(outcomes.shape[1])]
+    ).astype(np.float64)
+    counts = np.repeat(np.bincount(inv, minlength=n).astype(np.float64)[:, None], sums.shape[1], 1)
     return sums, counts
 
 
-def sign_test(choices: Sequence[Choice], question: str) -> PairwiseSignTest:
+def _sign_test(statement: IntArray, winner: IntArray) -> PairwiseSignTest:
     """Statements won by arm a (more of their choices for a than for b) against those won by
     arm b; two-sided exact binomial test with p = 1/2 over the statements that lean."""
-    net: dict[int, int] = defaultdict(int)
-    for choice in choices:
-        won = choice.winner(question)
-        net[choice.statement] += 1 if won == "a" else -1 if won == "b" else 0
-    a_better = sum(1 for v in net.values() if v > 0)
-    b_better = sum(1 for v in net.values() if v < 0)
-    even = len(net) - a_better - b_better
+    _uniq, inv = np.unique(statement, return_inverse=True)
+    lean = (winner == 0).astype(np.float64) - (winner == 1)
+    net = np.bincount(inv, weights=lean, minlength=int(inv.max()) + 1 if len(inv) else 0)
+    a_better, b_better = int((net > 0).sum()), int((net < 0).sum())
     n = a_better + b_better
     p = float(binomtest(a_better, n, 0.5).pvalue) if n else None
-    return PairwiseSignTest(a_better=a_better, b_better=b_better, even=even, p_value=p)
+    return PairwiseSignTest(a_better=a_better, b_better=b_better, even=len(net) - n, p_value=p)
+
+
+def sign_test(choices: Sequence[Choice], question: str) -> PairwiseSignTest:
+    table = _Table.of(choices)
+    return _sign_test(table.statement, table.winner[question])
 
 
 def _row(
@@ -173,38 +209,41 @@ def _row(
     kind: str,
     arm_a: str,
     arm_b: str,
-    choices: Sequence[Choice],
+    statement: IntArray,
+    winner: IntArray,
     shared: stats.SharedResamples,
 ) -> PairwiseRow:
-    outcomes = []
-    for choice in choices:
-        won = choice.winner(question)
-        outcomes.append((float(won == "a"), float(won == "b"), float(won == "tie")))
-    sums, counts = _by_statement(choices, outcomes)
+    outcomes = np.column_stack([winner == 0, winner == 1, winner == 2]).astype(np.float64)
+    sums, counts = _cluster_sums(statement, outcomes)
     a, b, tie = inference.rates(sums, counts, shared=shared)
     return PairwiseRow(
         question=question,
         kind=kind,
         arm_a=arm_a,
         arm_b=arm_b,
-        choices=len(choices),
+        choices=len(winner),
         statements=len(sums),
         a_wins=RateOut.of(a),
         b_wins=RateOut.of(b),
         ties=RateOut.of(tie),
-        sign_test=sign_test(choices, question),
+        sign_test=_sign_test(statement, winner),
     )
+
+
+def _position_bias(statement: IntArray, left: IntArray, shared: stats.SharedResamples) -> RateOut:
+    """The share of non-tie choices for the left reply, clustered by statement."""
+    decisive = left >= 0
+    if not decisive.any():
+        return RateOut(k=0, n=0, value=None, low=None, high=None, method="")
+    sums, counts = _cluster_sums(statement[decisive], left[decisive].astype(np.float64)[:, None])
+    return RateOut.of(inference.rates(sums, counts, shared=shared)[0])
 
 
 def position_bias(
     choices: Sequence[Choice], question: str, shared: stats.SharedResamples
 ) -> RateOut:
-    """The share of non-tie choices for the left reply, clustered by statement."""
-    decisive = [c for c in choices if c.side(question) != "tie"]
-    if not decisive:
-        return RateOut(k=0, n=0, value=None, low=None, high=None, method="")
-    sums, counts = _by_statement(decisive, [(float(c.side(question) == "left"),) for c in decisive])
-    return RateOut.of(inference.rates(sums, counts, shared=shared)[0])
+    table = _Table.of(choices)
+    return _position_bias(table.statement, table.left[question], shared)
 
 
 def agreement(choices: Sequence[Choice], question: str) -> EstimateOut:
@@ -319,33 +358,44 @@ def summarise(choices: Sequence[Choice], arm_order: Sequence[str]) -> PairwiseOu
     position)."""
     shared = stats.SharedResamples(stats.RESAMPLES, stats.SEED)
     names = pseudonyms(choices)
-    kinds = sorted({c.kind for c in choices})
+    table = _Table.of(choices)
+    kinds = sorted(set(table.kind.tolist()))
     rows: list[PairwiseRow] = []
     biases: list[PositionBias] = []
     alphas: list[PairwiseAgreement] = []
     strength_rows: list[PairwiseStrength] = []
-    present = [arm for arm in arm_order if any(arm in (c.arm_a, c.arm_b) for c in choices)]
+    present = [arm for arm in arm_order if ((table.arm_a == arm) | (table.arm_b == arm)).any()]
+    by_kind = {kind: table.kind == kind for kind in kinds}
+    by_rater = {rater: table.rater == rater for rater in names}
     for question in QUESTIONS:
+        winner, left = table.winner[question], table.left[question]
         for arm_a, arm_b in combinations(arm_order, 2):
-            pair = [c for c in choices if (c.arm_a, c.arm_b) == (arm_a, arm_b)]
-            if not pair:
+            pair = (table.arm_a == arm_a) & (table.arm_b == arm_b)
+            if not pair.any():
                 continue
             for kind in [ALL, *kinds]:
-                subset = pair if kind == ALL else [c for c in pair if c.kind == kind]
-                if subset:
-                    rows.append(_row(question, kind, arm_a, arm_b, subset, shared))
+                mask = pair if kind == ALL else pair & by_kind[kind]
+                if mask.any():
+                    rows.append(
+                        _row(
+                            question,
+                            kind,
+                            arm_a,
+                            arm_b,
+                            table.statement[mask],
+                            winner[mask],
+                            shared,
+                        )
+                    )
         biases.append(
             PositionBias(
-                question=question, rater=ALL, left=position_bias(choices, question, shared)
+                question=question, rater=ALL, left=_position_bias(table.statement, left, shared)
             )
         )
         for rater, name in names.items():
-            mine = [c for c in choices if c.rater_id == rater]
-            biases.append(
-                PositionBias(
-                    question=question, rater=name, left=position_bias(mine, question, shared)
-                )
-            )
+            mine = by_rater[rater]
+            found = _position_bias(table.statement[mine], left[mine], shared)
+            biases.append(PositionBias(question=question, rater=name, left=found))
         alphas.append(PairwiseAgreement(question=question, alpha=agreement(choices, question)))
         if len(present) > 2:
             strength_rows += strengths(choices, question, present)
