@@ -590,17 +590,17 @@ def progress(session: Session, round_: RatingRound, rater_id: int) -> Progress:
 
 
 def my_choices(
-    session: Session, round_: RatingRound, rater_id: int, limit: int = 50
-) -> list[PairwiseChoice]:
-    """The rater's latest choices in the round (their history)."""
-    return list(
-        session.exec(
-            select(PairwiseChoice)
-            .where(PairwiseChoice.round_id == round_.id, PairwiseChoice.rater_id == rater_id)
-            .order_by(col(PairwiseChoice.created_at).desc(), col(PairwiseChoice.id).desc())
-            .limit(limit)
-        ).all()
-    )
+    session: Session, rater_id: int, limit: int = 100
+) -> list[tuple[RatingRound, PairwiseChoice]]:
+    """The rater's latest choices in every pairwise round, open or closed (their history)."""
+    rows = session.exec(
+        select(RatingRound, PairwiseChoice)
+        .join(PairwiseChoice, col(PairwiseChoice.round_id) == col(RatingRound.id))
+        .where(PairwiseChoice.rater_id == rater_id)
+        .order_by(col(PairwiseChoice.created_at).desc(), col(PairwiseChoice.id).desc())
+        .limit(limit)
+    ).all()
+    return [(round_, choice) for round_, choice in rows]
 
 
 @dataclass(frozen=True)

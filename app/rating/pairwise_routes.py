@@ -133,9 +133,5 @@ def pairwise_undo(
 @router.get("/rate/pairwise/mine", name="rating.pairwise_mine")
 def pairwise_mine(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     """The rater's own choices, latest first (sides as they saw them; no reply named)."""
-    rows = []
-    for round_ in pairwise.open_rounds(session):
-        for choice in pairwise.my_choices(session, round_, _uid(user)):
-            rows.append((round_, choice))
-    rows.sort(key=lambda rc: rc[1].created_at, reverse=True)
+    rows = pairwise.my_choices(session, _uid(user))
     return render(request, "rating/pairwise_mine.html", {"rows": rows})

@@ -213,6 +213,11 @@ def test_history_lists_the_raters_own_choices(
     page = rater_client.get("/rate/pairwise/mine", headers=htmx_headers).text
     cells = [e.text for e in parse(page) if e.tag == "td"]
     assert cells[0] == "pairs" and cells[2:] == ["right", "tie"]
+    round_.is_open = False  # a closed round's choices stay in the history
+    db.add(round_)
+    db.flush()
+    page = rater_client.get("/rate/pairwise/mine", headers=htmx_headers).text
+    assert [e.text for e in parse(page) if e.tag == "td"][2:] == ["right", "tie"]
 
 
 # --- admin --------------------------------------------------------------------------------
