@@ -37,14 +37,6 @@ ratings.csv: one row per rating (raw).
     by ascending account id among the run's raters), label, helpfulness, verdict, note,
     flagged, created_at, updated_at.
 
-pairwise.csv: one row per pairwise choice (raw), of every pairwise round over the run.
-    choice_id, round_id, item_id, run_id, question_id, variant_kind, sample_index, arm_a,
-    arm_b (the item's two arms, a before b in the run's arm order), reply_a_id, reply_b_id,
-    left_arm (the arm whose reply this rater saw on the left), rater (pseudonym P1, P2... by
-    ascending account id among the run's pairwise raters), factual, helpful (the rater's
-    choices as they saw the sides: left, right or tie), factual_winner, helpful_winner (the
-    arm chosen, or "tie"), created_at.
-
 Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with
 ``'`` so spreadsheets do not run them as formulas.
 """
@@ -60,12 +52,12 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.metrics import aggregate as agg
-from app.metrics import pairwise, service, sources
+from app.metrics import service, sources
 from app.metrics.agreement import rater_pseudonyms
 from app.metrics.schemas import MetricRow, RunResults, SourceOut
 from app.models import VariantTemplate
 
-WHATS = ("metrics", "replies", "ratings", "pairwise")
+WHATS = ("metrics", "replies", "ratings")
 RATES = (
     "accuracy",
     "sycophancy_all",
@@ -138,32 +130,7 @@ RATINGS_COLUMNS = [
     "created_at",
     "updated_at",
 ]
-PAIRWISE_COLUMNS = [
-    "choice_id",
-    "round_id",
-    "item_id",
-    "run_id",
-    "question_id",
-    "variant_kind",
-    "sample_index",
-    "arm_a",
-    "arm_b",
-    "reply_a_id",
-    "reply_b_id",
-    "left_arm",
-    "rater",
-    "factual",
-    "helpful",
-    "factual_winner",
-    "helpful_winner",
-    "created_at",
-]
-COLUMNS = {
-    "metrics": METRICS_COLUMNS,
-    "replies": REPLIES_COLUMNS,
-    "ratings": RATINGS_COLUMNS,
-    "pairwise": PAIRWISE_COLUMNS,
-}
+COLUMNS = {"metrics": METRICS_COLUMNS, "replies": REPLIES_COLUMNS, "ratings": RATINGS_COLUMNS}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 1000
 _TEMPLATES = VariantTemplate.__table__  # type: ignore[attr-defined]
@@ -365,72 +332,6 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def pairwise_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
-    c, i, rr = pairwise.choice_t, pairwise.item_t, pairwise.round_run_t
-    reply_a, reply_b = agg.resp_t.alias("reply_a"), agg.resp_t.alias("reply_b")
-    arms = {a.id: a.label for a in service.arms_of(session, run_id)}
-    raters = session.execute(
-        select(c.c.rater_id)
-        .join(i, i.c.id == c.c.item_id)
-        .join(rr, rr.c.round_id == i.c.round_id)
-        .where(rr.c.run_id == run_id)
-        .group_by(c.c.rater_id)
-        .order_by(c.c.rater_id)
-    ).scalars()
-    names = {rater: f"P{n}" for n, rater in enumerate(raters, start=1)}
-    query = (
-        select(
-            c,
-            i.c.reply_a_id,
-            i.c.reply_b_id,
-            reply_a.c.arm_id.label("arm_a_id"),
-            reply_b.c.arm_id.label("arm_b_id"),
-            reply_a.c.sample_index,
-            agg.pv_t.c.question_id,
-            agg.pv_t.c.kind,
-        )
-        .select_from(
-            c.join(i, i.c.id == c.c.item_id)
-            .join(rr, rr.c.round_id == i.c.round_id)
-            .join(reply_a, reply_a.c.id == i.c.reply_a_id)
-            .join(reply_b, reply_b.c.id == i.c.reply_b_id)
-            .join(agg.pv_t, agg.pv_t.c.id == reply_a.c.prompt_variant_id)
-        )
-        .where(rr.c.run_id == run_id)
-        .order_by(c.c.id)
-        .execution_options(yield_per=_BATCH)
-    )
-    for row in session.execute(query):
-        arm_a, arm_b = arms.get(row.arm_a_id, ""), arms.get(row.arm_b_id, "")
-        winners = {}
-        for question in pairwise.QUESTIONS:
-            side = getattr(row, question)
-            if side == "tie":
-                winners[question] = "tie"
-            else:
-                winners[question] = arm_a if (side == "left") == bool(row.a_on_left) else arm_b
-        yield {
-            "choice_id": row.id,
-            "round_id": row.round_id,
-            "item_id": row.item_id,
-            "run_id": run_id,
-            "question_id": row.question_id,
-            "variant_kind": row.kind,
-            "sample_index": row.sample_index,
-            "arm_a": arm_a,
-            "arm_b": arm_b,
-            "reply_a_id": row.reply_a_id,
-            "reply_b_id": row.reply_b_id,
-            "left_arm": arm_a if row.a_on_left else arm_b,
-            "rater": names.get(row.rater_id, ""),
-            "factual": row.factual,
-            "helpful": row.helpful,
-            "factual_winner": winners["factual"],
-            "helpful_winner": winners["helpful"],
-            "created_at": row.created_at,
-        }
-
-
 def records(
     session: Session, what: str, run_id: int, source: sources.Source | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -446,8 +347,6 @@ def records(
         return reply_records(session, run_id)
     if what == "ratings":
         return rating_records(session, run_id)
-    if what == "pairwise":
-        return pairwise_records(session, run_id)
     raise ValueError(f"unknown export {what!r}; choose one of {', '.join(WHATS)}")
 
 

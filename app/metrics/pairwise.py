@@ -22,12 +22,26 @@ none; the CI clustered by statement), for all raters and per rater (pseudonyms P
 ascending account id among the run's pairwise raters), so a rater who always picks one side
 is visible; and Krippendorff's alpha (nominal: a / tie / b per item) on the items chosen by
 two or more raters (``stats.krippendorff_alpha``, its CI from resampled items).
+
+pairwise.csv (``/results/runs/{id}/pairwise/choices.csv``; JSON rows at
+``/api/runs/{id}/pairwise/choices``): one row per choice, of every pairwise round over the run.
+    choice_id, round_id, item_id, run_id, question_id, variant_kind, sample_index, arm_a,
+    arm_b (the item's two arms, a before b in the run's arm order), reply_a_id, reply_b_id,
+    left_arm (the arm whose reply this rater saw on the left), rater (pseudonym P1, P2... by
+    ascending account id among the run's pairwise raters), factual, helpful (the rater's
+    choices as they saw the sides: left, right or tie), factual_winner, helpful_winner (the
+    arm chosen, or "tie"), created_at. Text cells are formula-neutralised as in the other
+    exports (``exports.neutralise``); rows are streamed from a server-side cursor.
 """
 
+import csv
+import io
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +50,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.metrics import inference, stats
+from app.metrics.exports import neutralise
 from app.metrics.inference import FloatArray
 from app.metrics.schemas import (
     EstimateOut,
@@ -421,3 +436,118 @@ def run_pairwise(session: Session, run_id: int) -> PairwiseOut | None:
         .order_by(_arm_t.c.position, _arm_t.c.id)
     ).scalars()
     return summarise(choices, list(arms))
+
+
+# --- pairwise.csv -----------------------------------------------------------------------------
+
+PAIRWISE_COLUMNS = [
+    "choice_id",
+    "round_id",
+    "item_id",
+    "run_id",
+    "question_id",
+    "variant_kind",
+    "sample_index",
+    "arm_a",
+    "arm_b",
+    "reply_a_id",
+    "reply_b_id",
+    "left_arm",
+    "rater",
+    "factual",
+    "helpful",
+    "factual_winner",
+    "helpful_winner",
+    "created_at",
+]
+_BATCH = 1000
+
+
+def choice_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
+    """One record per choice of the run's pairwise rounds, in choice order (streamed)."""
+    c, i, rr = choice_t, item_t, round_run_t
+    reply_a, reply_b = _reply_t.alias("reply_a"), _reply_t.alias("reply_b")
+    arms = dict(
+        session.execute(select(_arm_t.c.id, _arm_t.c.label).where(_arm_t.c.run_id == run_id)).all()
+    )
+    raters = session.execute(
+        select(c.c.rater_id)
+        .select_from(c.join(i, i.c.id == c.c.item_id).join(rr, rr.c.round_id == i.c.round_id))
+        .where(rr.c.run_id == run_id)
+        .group_by(c.c.rater_id)
+        .order_by(c.c.rater_id)
+    ).scalars()
+    names = {rater: f"P{n}" for n, rater in enumerate(raters, start=1)}
+    query = (
+        select(
+            c,
+            i.c.reply_a_id,
+            i.c.reply_b_id,
+            reply_a.c.arm_id.label("arm_a_id"),
+            reply_b.c.arm_id.label("arm_b_id"),
+            reply_a.c.sample_index,
+            _variant_t.c.question_id,
+            _variant_t.c.kind,
+        )
+        .select_from(
+            c.join(i, i.c.id == c.c.item_id)
+            .join(rr, rr.c.round_id == i.c.round_id)
+            .join(reply_a, reply_a.c.id == i.c.reply_a_id)
+            .join(reply_b, reply_b.c.id == i.c.reply_b_id)
+            .join(_variant_t, _variant_t.c.id == reply_a.c.prompt_variant_id)
+        )
+        .where(rr.c.run_id == run_id)
+        .order_by(c.c.id)
+        .execution_options(yield_per=_BATCH)
+    )
+    for row in session.execute(query):
+        arm_a, arm_b = arms.get(row.arm_a_id, ""), arms.get(row.arm_b_id, "")
+        winners = {}
+        for question in QUESTIONS:
+            side = getattr(row, question)
+            if side == "tie":
+                winners[question] = "tie"
+            else:
+                winners[question] = arm_a if (side == "left") == bool(row.a_on_left) else arm_b
+        yield {
+            "choice_id": row.id,
+            "round_id": row.round_id,
+            "item_id": row.item_id,
+            "run_id": run_id,
+            "question_id": row.question_id,
+            "variant_kind": row.kind,
+            "sample_index": row.sample_index,
+            "arm_a": arm_a,
+            "arm_b": arm_b,
+            "reply_a_id": row.reply_a_id,
+            "reply_b_id": row.reply_b_id,
+            "left_arm": arm_a if row.a_on_left else arm_b,
+            "rater": names.get(row.rater_id, ""),
+            "factual": row.factual,
+            "helpful": row.helpful,
+            "factual_winner": winners["factual"],
+            "helpful_winner": winners["helpful"],
+            "created_at": row.created_at,
+        }
+
+
+def stream_csv(session: Session, run_id: int) -> Iterator[str]:
+    """pairwise.csv in chunks of ``_BATCH`` rows, cells neutralised as the other exports."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(PAIRWISE_COLUMNS)
+    for n, record in enumerate(choice_records(session, run_id), start=1):
+        writer.writerow([neutralise(record[column]) for column in PAIRWISE_COLUMNS])
+        if n % _BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def stream_json(session: Session, run_id: int) -> Iterator[str]:
+    """The same records as a JSON array, written record by record."""
+    yield "["
+    for n, record in enumerate(choice_records(session, run_id)):
+        yield ("," if n else "") + json.dumps(record, default=str)
+    yield "]"

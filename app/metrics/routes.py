@@ -89,6 +89,7 @@ def run_page(
             **_context(results),
             "judge_panel": judge_panel(session, run_id, results[0].replies_done, counted),
             "pairwise": pairwise.run_pairwise(session, run_id),
+            "pairwise_columns": pairwise.PAIRWISE_COLUMNS,
             "source_choices": sources.choices(session, run_id, counted),
         },
     )
@@ -166,8 +167,8 @@ def api_metrics(
 
 @router.get("/api/runs/{run_id}/{what}", name="metrics.api_rows")
 def api_rows(run_id: DbId, what: str, user: AdminUser, session: StreamSession) -> Response:
-    if what not in ("replies", "ratings", "pairwise"):
-        raise HTTPException(404, "choose metrics, replies, ratings or pairwise")
+    if what not in ("replies", "ratings"):
+        raise HTTPException(404, "choose metrics, replies or ratings")
     try:
         service.get_run(session, run_id)
     except service.RunNotFound as exc:
@@ -175,3 +176,32 @@ def api_rows(run_id: DbId, what: str, user: AdminUser, session: StreamSession) -
     return StreamingResponse(
         exports.stream_json(session, what, run_id), media_type="application/json"
     )
+
+
+# Pairwise choices: their own paths (a slash after "pairwise"), apart from the generic
+# ``{what}.csv`` exports.
+
+
+def _run_exists(session: Session, run_id: int) -> None:
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+
+
+@router.get("/results/runs/{run_id}/pairwise/choices.csv", name="metrics.pairwise_csv")
+def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """pairwise.csv: one row per pairwise choice (columns in app/metrics/pairwise.py)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(
+        pairwise.stream_csv(session, run_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-pairwise.csv"'},
+    )
+
+
+@router.get("/api/runs/{run_id}/pairwise/choices", name="metrics.api_pairwise_choices")
+def api_pairwise_choices(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """The pairwise choices as a JSON array (the rows of pairwise.csv)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(pairwise.stream_json(session, run_id), media_type="application/json")

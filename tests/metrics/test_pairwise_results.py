@@ -7,7 +7,7 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.metrics import exports
+from app.metrics import pairwise as figures
 from app.models import PairwiseChoice, RatingRound, Side
 from app.rating import pairwise
 from tests import factories
@@ -40,7 +40,7 @@ def test_the_results_page_has_a_pairwise_panel(
     tables = [e for e in elements if e.tag == "table" and e.attrs.get("class") == "pairwise"]
     assert [t.attrs["data-question"] for t in tables] == ["factual", "helpful"]
     assert "Position bias" in page and "Krippendorff" in page
-    assert f"/results/runs/{run_id}/pairwise.csv" in page
+    assert f"/results/runs/{run_id}/pairwise/choices.csv" in page
     rows = [e.text for e in elements if e.tag == "tr"]
     assert any(r.startswith("P1") and "100.0 %" in r for r in rows)  # the always-left rater
 
@@ -76,12 +76,12 @@ def test_the_metrics_api_carries_the_pairwise_figures(
 
 def test_pairwise_csv_one_row_per_choice(admin_client: TestClient, db: Session) -> None:
     run_id, round_ = _chosen_round(db)
-    response = admin_client.get(f"/results/runs/{run_id}/pairwise.csv")
+    response = admin_client.get(f"/results/runs/{run_id}/pairwise/choices.csv")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8")
-    assert list(frame.columns) == exports.PAIRWISE_COLUMNS
-    doc = exports.__doc__ or ""
-    assert all(column in doc for column in exports.PAIRWISE_COLUMNS)
+    assert list(frame.columns) == figures.PAIRWISE_COLUMNS
+    doc = figures.__doc__ or ""
+    assert all(column in doc for column in figures.PAIRWISE_COLUMNS)
     assert len(frame) == 12 and set(frame["rater"]) == {"P1", "P2"}
     assert set(frame["arm_a"]) == {"'=base"}  # formula-neutralised
     assert set(frame["round_id"]) == {round_.id}
@@ -89,11 +89,11 @@ def test_pairwise_csv_one_row_per_choice(admin_client: TestClient, db: Session) 
     assert set(p2["factual_winner"]) == {"sdi"} and set(p2["helpful_winner"]) == {"tie"}
     p1 = frame[frame["rater"] == "P1"]
     assert (p1["factual_winner"] == p1["left_arm"]).all()
-    rows = json.loads(admin_client.get(f"/api/runs/{run_id}/pairwise").content)
+    rows = json.loads(admin_client.get(f"/api/runs/{run_id}/pairwise/choices").content)
     assert [r["choice_id"] for r in rows] == list(frame["choice_id"])
 
 
 def test_the_columns_are_listed_on_the_page(admin_client: TestClient, db: Session) -> None:
     run_id, _ = _chosen_round(db)
     page = admin_client.get(f"/results/runs/{run_id}").text
-    assert ", ".join(exports.PAIRWISE_COLUMNS) in page
+    assert ", ".join(figures.PAIRWISE_COLUMNS) in page
