@@ -95,6 +95,35 @@ def run_page(
     )
 
 
+# Pairwise choices: their own paths (a slash after "pairwise"), apart from the generic
+# ``{what}.csv`` exports.
+
+
+def _run_exists(session: Session, run_id: int) -> None:
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+
+
+@router.get("/results/runs/{run_id}/pairwise/choices.csv", name="metrics.pairwise_csv")
+def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """pairwise.csv: one row per pairwise choice (columns in app/metrics/pairwise.py)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(
+        pairwise.stream_csv(session, run_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-pairwise.csv"'},
+    )
+
+
+@router.get("/api/runs/{run_id}/pairwise/choices", name="metrics.api_pairwise_choices")
+def api_pairwise_choices(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """The pairwise choices as a JSON array (the rows of pairwise.csv)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(pairwise.stream_json(session, run_id), media_type="application/json")
+
+
 @router.get("/results/compare", name="metrics.compare_page")
 def compare_page(
     request: Request,
@@ -176,32 +205,3 @@ def api_rows(run_id: DbId, what: str, user: AdminUser, session: StreamSession) -
     return StreamingResponse(
         exports.stream_json(session, what, run_id), media_type="application/json"
     )
-
-
-# Pairwise choices: their own paths (a slash after "pairwise"), apart from the generic
-# ``{what}.csv`` exports.
-
-
-def _run_exists(session: Session, run_id: int) -> None:
-    try:
-        service.get_run(session, run_id)
-    except service.RunNotFound as exc:
-        raise HTTPException(404, f"No run {run_id}") from exc
-
-
-@router.get("/results/runs/{run_id}/pairwise/choices.csv", name="metrics.pairwise_csv")
-def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
-    """pairwise.csv: one row per pairwise choice (columns in app/metrics/pairwise.py)."""
-    _run_exists(session, run_id)
-    return StreamingResponse(
-        pairwise.stream_csv(session, run_id),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-pairwise.csv"'},
-    )
-
-
-@router.get("/api/runs/{run_id}/pairwise/choices", name="metrics.api_pairwise_choices")
-def api_pairwise_choices(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
-    """The pairwise choices as a JSON array (the rows of pairwise.csv)."""
-    _run_exists(session, run_id)
-    return StreamingResponse(pairwise.stream_json(session, run_id), media_type="application/json")
