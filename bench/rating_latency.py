@@ -9,7 +9,13 @@ SQLite), serves the app with uvicorn on 127.0.0.1, and times requests over loopb
 The round has k=4; each reply already has 2, 3 or 4 ratings (3 on average) from 40 raters,
 so a third of the replies are full and every bench rater has ~75,000 ratings behind them.
 
+``--pairwise``: the same data plus a pairwise round over the run (one item per prompt variant
+x sample: replies / 2 pairs), each item with 2, 3 or 4 choices from the 40 raters (k=4), and
+times its pages instead: POST /rate/pairwise/{round}/items/{token} (303) and GET
+/rate/pairwise as HTMX.
+
 Usage: .venv/bin/python bench/rating_latency.py [--replies N] [--requests N] [--quick]
+       [--pairwise]
 SDILAB_BENCH_DATABASE_URL selects Postgres (its public schema is dropped and rebuilt).
 """
 
@@ -345,6 +351,144 @@ def fill(url: str, replies: int) -> tuple[int, list[str]]:
     return round_id, [f"bench{r}@example.org" for r in range(4)]
 
 
+def fill_pairwise(url: str, replies: int) -> int:
+    """A pairwise round over the bench run (after ``fill``); returns its id."""
+    from sqlalchemy import text
+    from sqlmodel import Session, select
+
+    from app.db import build_engine
+    from app.models import PairwiseRoundRun, RatingRound, Run, User, new_item_token, utcnow
+    from app.rating.pairwise import DEFAULT_PAIRWISE_GUIDELINES, a_on_left, shuffle_key
+
+    engine = build_engine(url)
+    loader = Loader(engine)
+    samples = 50
+    variants = max(1, replies // (2 * samples))
+    now = utcnow()
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        round_ = RatingRound(
+            name="bench pairs",
+            kind="pairwise",
+            raters_per_reply=K,
+            guidelines_md=DEFAULT_PAIRWISE_GUIDELINES,
+        )
+        s.add(round_)
+        s.flush()
+        s.add(PairwiseRoundRun(round_id=round_.id or 0, run_id=run.id or 0))
+        rater_ids = [u.id or 0 for u in s.exec(select(User).order_by(User.id)).all()]  # type: ignore[arg-type]
+        s.commit()
+        round_id = round_.id or 0
+    total = variants * samples
+    # Reply ids as ``fill`` numbers them: variant, then arm, then sample.
+
+    def pair(item: int) -> tuple[int, int]:
+        v, sample = divmod(item - 1, samples)
+        first = v * 2 * samples + sample + 1
+        return first, first + samples
+
+    def item_rows() -> Any:
+        for item in range(1, total + 1):
+            a, b = pair(item)
+            have = 2 + item % 3
+            yield (item, round_id, a, b, shuffle_key(0, a, b), have, have < K, new_item_token())
+
+    print(f"Filling {total:,} pairwise items and ~{3 * total:,} choices")
+    loader.load(
+        "pairwise_items",
+        ["id", "round_id", "reply_a_id", "reply_b_id", "shuffle", "taken", "is_open", "token"],
+        item_rows(),
+        total,
+    )
+    done_by: Counter[int] = Counter()
+    sides = ("left", "right", "tie")
+
+    def choice_rows() -> Any:
+        n = 0
+        for item in range(1, total + 1):
+            first = _hash("pair", item) % RATERS
+            for j in range(2 + item % 3):
+                n += 1
+                rater = rater_ids[(first + j) % RATERS]
+                done_by[rater] += 1
+                left = a_on_left(0, item, rater)
+                yield (n, item, rater, round_id, left, sides[(item + j) % 3], sides[j % 3], now)
+
+    loader.load(
+        "pairwise_choices",
+        ["id", "item_id", "rater_id", "round_id", "a_on_left", "factual", "helpful", "created_at"],
+        choice_rows(),
+        sum(2 + item % 3 for item in range(1, total + 1)),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE rating_rounds SET item_count = :n, synced_at = :t WHERE id = :r"),
+            {"n": total, "t": datetime.now(UTC), "r": round_id},
+        )
+        # The single-reply round is closed: "next" on /rate/pairwise looks at pairs only.
+        conn.execute(
+            text("UPDATE rating_rounds SET is_open = false WHERE id <> :r"), {"r": round_id}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO rating_rater_states "
+                "(round_id, rater_id, cursor, done, skipped, started_at, last_rated_at) "
+                "VALUES (:round, :rater, 0, :done, 0, :t, :t)"
+            ),
+            [
+                {"round": round_id, "rater": rater, "done": done, "t": now}
+                for rater, done in sorted(done_by.items())
+            ],
+        )
+        if loader.postgres:
+            for table in ("pairwise_items", "pairwise_choices"):
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    engine.dispose()
+    return round_id
+
+
+PAIR_ACTION = re.compile(r'action="(/rate/pairwise/\d+/items/[0-9a-f]+)"')
+
+
+def measure_pairwise(url: str, emails: list[str], requests: int) -> dict[str, list[float]]:
+    import httpx
+
+    timings: dict[str, list[float]] = {"next pair": [], "submit choice": []}
+    with web_server(url) as (base, _server):
+        clients = []
+        for email in emails[:2]:
+            client = httpx.Client(base_url=base, timeout=30)
+            client.post("/login", data={"email": email, "password": PASSWORD})
+            clients.append(client)
+        htmx = {"HX-Request": "true"}
+        for n in range(requests + 20):
+            client = clients[n % len(clients)]
+            started = time.perf_counter()
+            page = client.get("/rate/pairwise", headers=htmx)
+            next_ms = (time.perf_counter() - started) * 1000
+            match = PAIR_ACTION.search(page.text)
+            if match is None:
+                raise RuntimeError(f"no pair to compare: {page.status_code} {page.text[:300]}")
+            started = time.perf_counter()
+            posted = client.post(
+                match.group(1), data={"factual": "left", "helpful": "tie"}, follow_redirects=False
+            )
+            submit_ms = (time.perf_counter() - started) * 1000
+            if posted.status_code != 303:
+                raise RuntimeError(f"submit failed: {posted.status_code}")
+            if n >= 20:  # warm-up
+                timings["next pair"].append(next_ms)
+                timings["submit choice"].append(submit_ms)
+    return timings
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -489,6 +633,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="10,000 replies, 100 requests")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--pairwise", action="store_true", help="time the pairwise pages")
     opts = parser.parse_args()
     if opts.quick:
         opts.replies, opts.requests = 10_000, 100
@@ -499,11 +644,29 @@ def main() -> int:
     _reset(url)
     round_id, emails = fill(url, opts.replies)
     print(f"Filled in {time.perf_counter() - started:.0f} s")
+    scale = f"{opts.replies // 1000}k replies"
+    if opts.pairwise:
+        fill_pairwise(url, opts.replies)
+        print(f"Filled in {time.perf_counter() - started:.0f} s")
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        timings = measure_pairwise(url, emails, opts.requests)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        for name, values in timings.items():
+            p50, p95 = statistics.median(values), _percentile(values, 0.95)
+            figure(f"pairwise {name} p50 ({scale})", p50, "ms", database=database)
+            figure(
+                f"pairwise {name} p95 ({scale})",
+                p95,
+                "ms",
+                target="< 25 ms",
+                met=p95 < 25,
+                database=database,
+            )
+        return 0
     if opts.explain:
         explain(url, round_id)
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     timings = measure(url, round_id, emails, opts.requests)
-    scale = f"{opts.replies // 1000}k replies"
     inside = in_process(url, round_id, emails[2], opts.requests)
     for name, values in inside.items():
         print(

@@ -49,6 +49,12 @@ RATER = {
     ("GET", "/rate/mine"),
     ("GET", "/rate/mine/{rating_id}"),
     ("POST", "/rate/mine/{rating_id}"),
+    ("GET", "/rate/pairwise"),
+    ("POST", "/rate/pairwise/{round_id}/start"),
+    ("POST", "/rate/pairwise/{round_id}/items/{token}"),
+    ("POST", "/rate/pairwise/{round_id}/items/{token}/skip"),
+    ("POST", "/rate/pairwise/{round_id}/undo"),
+    ("GET", "/rate/pairwise/mine"),
     ("GET", "/account"),  # one's own API tokens
     ("POST", "/account/tokens"),
     ("POST", "/account/tokens/{token_id}/revoke"),

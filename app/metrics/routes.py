@@ -10,7 +10,7 @@ from app.accounts.deps import AdminUser
 from app.db import SessionDep, StreamSession
 from app.judging.service import LabelCount, label_counts
 from app.judging.service import panel as judge_panel
-from app.metrics import compare, exports, service, sources
+from app.metrics import compare, exports, pairwise, service, sources
 from app.metrics.charts import charts_for
 from app.metrics.forest import forest
 from app.metrics.schemas import RatingRecord, ReplyRecord, RunResults
@@ -100,9 +100,40 @@ def run_page(
             "title": results[0].run_name,
             **_context(results),
             "judge_panel": judge_panel(session, run_id, results[0].replies_done, counted),
+            "pairwise": pairwise.run_pairwise(session, run_id),
+            "pairwise_columns": pairwise.PAIRWISE_COLUMNS,
             "source_choices": sources.choices(session, run_id, counted),
         },
     )
+
+
+# Pairwise choices: their own paths (a slash after "pairwise"), apart from the generic
+# ``{what}.csv`` exports.
+
+
+def _run_exists(session: Session, run_id: int) -> None:
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+
+
+@router.get("/results/runs/{run_id}/pairwise/choices.csv", name="metrics.pairwise_csv")
+def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """pairwise.csv: one row per pairwise choice (columns in app/metrics/pairwise.py)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(
+        pairwise.stream_csv(session, run_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-pairwise.csv"'},
+    )
+
+
+@router.get("/api/runs/{run_id}/pairwise/choices", name="metrics.api_pairwise_choices")
+def api_pairwise_choices(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
+    """The pairwise choices as a JSON array (the rows of pairwise.csv)."""
+    _run_exists(session, run_id)
+    return StreamingResponse(pairwise.stream_json(session, run_id), media_type="application/json")
 
 
 # Labels every run has: the human ratings and the parser (an LLM judge's id is per run).
@@ -209,7 +240,12 @@ def download_parquet(
 def api_metrics(
     run_id: DbId, user: AdminUser, session: SessionDep, source: SourceQuery = sources.HUMAN
 ) -> JSONResponse:
-    return JSONResponse(_results(session, run_id, source).model_dump(mode="json"))
+    body = _results(session, run_id, source).model_dump(mode="json")
+    # Pairwise choices are human only and apart from the single-reply labels (and from the
+    # stored results snapshots): null when the run has none.
+    found = pairwise.run_pairwise(session, run_id)
+    body["pairwise"] = None if found is None else found.model_dump(mode="json")
+    return JSONResponse(body)
 
 
 @router.get("/api/runs/{run_id}/{what}", name="metrics.api_rows")

@@ -83,6 +83,66 @@ class EstimateOut(BaseModel):
         return 0 < self.clusters < inference.MIN_STATEMENTS
 
 
+# --- Pairwise (side-by-side) rating: see app/metrics/pairwise.py ------------------------------
+
+
+class PairwiseSignTest(BaseModel):
+    """Statements that leaned to arm a / arm b / neither, and the exact two-sided p."""
+
+    a_better: int
+    b_better: int
+    even: int
+    p_value: float | None
+
+
+class PairwiseRow(BaseModel):
+    """One question x variant kind x pair of arms: who won the choices, ties apart."""
+
+    question: str
+    kind: str
+    arm_a: str
+    arm_b: str
+    choices: int
+    statements: int
+    a_wins: RateOut
+    b_wins: RateOut
+    ties: RateOut
+    sign_test: PairwiseSignTest
+
+
+class PositionBias(BaseModel):
+    """The share of non-tie choices for the left reply (0.5: no bias), all raters or one."""
+
+    question: str
+    rater: str
+    left: RateOut
+
+
+class PairwiseAgreement(BaseModel):
+    question: str
+    alpha: EstimateOut
+
+
+class PairwiseStrength(BaseModel):
+    """A Bradley-Terry strength (the arms' sum to 1), with runs of more than two arms."""
+
+    question: str
+    arm: str
+    strength: float
+    low: float | None
+    high: float | None
+
+
+class PairwiseOut(BaseModel):
+    choices: int
+    items: int
+    raters: int
+    rows: list[PairwiseRow]
+    position_bias: list[PositionBias]
+    agreement: list[PairwiseAgreement]
+    strengths: list[PairwiseStrength] = []
+
+
 class ArmOut(BaseModel):
     id: int
     label: str

@@ -22,6 +22,14 @@ from app.models.auth import AuthSession, Invite, LoginAttempt
 from app.models.job import Job
 from app.models.llm_cache import LlmCacheEntry
 from app.models.model_config import ModelConfig
+from app.models.pairwise import (
+    PairwiseChoice,
+    PairwiseItem,
+    PairwiseLease,
+    PairwiseRoundRun,
+    RoundKind,
+    Side,
+)
 from app.models.prompt_variant import PromptVariant
 from app.models.question import Question, QuestionSet
 from app.models.rating import (
@@ -63,6 +71,10 @@ __all__ = [
     "LlmCacheEntry",
     "LoginAttempt",
     "ModelConfig",
+    "PairwiseChoice",
+    "PairwiseItem",
+    "PairwiseLease",
+    "PairwiseRoundRun",
     "PromptVariant",
     "Provider",
     "Question",
@@ -81,6 +93,7 @@ __all__ = [
     "ReplyStatus",
     "ResultsSnapshot",
     "Role",
+    "RoundKind",
     "Run",
     "RunArm",
     "RunStatus",
@@ -89,6 +102,7 @@ __all__ = [
     "SdiFineTune",
     "SdiMode",
     "SdiStatus",
+    "Side",
     "Stance",
     "TokenScope",
     "TrainingRun",

@@ -36,6 +36,11 @@ class RatingRound(SQLModel, table=True):
     show_judge_after_submit: bool = Field(
         default=False, sa_column_kwargs={"server_default": false()}
     )
+    # "single" (one reply at a time) or "pairwise" (two arms' replies side by side: see
+    # app/models/pairwise.py).
+    kind: str = Field(
+        default="single", max_length=16, sa_column_kwargs={"server_default": "single"}
+    )
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
 

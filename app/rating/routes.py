@@ -10,13 +10,14 @@ from app.accounts.deps import AdminUser, CurrentUser
 from app.db import SessionDep, begin_write
 from app.models import Label, RatingRound, User, Verdict
 from app.rating import desk as desk_service
-from app.rating import mine, oversight, service, views
+from app.rating import mine, oversight, pairwise, pairwise_routes, service, views
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
-from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
+from app.rating.schemas import AdjudicationInput, PairwiseRoundCreate, RatingInput, RoundCreate
 from app.rating.submissions import Undone
 from app.web import DbId, DbInt, PageNumber, get_or_404, is_htmx, redirect, render, render_partial
 
 router = APIRouter(tags=["rating"])
+router.include_router(pairwise_routes.router)
 
 LABEL_KEYS = [(Label.agree, "A"), (Label.correct, "C"), (Label.evasive, "E")]
 VERDICTS = [
@@ -68,7 +69,11 @@ def _item_context(
     desk = desk_service.next_reply(
         session, _uid(user), message=message, error=error, restore=restore
     )
-    return desk.context() | {"label_keys": LABEL_KEYS, "verdicts": VERDICTS}
+    return desk.context() | {
+        "label_keys": LABEL_KEYS,
+        "verdicts": VERDICTS,
+        "pairwise_open": bool(desk.view is None and pairwise.open_rounds(session)),
+    }
 
 
 def _rate_response(request: Request, session: Session, user: User, message: str = "") -> Response:
@@ -227,7 +232,12 @@ def my_rating_revise(
 
 
 def _rounds_page(
-    request: Request, session: Session, *, error: str = "", status_code: int = 200
+    request: Request,
+    session: Session,
+    *,
+    error: str = "",
+    pairwise_error: str = "",
+    status_code: int = 200,
 ) -> Response:
     return render(
         request,
@@ -238,6 +248,9 @@ def _rounds_page(
             "runs": service.runs_without_round(session),
             "default_guidelines": DEFAULT_GUIDELINES,
             "error": error,
+            "pairwise_runs": service.runs_for_pairwise(session),
+            "pairwise_guidelines": pairwise.DEFAULT_PAIRWISE_GUIDELINES,
+            "pairwise_error": pairwise_error,
         },
         status_code=status_code,
     )
@@ -282,11 +295,63 @@ def round_create(
     return redirect(request, f"/rating/rounds/{round_.id}")
 
 
+@router.post("/rating/rounds/pairwise", name="rating.pairwise_round_create")
+def pairwise_round_create(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)] = "Pairwise",
+    run_id: Annotated[str, Form(max_length=12)] = "",
+    raters_per_item: Annotated[DbInt, Form()] = 2,
+    lease_minutes: Annotated[DbInt, Form()] = 10,
+    seed: Annotated[DbInt, Form()] = 0,
+    show_reference: Annotated[str | None, Form()] = None,
+    guidelines_md: Annotated[str, Form(max_length=50_000)] = "",
+) -> Response:
+    try:
+        data = PairwiseRoundCreate(
+            name=name,
+            run_id=run_id.strip() or None,
+            raters_per_item=raters_per_item,
+            lease_minutes=lease_minutes,
+            seed=seed,
+            show_reference=bool(show_reference),
+            guidelines_md=guidelines_md.strip() or None,
+        )
+        round_ = pairwise.open_pairwise_round(session, **data.model_dump(), created_by=_uid(user))
+    except ValidationError as exc:
+        session.rollback()
+        return _rounds_page(
+            request, session, pairwise_error=_pairwise_problem(exc), status_code=422
+        )
+    except service.RatingError as exc:
+        session.rollback()
+        return _rounds_page(request, session, pairwise_error=str(exc), status_code=422)
+    return redirect(request, f"/rating/rounds/{round_.id}")
+
+
+def _pairwise_problem(exc: ValidationError) -> str:
+    fields = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+    if "run_id" in fields:
+        return "Choose a run with at least two arms."
+    return "Please check " + ", ".join(sorted(f.replace("_", " ") for f in fields)) + "."
+
+
 @router.get("/rating/rounds/{round_id}", name="rating.round_detail")
 def round_detail(
     round_id: DbId, request: Request, user: AdminUser, session: SessionDep
 ) -> Response:
     round_ = _round_or_404(session, round_id)
+    if pairwise.is_pairwise(round_):
+        return render(
+            request,
+            "rating/pairwise_round.html",
+            {
+                "round": round_,
+                "overview": pairwise.overview(session, round_),
+                "guidelines": render_markdown(round_.guidelines_md),
+            },
+        )
     return render(
         request,
         "rating/round.html",
@@ -329,6 +394,18 @@ def round_sync(round_id: DbId, request: Request, user: AdminUser, session: Sessi
     round_ = _round_or_404(session, round_id)
     try:
         service.take_in_new_replies(session, round_)
+    except service.RatingError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return redirect(request, f"/rating/rounds/{round_id}")
+
+
+@router.post("/rating/rounds/{round_id}/pairs", name="rating.pairwise_round_sync")
+def pairwise_round_sync(
+    round_id: DbId, request: Request, user: AdminUser, session: SessionDep
+) -> Response:
+    round_ = _round_or_404(session, round_id)
+    try:
+        pairwise.take_in_new_pairs(session, round_)
     except service.RatingError as exc:
         raise HTTPException(422, str(exc)) from exc
     return redirect(request, f"/rating/rounds/{round_id}")

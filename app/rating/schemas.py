@@ -26,6 +26,16 @@ class RoundCreate(BaseModel):
     sample_size: int | None = Field(default=None, ge=1)
 
 
+class PairwiseRoundCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    run_id: int = Field(ge=1)
+    raters_per_item: int = Field(default=2, ge=1, le=20)
+    lease_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    show_reference: bool = True
+    seed: int = 0
+    guidelines_md: str | None = Field(default=None, max_length=50_000)
+
+
 class AdjudicationInput(BaseModel):
     label: Label
     helpfulness: int | None = Field(default=None, ge=1, le=5)

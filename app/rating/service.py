@@ -23,7 +23,9 @@ from app.models import (
     RatingRoundRun,
     Reply,
     ReplyStatus,
+    RoundKind,
     Run,
+    RunArm,
     new_item_token,
     utcnow,
 )
@@ -189,6 +191,25 @@ def runs_without_round(session: Session) -> list[tuple[Run, int]]:
     return [(run, int(counts.get(run.id, 0))) for run in runs]
 
 
+def runs_for_pairwise(session: Session) -> list[tuple[Run, int, int]]:
+    """Runs with at least two arms (a pairwise round's), with their arms and done replies."""
+    arms = dict(
+        session.execute(select(RunArm.run_id, func.count()).group_by(col(RunArm.run_id))).all()
+    )
+    ids = [run_id for run_id, n in arms.items() if n >= 2]
+    if not ids:
+        return []
+    runs = session.exec(select(Run).where(col(Run.id).in_(ids)).order_by(col(Run.id).desc())).all()
+    done = dict(
+        session.execute(
+            select(Reply.run_id, func.count())
+            .where(Reply.status == ReplyStatus.done.value, col(Reply.run_id).in_(ids))
+            .group_by(col(Reply.run_id))
+        ).all()
+    )
+    return [(run, int(arms[run.id]), int(done.get(run.id, 0))) for run in runs]
+
+
 def update_round(
     session: Session,
     round_: RatingRound,
@@ -222,7 +243,10 @@ def rounds_for_rater(session: Session) -> list[RatingRound]:
     return list(
         session.exec(
             select(RatingRound)
-            .where(RatingRound.is_open == True)  # noqa: E712
+            .where(
+                RatingRound.is_open == True,  # noqa: E712
+                RatingRound.kind == RoundKind.single.value,
+            )
             .order_by(col(RatingRound.id))
         ).all()
     )
