@@ -14,7 +14,19 @@ from app.rating import mine, oversight, service, views
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, RatingInput, RoundCreate
 from app.rating.submissions import Undone
-from app.web import DbId, DbInt, PageNumber, get_or_404, is_htmx, redirect, render, render_partial
+from app.web import (
+    MAX_DB_INT,
+    DbId,
+    DbInt,
+    FormFields,
+    PageNumber,
+    field_errors,
+    get_or_404,
+    is_htmx,
+    redirect,
+    render,
+    render_partial,
+)
 
 router = APIRouter(tags=["rating"])
 
@@ -227,7 +239,13 @@ def my_rating_revise(
 
 
 def _rounds_page(
-    request: Request, session: Session, *, error: str = "", status_code: int = 200
+    request: Request,
+    session: Session,
+    *,
+    error: str = "",
+    field_errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
 ) -> Response:
     return render(
         request,
@@ -238,6 +256,8 @@ def _rounds_page(
             "runs": service.runs_without_round(session),
             "default_guidelines": DEFAULT_GUIDELINES,
             "error": error,
+            "field_errors": field_errors or {},
+            "form": form or {},
         },
         status_code=status_code,
     )
@@ -248,37 +268,63 @@ def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
     return _rounds_page(request, session)
 
 
+# The round form's fields in the admin's words, keyed by the field they sit beside.
+_ROUND_MESSAGES = {
+    "name": "give the round a name",
+    "run_ids": "choose at least one run",
+    "raters_per_reply": "a whole number of raters from 1 to 20",
+    "lease_minutes": "a whole number of minutes from 1 to 1440",
+    "sample_size": "a whole number of replies, 1 or more (empty: every reply)",
+    "guidelines_md": "at most 50,000 characters",
+}
+_ROUND_NUMBERS = {"raters_per_reply": "2", "lease_minutes": "10", "seed": "0"}
+
+
 @router.post("/rating/rounds", name="rating.round_create")
 def round_create(
-    request: Request,
-    user: AdminUser,
-    session: SessionDep,
-    name: Annotated[str, Form(max_length=200)],
-    run_ids: Annotated[list[DbId], Form()],
-    raters_per_reply: Annotated[DbInt, Form()] = 2,
-    lease_minutes: Annotated[DbInt, Form()] = 10,
-    seed: Annotated[DbInt, Form()] = 0,
-    show_reference: Annotated[str | None, Form()] = None,
-    show_judge_after_submit: Annotated[str | None, Form()] = None,
-    guidelines_md: Annotated[str, Form(max_length=50_000)] = "",
-    sample_size: Annotated[str, Form(max_length=12)] = "",
+    request: Request, user: AdminUser, session: SessionDep, form: FormFields
 ) -> Response:
+    def text(name: str, default: str = "") -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else default
+
+    run_ids = [v.strip() for v in form.getlist("run_ids") if isinstance(v, str) and v.strip()]
+    kept: dict[str, Any] = {
+        "name": text("name"),
+        "run_ids": run_ids,
+        "sample_size": text("sample_size"),
+        "show_reference": bool(form.get("show_reference")),
+        "show_judge_after_submit": bool(form.get("show_judge_after_submit")),
+        "guidelines_md": form.get("guidelines_md")
+        if isinstance(form.get("guidelines_md"), str)
+        else "",
+        **{name: text(name) or default for name, default in _ROUND_NUMBERS.items()},
+    }
+    values = {
+        **{name: kept[name] for name in _ROUND_NUMBERS},
+        "name": kept["name"],
+        # An id the database cannot hold names no run: "Unknown run" below, not an overflow.
+        "run_ids": [int(v) if v.isdigit() and int(v) <= MAX_DB_INT else 0 for v in run_ids],
+        "sample_size": kept["sample_size"] or None,
+        "show_reference": kept["show_reference"],
+        "show_judge_after_submit": kept["show_judge_after_submit"],
+        "guidelines_md": str(kept["guidelines_md"]).strip() or None,
+    }
     try:
-        data = RoundCreate(
-            sample_size=int(sample_size) if sample_size.strip() else None,
-            name=name,
-            run_ids=run_ids,
-            raters_per_reply=raters_per_reply,
-            lease_minutes=lease_minutes,
-            seed=seed,
-            show_reference=bool(show_reference),
-            show_judge_after_submit=bool(show_judge_after_submit),
-            guidelines_md=guidelines_md.strip() or None,
-        )
+        data = RoundCreate.model_validate(values)
         round_ = service.open_round(session, **data.model_dump(), created_by=_uid(user))
-    except (ValidationError, ValueError, service.RatingError) as exc:
+    except ValidationError as exc:
+        return _rounds_page(
+            request,
+            session,
+            error="The round was not opened: see the marked fields below.",
+            field_errors=field_errors(exc, _ROUND_MESSAGES),
+            form=kept,
+            status_code=422,
+        )
+    except service.RatingError as exc:
         session.rollback()
-        return _rounds_page(request, session, error=str(exc), status_code=422)
+        return _rounds_page(request, session, error=str(exc), form=kept, status_code=422)
     return redirect(request, f"/rating/rounds/{round_.id}")
 
 
