@@ -199,6 +199,18 @@ def my_rating_edit(
     rating_id: DbId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     rating, round_ = _own_or_404(session, user, rating_id)
+    return _edit_page(request, session, rating, round_)
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    rating: Any,
+    round_: RatingRound,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
     return render(
         request,
         "rating/edit.html",
@@ -208,8 +220,9 @@ def my_rating_edit(
             "history": service.revisions(session, rating.id),
             "label_keys": LABEL_KEYS,
             "verdicts": VERDICTS,
-            "error": "",
+            "error": error,
         },
+        status_code=status_code,
     )
 
 
@@ -225,11 +238,12 @@ def my_rating_revise(
     note: Annotated[str, Form(max_length=2000)] = "",
     flagged: Annotated[str | None, Form()] = None,
 ) -> Response:
-    rating, _round = _own_or_404(session, user, rating_id)
+    rating, round_ = _own_or_404(session, user, rating_id)
     try:
         data = _rating_input(label, helpfulness, verdict, note, flagged)
     except ValidationError as exc:
-        raise HTTPException(422, _problem(exc)) from exc
+        # The page again, its message above the form (the stored rating is unchanged).
+        return _edit_page(request, session, rating, round_, error=_problem(exc), status_code=422)
     begin_write(session)
     service.revise(session, rating, _uid(user), data)
     return redirect(request, f"/rate/mine/{rating_id}")

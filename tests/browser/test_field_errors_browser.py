@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.models import ModelConfig, RatingRound, SdiDataset, SdiFineTune, TrainingRun
 from tests import factories
@@ -352,3 +352,82 @@ def test_round_with_a_bad_setting_says_which_beside_it(
     # What was chosen is kept: the run stays ticked.
     expect(page.locator(f"input[name=run_ids][value='{run_id}']")).to_be_checked()
     assert _count(committed_db, RatingRound) == 0
+
+
+# -- deletes refused, and a rating revised without a choice ----------------------------------
+
+
+def test_deleting_a_model_a_run_started_on_meanwhile_shows_why(
+    committed_db: Engine, page: Page
+) -> None:
+    from app.models import RunArm
+
+    with Session(committed_db) as s:
+        config_id = factories.make_model_config(s, name="soon used").id
+        s.commit()
+    _logged_in_admin(committed_db, page)
+    page.goto("/models")
+    delete = page.locator(f"form[action='/models/{config_id}/delete'] button[type=submit]")
+    expect(delete).to_be_visible()
+    with Session(committed_db) as s:  # a run starts with the model while its page is open
+        run = factories.make_run(s)
+        arm = s.exec(select(RunArm).where(RunArm.run_id == run.id)).first()
+        assert arm is not None
+        arm.model_config_id = config_id or 0
+        s.add(arm)
+        s.commit()
+    models_before = _count(committed_db, ModelConfig)
+    page.on("dialog", lambda dialog: dialog.accept())
+    delete.click()
+    expect_message(page, "'soon used' is used by a run and cannot be deleted")
+    assert _count(committed_db, ModelConfig) == models_before
+
+
+def test_deleting_an_sdi_dataset_a_model_uses_shows_why(committed_db: Engine, page: Page) -> None:
+    from app.sdi import service as sdi
+
+    with Session(committed_db) as s:
+        dataset = make_dataset(s, factories.make_question_set(s, n=2), n_train=3, n_val=1)
+        base = factories.make_model_config(s, name="smol", provider="local")
+        sdi.create_in_context_model(s, base=base, dataset=dataset, shots=2, seed=0, name="smol+sdi")
+        s.commit()
+        dataset_id = dataset.id
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/sdi/{dataset_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click(f"form[action='/sdi/{dataset_id}/delete'] button[type=submit]")
+    expect_message(page, "is used by 1 model config(s)")
+    assert _count(committed_db, SdiDataset) == 1
+
+
+def test_revising_a_rating_without_a_label_shows_why_above_the_form(
+    committed_db: Engine, page: Page
+) -> None:
+    from app.models import Rating
+    from app.rating import leases, submissions
+    from tests.browser.conftest import browser_login
+    from tests.rating.helpers import make_round, rating_input
+
+    with Session(committed_db, expire_on_commit=False) as s:
+        round_, _ = make_round(s, k=1, questions=1)
+        rater = factories.make_user(s)
+        reply_id = leases.next_for(s, round_, rater.id)
+        assert reply_id is not None
+        submissions.submit(s, round_, rater.id, reply_id, rating_input("agree", 2))
+        s.commit()
+        rating = s.exec(select(Rating)).one()
+    browser_login(page, rater)
+    page.goto(f"/rate/mine/{rating.id}")
+    form = f"form[action='/rate/mine/{rating.id}']"
+    page.eval_on_selector(
+        form,
+        """form => {
+            form.noValidate = true;
+            form.querySelectorAll("input[name=label]").forEach(box => { box.checked = false; });
+        }""",
+    )
+    page.click(f"{form} button[type=submit]")
+    expect_message(page, "Please choose label.")
+    expect(page.locator(form)).to_be_visible()  # the form is still there to fix it
+    with Session(committed_db) as s:
+        assert s.exec(select(Rating.label)).one() == "agree"
