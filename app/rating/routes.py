@@ -61,9 +61,20 @@ def _rating_input(
     )
 
 
-def _problem(exc: ValidationError) -> str:
-    fields = sorted({str(err["loc"][0]) for err in exc.errors() if err.get("loc")})
-    return "Please choose " + " and ".join(fields) + "." if fields else "Invalid rating."
+# What a rater is asked for, in the form's words (the fields in the form's order).
+_CHOICES = {
+    "label": "a label",
+    "helpfulness": "a helpfulness score",
+    "verdict": "the reply's verdict",
+    "note": "a shorter note (at most 2,000 characters)",
+}
+
+
+def _problem(exc: ValidationError, choices: dict[str, str] = _CHOICES) -> str:
+    fields = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+    named = [text for name, text in choices.items() if name in fields]
+    named += sorted(fields - set(choices))
+    return "Please choose " + " and ".join(named) + "." if named else "Invalid rating."
 
 
 # --- the rater's page -----------------------------------------------------------------------
@@ -461,7 +472,7 @@ def adjudicate(
             session,
             round_,
             page,
-            error=_problem(exc).replace("label", "a final label"),
+            error=_problem(exc, {**_CHOICES, "label": "a final label"}),
             error_reply=reply_id,
             status_code=422,
         )

@@ -427,7 +427,36 @@ def test_revising_a_rating_without_a_label_shows_why_above_the_form(
         }""",
     )
     page.click(f"{form} button[type=submit]")
-    expect_message(page, "Please choose label.")
+    expect_message(page, "Please choose a label.")
     expect(page.locator(form)).to_be_visible()  # the form is still there to fix it
     with Session(committed_db) as s:
         assert s.exec(select(Rating.label)).one() == "agree"
+
+
+def test_rating_a_reply_without_every_choice_says_which_and_keeps_the_others(
+    committed_db: Engine, page: Page
+) -> None:
+    """The browser stops a rating with a choice missing (the fields are required); one that
+    reaches the server anyway comes back with the message and the choices already made."""
+    from app.models import Rating
+    from tests.browser.conftest import browser_login
+    from tests.rating.helpers import make_round
+
+    with Session(committed_db, expire_on_commit=False) as s:
+        make_round(s, k=1, questions=1)
+        rater = factories.make_user(s)
+        s.commit()
+    browser_login(page, rater)
+    page.goto("/rate")
+    page.locator("[data-rating-start] button").click()
+    page.wait_for_selector("[data-rating-form]")
+    page.keyboard.press("4")  # helpfulness only
+    page.keyboard.press("Enter")
+    assert page.eval_on_selector("[data-rating-form]", "f => !f.checkValidity()")
+    page.eval_on_selector("[data-rating-form]", "f => { f.noValidate = true; }")
+    page.keyboard.press("t")
+    page.keyboard.press("Enter")
+    expect_message(page, "Please choose a label.")
+    expect(page.locator("[data-rating-form] input[name=helpfulness][value='4']")).to_be_checked()
+    expect(page.locator("[data-rating-form] input[name=verdict][value='true']")).to_be_checked()
+    assert _count(committed_db, Rating) == 0
