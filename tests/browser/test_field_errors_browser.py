@@ -460,3 +460,25 @@ def test_rating_a_reply_without_every_choice_says_which_and_keeps_the_others(
     expect(page.locator("[data-rating-form] input[name=helpfulness][value='4']")).to_be_checked()
     expect(page.locator("[data-rating-form] input[name=verdict][value='true']")).to_be_checked()
     assert _count(committed_db, Rating) == 0
+
+
+def test_resuming_a_run_resumed_meanwhile_shows_why(committed_db: Engine, page: Page) -> None:
+    from app.models import Run
+
+    with Session(committed_db) as s:
+        run_id = factories.make_run(s, status="cancelled").id
+        s.commit()
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/runs/{run_id}")
+    resume = page.locator(f"form[action='/runs/{run_id}/resume'] button")
+    expect(resume).to_be_visible()
+    with Session(committed_db) as s:  # another admin resumes it, and it finishes
+        run = s.get(Run, run_id)
+        assert run is not None
+        run.status = "completed"
+        s.add(run)
+        s.commit()
+    resume.click()
+    expect_message(page, "only a cancelled run can be resumed")
+    with Session(committed_db) as s:
+        assert s.get(Run, run_id).status == "completed"  # type: ignore[union-attr]
