@@ -482,3 +482,27 @@ def test_resuming_a_run_resumed_meanwhile_shows_why(committed_db: Engine, page: 
     expect_message(page, "only a cancelled run can be resumed")
     with Session(committed_db) as s:
         assert s.get(Run, run_id).status == "completed"  # type: ignore[union-attr]
+
+
+def test_a_column_choice_that_leaves_out_a_needed_field_says_which(
+    committed_db: Engine, page: Page
+) -> None:
+    from app.models import QuestionSet
+
+    _logged_in_admin(committed_db, page)
+    page.goto("/sets/upload")
+    page.fill("input[name=name]", "choose again")
+    data = b"claim,label\nThe Sun is a star.,yes\nWhales are fish.,no\n"
+    page.set_input_files(
+        "input[name=file]", files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": data}]
+    )
+    page.click("main button[type=submit]")
+    expect(page.locator("select[name=map_statement]")).to_have_value("claim")
+    page.select_option("select[name=map_statement]", "")  # no column for the statement
+    page.click("form.columns-map button[type=submit]")
+    expect_message(page, "Missing required column(s): statement")
+    expect(page.locator("form.columns-map")).to_be_visible()  # to choose again
+    page.select_option("select[name=map_statement]", "claim")
+    page.click("form.columns-map button[type=submit]")
+    expect(page.get_by_role("button", name="Import 2 statements")).to_be_visible()
+    assert _count(committed_db, QuestionSet) == 0
