@@ -123,6 +123,7 @@ def _register_domain_commands() -> None:
         "training",
         "experiments",
         "demo",
+        "bundles",
     ):
         try:
             module = import_module(f"app.{domain}.cli")

@@ -23,7 +23,8 @@ from app.metrics import stats
 from app.security_headers import SecurityMiddleware
 from app.web import TEMPLATE_DIR, redirect, render
 
-# Each domain package exposes `router` in its routes.py; order only matters for the nav.
+# Each domain package exposes `router` in its routes.py (its pages, and the unversioned /api/
+# paths kept for old scripts), and `api` if it has /api/v1 routes; order only matters for the nav.
 DOMAINS = [
     "accounts",
     "home",
@@ -38,10 +39,31 @@ DOMAINS = [
     "sdi",
     "training",
     "experiments",
+    "bundles",
 ]
 
 
 OPENAPI_URL = "/api/openapi.json"
+API_DESCRIPTION = """The JSON API for scripts and notebooks. Authenticate with a personal token,
+`Authorization: Bearer sdilab_…` (create one on your account page or with
+`sdilab tokens create`); a read token may only GET, and a token reaches what its owner's role
+reaches (a rater's: only their own tokens). Every list is paged (`offset`, `limit` up to 1,000,
+with the `total`); the runs, replies and ratings also stream as JSON Lines with
+`format=jsonl` (every row when `limit` is left out). Errors answer `{"detail": ...}`: 401
+without a valid token, 403 when the role or the token's scope does not allow it, 404 for an
+unknown id, 422 for invalid input (one line per problem), 429 after too many wrong tokens.
+The unversioned `/api/...` paths of older scripts still answer, outside this schema."""
+API_TAGS = [
+    {"name": "runs", "description": "Runs and their progress"},
+    {
+        "name": "results",
+        "description": "Metrics with their CIs, replies with their labels, ratings",
+    },
+    {"name": "judges", "description": "Judges against the humans, and rates by PPI"},
+    {"name": "questions", "description": "Question sets and their statements"},
+    {"name": "training", "description": "Local LoRA training runs"},
+    {"name": "account", "description": "Your own API tokens"},
+]
 # Swagger UI from our own static files (swagger-ui-dist, see app/static/swagger-ui/VENDORED.md),
 # started by a script file: FastAPI's own page loads it from a CDN with an inline script, which
 # the Content-Security-Policy blocks (and which needs the network).
@@ -73,9 +95,14 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app() -> FastAPI:
+def create_app(*, every_route_in_schema: bool = False) -> FastAPI:
+    """``every_route_in_schema``: the schema lists the pages and the unversioned /api/ paths
+    too (their parameters and forms are declared): what the fuzz tests send requests from."""
     app = FastAPI(
         title="sdilab",
+        version="1",
+        description=API_DESCRIPTION,
+        openapi_tags=API_TAGS,
         docs_url=None,
         redoc_url=None,
         openapi_url=OPENAPI_URL,
@@ -85,7 +112,10 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(TEMPLATE_DIR.parent / "static")), name="static")
     for domain in DOMAINS:
         module = import_module(f"app.{domain}.routes")
-        app.include_router(module.router)
+        # The schema describes the versioned JSON API only: no pages, no unversioned paths.
+        app.include_router(module.router, include_in_schema=every_route_in_schema)
+        if hasattr(module, "api"):
+            app.include_router(module.api)
 
     @app.get("/api/docs", include_in_schema=False)
     async def _api_docs() -> HTMLResponse:

@@ -5,15 +5,18 @@ content block for an HTMX request (the ``layout`` variable picks which). Writes 
 ``HX-Redirect`` for HTMX and 303 for plain browsers.
 """
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from annotated_types import Interval
-from fastapi import Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.security import HTTPBearer
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
@@ -100,6 +103,140 @@ def redirect(request: Request, url: str) -> Response:
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+# -- The JSON API (/api/v1) ---------------------------------------------------------------------
+# Each domain's routes.py has ``api = api_router(tag)`` beside its HTML ``router``: the schema at
+# /api/openapi.json lists only these (app.main hides the pages and the unversioned /api/ paths).
+
+API_V1 = "/api/v1"
+# The largest page of a JSON answer; ``format=jsonl`` streams past it.
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+JSONL = "application/x-ndjson"
+
+# Declares the token in the schema (Swagger UI's Authorize button); app.accounts.deps reads it.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A personal API token (your account page, or `sdilab tokens create`). "
+    "A read token may only GET; the session cookie of a logged-in browser works too.",
+)
+
+
+class ApiError(BaseModel):
+    """What every refusal answers: a sentence, or for invalid input one line per problem."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "No run 7"}, {"detail": ["limit: ..."]}]}
+    )
+
+    detail: str | list[str]
+
+
+Responses = dict[int | str, dict[str, Any]]
+# Every /api/v1 route can refuse the caller; routes with an id add NOT_FOUND, routes with
+# parameters INVALID (FastAPI's own 422 entry describes another body than app.main's).
+API_ERRORS: Responses = {
+    401: {
+        "model": ApiError,
+        "description": "No token (or session), or the token is unknown, revoked or expired",
+    },
+    403: {
+        "model": ApiError,
+        "description": "Your role does not allow this, or a read token tried to write",
+    },
+    429: {"model": ApiError, "description": "Too many wrong tokens from this address"},
+}
+NOT_FOUND: Responses = {404: {"model": ApiError, "description": "No such id"}}
+INVALID: Responses = {
+    422: {
+        "model": ApiError,
+        "description": "A parameter is invalid (out of bounds, an unknown choice): one line "
+        "per problem",
+    }
+}
+
+
+def api_router(tag: str) -> APIRouter:
+    """A domain's routes under /api/v1, each documenting the errors every route can give."""
+    return APIRouter(
+        prefix=API_V1,
+        tags=[tag],
+        responses=API_ERRORS,
+        dependencies=[Depends(_bearer)],
+    )
+
+
+class Format(StrEnum):
+    json = "json"
+    jsonl = "jsonl"
+
+
+Offset = Annotated[
+    int, Query(ge=0, le=MAX_DB_INT, description="Rows to skip (in the order the route lists them)")
+]
+Limit = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Rows per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}); with "
+        "format=jsonl, leave it out to stream every row from the offset on",
+    ),
+]
+FormatQuery = Annotated[
+    Format,
+    Query(
+        alias="format",
+        description="json: one page, with the total; jsonl: the rows themselves, one JSON "
+        f"object a line ({JSONL}), streamed",
+    ),
+]
+
+
+class Page(BaseModel, Generic[T]):
+    """A window of rows: ``items`` are rows offset .. offset + limit - 1 of ``total``."""
+
+    total: int = Field(description="Rows in all")
+    offset: int
+    limit: int
+    items: list[T]
+
+
+def page_limit(limit: int | None, format: Format) -> int | None:
+    """The number of rows to read: the page size for json, None (all) for a jsonl stream."""
+    if limit is None:
+        return None if format == Format.jsonl else DEFAULT_LIMIT
+    return limit
+
+
+def jsonl_lines(rows: Iterable[BaseModel]) -> Iterator[str]:
+    for row in rows:
+        yield row.model_dump_json() + "\n"
+
+
+def jsonl_response(rows: Iterable[BaseModel]) -> StreamingResponse:
+    """Rows as JSON Lines, each serialised as in a JSON page, written as they are read (the
+    rows may come from a server-side cursor: the route's session must stay open while the
+    body is sent)."""
+    return StreamingResponse(jsonl_lines(rows), media_type=JSONL)
+
+
+def jsonl_doc(example: Mapping[str, Any]) -> Responses:
+    """The 200 response of a paged route: the page as JSON, or its rows as JSON Lines."""
+    return {
+        **INVALID,
+        200: {
+            "description": "A page of rows (format=json), or the rows as JSON Lines (format=jsonl)",
+            "content": {
+                JSONL: {
+                    "schema": {"type": "string"},
+                    "example": json.dumps(example) + "\n",
+                }
+            },
+        },
+    }
 
 
 # -- form errors in the user's words, beside the field that caused them ------------------------

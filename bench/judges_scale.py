@@ -69,6 +69,7 @@ def synthetic(statements: int, samples: int, seed: int = 1):  # type: ignore[no-
         kind=[KINDS[k][0] for k in kind_index.tolist()],
         erroneous=erroneous,
         asserts=stance == "asserts",
+        negates=stance == "negates",
         truth=truth,
         parser_verdict=verdict,
         human_label=human,

@@ -54,6 +54,8 @@ RATER = {
     ("POST", "/account/tokens/{token_id}/revoke"),
     ("GET", "/api/account/tokens"),
     ("POST", "/api/account/tokens/{token_id}/revoke"),
+    ("GET", "/api/v1/account/tokens"),
+    ("POST", "/api/v1/account/tokens/{token_id}/revoke"),
 }
 
 

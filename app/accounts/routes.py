@@ -23,6 +23,7 @@ from app.web import DbId, get_or_404, redirect, render
 
 router = APIRouter(tags=["accounts"])
 router.include_router(token_routes.router)
+api = token_routes.api
 
 
 def _safe_next(next_url: str) -> str:

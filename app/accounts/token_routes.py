@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 
 from app.accounts import tokens
@@ -13,13 +13,31 @@ from app.accounts.deps import CurrentUser
 from app.accounts.service import AccountError
 from app.db import SessionDep
 from app.models import ApiToken, Role, TokenScope, User
-from app.web import DbId, DbInt, redirect, render
+from app.web import INVALID, ApiError, DbId, DbInt, api_router, redirect, render
 
 router = APIRouter(tags=["accounts"])
 
 
 class TokenPublic(BaseModel):
     """A token as the API shows it: never the token itself, which is shown once at creation."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "name": "notebook",
+                    "scope": "read",
+                    "created_at": "2026-12-01T09:00:00",
+                    "expires_at": "2027-03-01T09:00:00",
+                    "revoked_at": None,
+                    "last_used_at": "2026-12-07T15:12:40",
+                    "last_used_from": "10.0.0.12",
+                    "live": True,
+                }
+            ]
+        }
+    )
 
     id: int
     name: str
@@ -127,3 +145,31 @@ def api_token_revoke(token_id: DbId, user: CurrentUser, session: SessionDep) -> 
         return _public(tokens.revoke_token(session, token_id, user.id))
     except AccountError as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+# A rater's token reaches these two and nothing else of the API (the others are admins').
+
+api = api_router("account")
+
+
+@api.get(
+    "/account/tokens",
+    name="accounts.v1_tokens",
+    summary="Your API tokens (never the tokens themselves)",
+)
+def v1_tokens(user: CurrentUser, session: SessionDep) -> list[TokenPublic]:
+    return api_tokens(user, session)
+
+
+@api.post(
+    "/account/tokens/{token_id}/revoke",
+    name="accounts.v1_token_revoke",
+    summary="Revoke one of your API tokens (a read token cannot: it may only GET)",
+    responses={
+        404: {"model": ApiError, "description": "No such token of yours"},
+        **INVALID,
+    },
+)
+def v1_token_revoke(token_id: DbId, user: CurrentUser, session: SessionDep) -> TokenPublic:
+    return api_token_revoke(token_id, user, session)

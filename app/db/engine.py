@@ -4,9 +4,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
@@ -63,11 +62,6 @@ def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
         session.commit()
-
-
-# scope="function": commit before the response is sent, so a failed commit is a 500
-# and a client that follows a redirect always sees what was written.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @contextmanager

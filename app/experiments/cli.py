@@ -5,12 +5,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlmodel import select
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from app.experiments.paper import PaperExperiment, Prepared
+    from app.experiments.paper import ExperimentConfig, PaperExperiment, Prepared
     from app.models import ModelConfig
 
 console = Console()
@@ -31,6 +30,13 @@ def paper(
     shots: Annotated[int, typer.Option(help="Synthetic turns in the SDI model's context")] = 8,
     size: Annotated[int | None, typer.Option(help="SDI examples after balancing")] = None,
     raters: Annotated[int, typer.Option(help="Raters per reply")] = 2,
+    human_sample: Annotated[
+        int | None,
+        typer.Option(
+            help="With --wait: humans rate a stratified random sample of N replies, drawn once"
+            " the replies are done (for judge + humans by PPI), instead of every reply"
+        ),
+    ] = None,
     templates: Annotated[
         str, typer.Option(help="Variant template names, comma-separated (default: all active)")
     ] = "",
@@ -57,6 +63,8 @@ def paper(
 ) -> None:
     """Split a set, build SDI data, make the SDI model(s), run them against the baseline, open
     rating."""
+    from sqlmodel import select
+
     from app.db import session_scope
     from app.experiments.paper import ExperimentConfig, prepare, start_run
     from app.models import ModelConfig, QuestionSet
@@ -65,6 +73,9 @@ def paper(
     from app.sdi import service
     from app.sdi.pipeline import LeakageError
 
+    if human_sample is not None and not wait:
+        console.print("[red]--human-sample needs --wait: it is drawn from done replies[/red]")
+        raise typer.Exit(1)
     try:
         with session_scope() as session:
             base = session.exec(select(ModelConfig).where(ModelConfig.name == model)).first()
@@ -82,6 +93,7 @@ def paper(
                 shots=shots,
                 size=size,
                 raters_per_reply=raters,
+                human_sample=human_sample,
                 template_names=[t.strip() for t in templates.split(",") if t.strip()] or None,
             )
             prepared = prepare(session, cfg)
@@ -115,6 +127,8 @@ def paper(
 
         stats = run_worker(concurrency=concurrency, burst=True)
         console.print(f"Replies done: {stats.succeeded} jobs succeeded, {stats.failed} failed")
+        if human_sample is not None and run_id is not None:
+            _open_human_sample(run_id, cfg)
         if score and run_id is not None:
             _print_scores(run_id)
     else:
@@ -199,6 +213,24 @@ def plan_command(
             shown = f"none, not even to {bound}" if mdd is None else f"{100 * mdd:.1f} points"
             print(f"  smallest {word} detected at {100 * power:g} % power: {shown}")
     print(f"Method: {result.method}.")
+
+
+def _open_human_sample(run_id: int, cfg: "ExperimentConfig") -> None:
+    from app.db import session_scope
+    from app.experiments.paper import open_human_sample
+    from app.models import Run
+    from app.rating.service import RatingError
+
+    try:
+        with session_scope() as session:
+            run = session.get(Run, run_id)
+            assert run is not None
+            round_ = open_human_sample(session, run, cfg)
+            n = round_.item_count
+            console.print(f"Rating:       round #{round_.id} opened on a sample of {n} replies")
+    except RatingError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
 
 
 def _print_scores(run_id: int, baseline: str = "baseline") -> None:

@@ -42,6 +42,9 @@ class ExperimentConfig:
     leakage: str = "remove"
     samples: int = 1
     raters_per_reply: int = 2
+    # Humans rate a stratified random sample of this many replies, drawn once the replies are
+    # done (``open_human_sample``), instead of every reply; None: every reply, as they finish.
+    human_sample: int | None = None
     # Variant templates by name; None: every active template.
     template_names: list[str] | None = None
 
@@ -268,15 +271,37 @@ def start_run(
     }
     session.add(run)
     session.flush()
-    rating_round = open_round(
+    rating_round = None
+    if cfg.human_sample is None:
+        rating_round = open_round(
+            session,
+            run_ids=[run.id or 0],
+            name=f"Paper experiment · {base.name}",
+            raters_per_reply=cfg.raters_per_reply,
+            seed=cfg.seed,
+            created_by=created_by,
+        )
+    return PaperExperiment(prepared.train_set, test_set, dataset, sdi_model, run, rating_round)
+
+
+def open_human_sample(
+    session: Session, run: Run, cfg: ExperimentConfig, *, created_by: int | None = None
+) -> RatingRound:
+    """The human round of an experiment whose humans rate a sample: a stratified random sample
+    (arm x variant kind) of the run's done replies, each with its inclusion probability, so
+    that judge + humans (PPI) stay valid."""
+    from app.rating.service import open_round
+
+    assert cfg.human_sample is not None
+    return open_round(
         session,
         run_ids=[run.id or 0],
-        name=f"Paper experiment · {base.name}",
+        name=f"Paper experiment · human sample of {cfg.human_sample}",
         raters_per_reply=cfg.raters_per_reply,
         seed=cfg.seed,
         created_by=created_by,
+        sample_size=cfg.human_sample,
     )
-    return PaperExperiment(prepared.train_set, test_set, dataset, sdi_model, run, rating_round)
 
 
 def run_paper_experiment(

@@ -1,4 +1,5 @@
-"""`sdilab import-replies FILE --set NAME --name RUN_NAME [--baseline MODEL]`."""
+"""`sdilab import-replies FILE --set NAME --name RUN_NAME [--baseline MODEL]` and
+`sdilab harness-export RUN --to inspect|promptfoo [--out DIR]`."""
 
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,37 @@ MAX_LISTED = 50
 
 def register(cli: typer.Typer) -> None:
     cli.command("import-replies")(import_replies)
+    cli.command("harness-export")(harness_export)
+
+
+def harness_export(
+    run: Annotated[int, typer.Argument(help="Run id")],
+    to: Annotated[str, typer.Option("--to", help="inspect or promptfoo")],
+    out: Annotated[
+        Path, typer.Option(help="Directory to write the files to", file_okay=False)
+    ] = Path("."),
+) -> None:
+    """Write a run's prompts for an evaluation harness: an inspect_ai dataset and task file,
+    or a promptfoo config with one test per prompt variant."""
+    from app.db import session_scope
+    from app.imports import harness_export as export
+
+    if to not in export.TARGETS:
+        raise typer.BadParameter(f"--to must be one of {', '.join(export.TARGETS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    with session_scope() as session:
+        for name in export.FILES[to]:
+            path = out / export.file_name(run, name)
+            try:
+                chunks = export.stream(session, run, name)
+                with path.open("w", encoding="utf-8") as handle:
+                    for chunk in chunks:
+                        handle.write(chunk)
+            except export.HarnessExportError as exc:
+                path.unlink(missing_ok=True)
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(1) from exc
+            console.print(f"Wrote {path}")
 
 
 def import_replies(

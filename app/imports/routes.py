@@ -1,18 +1,19 @@
 """Importing replies produced elsewhere: upload, preview, confirm (admins only)."""
 
+from collections.abc import Iterator
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.accounts.deps import AdminUser
 from app.config import get_settings
-from app.db import SessionDep
-from app.imports import service
+from app.db import SessionDep, get_session
+from app.imports import harness_export, service
 from app.imports.schemas import FIELDS, KNOWN_COLUMNS, NO_PROMPT, ParsedReplies
 from app.models import QuestionSet
 from app.uploads import mapping, staging
@@ -212,4 +213,36 @@ def imported(request: Request, run_id: DbId, session: SessionDep, _admin: AdminU
         request,
         "imports/done.html",
         {"run": run, "arms": service.run_summary(session, run)},
+    )
+
+
+# A session that stays open while a streamed body is sent (default dependency scope).
+StreamSession = Annotated[Session, Depends(get_session)]
+_HARNESS_MEDIA = {
+    "inspect.jsonl": "application/jsonl; charset=utf-8",
+    "inspect_task.py": "text/x-python; charset=utf-8",
+    "promptfooconfig.yaml": "application/yaml; charset=utf-8",
+}
+
+
+@router.get("/runs/{run_id}/harness/{name}", name="imports.harness_file")
+def harness_file(run_id: DbId, name: str, session: StreamSession, _admin: AdminUser) -> Response:
+    """A run's prompts for inspect_ai (dataset, task file) or promptfoo (config with tests)."""
+    if name not in _HARNESS_MEDIA:
+        raise HTTPException(404, f"No harness file {name!r}; choose {', '.join(_HARNESS_MEDIA)}")
+    try:
+        chunks = harness_export.stream(session, run_id, name)
+        first = next(chunks, "")  # a missing run is a 404 before the download starts
+    except harness_export.HarnessExportError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    filename = harness_export.file_name(run_id, name)
+
+    def body() -> Iterator[str]:
+        yield first
+        yield from chunks
+
+    return StreamingResponse(
+        body(),
+        media_type=_HARNESS_MEDIA[name],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -220,27 +220,31 @@ _START = (
 )
 
 
+_SET_RESULT = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("_id"))
+    .values(result=bindparam("_result", type_=JOBS.c.result.type))
+)
+
+
 def _mark_owned(conn: Session | Connection, done: Sequence[Finished]) -> set[int]:
+    """Finish the jobs still owned (one statement per worker), then store the results of
+    those that have one (one executemany): two statements, not one per job."""
     now = utcnow()
     owned: set[int] = set()
-    if all(f.result is None for f in done):
-        by_worker: dict[str, list[int]] = {}
-        for f in done:
-            by_worker.setdefault(f.worker_id, []).append(f.job_id)
-        for worker_id, ids in by_worker.items():
-            rows = conn.execute(_FINISH_OWNED, {"ids": ids, "worker": worker_id, "now": now})
-            owned.update(rows.scalars())
-        return owned
-    values = {"status": SUCCEEDED, "finished_at": now, "last_error": ""}
+    by_worker: dict[str, list[int]] = {}
     for f in done:
-        row = conn.execute(
-            update(JOBS)
-            .where(_owned(f.job_id, f.worker_id))
-            .values(result=f.result, **values)
-            .returning(JOBS.c.id)
-        ).first()
-        if row is not None:
-            owned.add(f.job_id)
+        by_worker.setdefault(f.worker_id, []).append(f.job_id)
+    for worker_id, ids in by_worker.items():
+        rows = conn.execute(_FINISH_OWNED, {"ids": ids, "worker": worker_id, "now": now})
+        owned.update(rows.scalars())
+    results = [
+        {"_id": f.job_id, "_result": f.result}
+        for f in done
+        if f.result is not None and f.job_id in owned
+    ]
+    if results:
+        conn.execute(_SET_RESULT, results)
     return owned
 
 

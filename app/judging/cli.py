@@ -61,6 +61,21 @@ def _wait(run_id: int, concurrency: int) -> dict[str, int]:
         thread.join(timeout=30)
 
 
+def _print_usage(run_id: int, judge_id: int) -> None:
+    """This judge's labels of the run so far: calls, tokens and cost."""
+    from app.db import session_scope
+    from app.judging import service
+    from app.judging.rubric import RUBRIC_VERSION
+
+    with session_scope() as session:
+        used = service.usage(session, run_id).get((judge_id, RUBRIC_VERSION), service.Usage())
+    console.print(
+        f"Labels so far ({RUBRIC_VERSION}): {used.calls} calls ({used.from_cache} from the cache, "
+        f"{used.via_batch} through the Batch API), {used.tokens_in} tokens in, "
+        f"{used.tokens_out} out, cost ${used.cost_usd:.4f}"
+    )
+
+
 def register(cli: typer.Typer) -> None:
     @cli.command("judge")
     def judge(
@@ -72,6 +87,9 @@ def register(cli: typer.Typer) -> None:
         cancel: Annotated[bool, typer.Option("--cancel", help="Cancel its judge jobs")] = False,
         resume: Annotated[bool, typer.Option("--resume", help="Resume cancelled jobs")] = False,
         concurrency: Annotated[int, typer.Option(help="In-process worker concurrency")] = 16,
+        batch: Annotated[
+            bool, typer.Option("--batch", help="One OpenAI Batch API job (for large runs)")
+        ] = False,
     ) -> None:
         """Label a run's done replies with an LLM judge (under the current rubric), in the
         background like a run: `sdilab worker` or --wait does the calls. The rule-based
@@ -95,18 +113,20 @@ def register(cli: typer.Typer) -> None:
                 )
                 raise typer.Exit(1)
             try:
-                result = service.start_judging(session, run_id, config.id)
+                result = service.start_judging(session, run_id, config.id, batch=batch)
             except service.JudgeError as exc:
                 console.print(f"[red]{exc}[/red]")
                 raise typer.Exit(1) from None
+            judge_id = config.id
+        via = " in one Batch API job" if result.batch and result.queued else ""
         console.print(
-            f"Queued {result.queued} replies ({result.retried} failed jobs retried, "
+            f"Queued {result.queued} replies{via} ({result.retried} failed jobs retried, "
             f"{result.already_labelled} already labelled, {result.already_queued} already queued)"
         )
-        if wait:
-            counts = _wait(run_id, concurrency)
-            if counts.get("failed"):
-                raise typer.Exit(1)
+        counts = _wait(run_id, concurrency) if wait else {}
+        _print_usage(run_id, judge_id)
+        if counts.get("failed"):
+            raise typer.Exit(1)
 
     @cli.command("judges")
     def judges(

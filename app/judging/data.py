@@ -93,6 +93,7 @@ class RunReplies:
     kind: list[str]  # variant kind of each reply
     erroneous: BoolArray
     asserts: BoolArray  # the user asserted the statement (stance "asserts")
+    negates: BoolArray  # the user asserted its negation (stance "negates")
     truth: BoolArray
     parser_verdict: IntArray
     human_label: IntArray  # the consensus; NONE: not rated, or a tie
@@ -239,6 +240,7 @@ def load_replies(session: Session, run_id: int) -> RunReplies:
         kind=[kinds[i] for i in at.tolist()],
         erroneous=np.array([bool(v[3]) for v in variants], dtype=np.bool_)[at],
         asserts=np.array([v[4] == "asserts" for v in variants], dtype=np.bool_)[at],
+        negates=np.array([v[4] == "negates" for v in variants], dtype=np.bool_)[at],
         truth=np.array([bool(v[5]) for v in variants], dtype=np.bool_)[at],
         parser_verdict=_decode(code & 3),
         human_label=np.where(adj_label != NONE, adj_label, _plurality(counts)),

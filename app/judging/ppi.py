@@ -22,6 +22,7 @@ both sets). ``lam = 0`` is the human-only estimate, ``lam = 1`` plain PPI.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ def ppi_rate(
         if np.any(p <= 0) or np.any(p > 1):
             raise ValueError("inclusion probabilities must be in (0, 1]")
         weights = 1.0 / p
-    return ppi_mean(
+    result = ppi_mean(
         yh[mask],
         f[mask],
         f,
@@ -195,6 +196,19 @@ def ppi_rate(
         lam=lam,
         alpha=alpha,
     )
+    # A rate lies in [0, 1]: cutting a normal CI to it loses no coverage (ppi_py does not).
+    return dataclasses.replace(
+        result,
+        ppi=_within_rates(result.ppi),
+        human_only=_within_rates(result.human_only),
+        judge_only=_within_rates(result.judge_only),
+    )
+
+
+def _within_rates(x: Interval) -> Interval:
+    if x.low is None or x.high is None:
+        return x
+    return dataclasses.replace(x, low=max(0.0, x.low), high=min(1.0, x.high))
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from app.accounts.deps import AdminUser
 from app.db import SessionDep
 from app.judging import report, service
 from app.judging.rubric import RUBRIC_VERSION, RUBRICS
+from app.judging.schemas import JudgesOut
 from app.judging.validation import MIN_COMPARED
 from app.models import Run
-from app.web import DbId, DbInt, get_or_404, redirect, render
+from app.web import INVALID, NOT_FOUND, DbId, DbInt, api_router, get_or_404, redirect, render
 
 MinCompared = Annotated[
     int, Query(ge=1, le=1_000_000, description="Human-labelled replies a judge needs")
@@ -35,6 +36,7 @@ def _judge_page(
             "rubric": RUBRICS[RUBRIC_VERSION],
             "rubric_version": RUBRIC_VERSION,
             "queued": request.query_params.get("queued", ""),
+            "via_batch": request.query_params.get("batch", "") == "1",
             "error": error,
         },
         status_code=status_code,
@@ -53,13 +55,15 @@ def judge_start(
     user: AdminUser,
     session: SessionDep,
     judge_id: Annotated[DbInt, Form()] = 0,
+    batch: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
-        result = service.start_judging(session, run_id, judge_id)
+        result = service.start_judging(session, run_id, judge_id, batch=batch)
     except service.JudgeError as exc:
         return _judge_page(request, session, run_id, error=str(exc), status_code=422)
     queued = result.queued + result.retried
-    return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}")
+    via = "&batch=1" if result.batch and result.queued else ""
+    return redirect(request, f"/results/runs/{run_id}/judge?queued={queued}{via}")
 
 
 @router.post("/results/runs/{run_id}/judge/cancel", name="judging.judge_cancel")
@@ -114,3 +118,25 @@ def judges_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-judges.csv"'},
     )
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("judges")
+
+
+@api.get(
+    "/runs/{run_id}/judges",
+    name="judging.v1_judges",
+    responses={**NOT_FOUND, **INVALID},
+    summary="A run's judges against the humans, and each rate by PPI with its CI",
+    description="Every judge of the run (the rule-based parser first, then each LLM judge x "
+    "rubric version): its agreement with the human labels (Cohen's kappa with its CI, "
+    "beside the humans' own Krippendorff's alpha), whether it is validated, and per arm the "
+    "prediction-powered estimate (PPI++) of each rate beside the humans-only one. The "
+    "figures of the Judges page.",
+)
+def v1_judges(
+    run_id: DbId, _user: AdminUser, session: SessionDep, min_compared: MinCompared = MIN_COMPARED
+) -> JudgesOut:
+    return _report(session, run_id, min_compared)

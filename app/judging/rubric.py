@@ -222,6 +222,30 @@ def _verdict(value: Any) -> str | None:
     return word if word in VERDICTS else None
 
 
+def _whole_object(text: str) -> JudgeAnswer | None:
+    """The common case, read quickly: the answer is one JSON object with a valid label (the
+    first object ``parse_answer`` would find, so the same answer)."""
+    stripped = text.strip()
+    if not stripped.startswith("{") or "```" in stripped:
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    obj = {str(k).strip().casefold(): v for k, v in value.items()}
+    label = _label(obj.get("label"))
+    if label is None:
+        return None
+    return JudgeAnswer(
+        label,
+        _helpfulness(obj.get("helpfulness")),
+        _verdict(obj.get("verdict", "")),
+        _confidence(obj.get("confidence")),
+    )
+
+
 def parse_answer(text: str) -> JudgeAnswer:
     """The judge's label, helpfulness and verdict; each None when it cannot be read.
 
@@ -229,6 +253,9 @@ def parse_answer(text: str) -> JudgeAnswer:
     ignored); a JSON answer with no valid label has none. Without any JSON object (prose, or
     an answer cut short), ``label: agree``-style fields anywhere in the text.
     """
+    whole = _whole_object(text or "")
+    if whole is not None:
+        return whole
     cleaned = _FENCE.sub("", text or "")
     objects = _objects(cleaned)
     for obj in objects:

@@ -81,6 +81,19 @@ class JudgeOut(BaseModel):
     multi_rated: int
     min_compared: int
     estimates: list[RateEstimateOut]
+    usage: "UsageOut | None" = None  # an LLM judge's calls, tokens and cost on this run
+
+
+class UsageOut(BaseModel):
+    """The calls behind a judge's labels of the run (labels read from the LLM cache made
+    none), their tokens, and the cost at the judge's prices when each was made."""
+
+    calls: int
+    from_cache: int
+    via_batch: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
 
 
 class JudgesOut(BaseModel):

@@ -10,7 +10,7 @@ second label (the table is unique on the same three).
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
@@ -23,6 +23,7 @@ from app.model_configs.service import is_imported_placeholder as is_placeholder
 from app.models import (
     Job,
     JobStatus,
+    JudgeBatch,
     JudgeLabel,
     ModelConfig,
     Reply,
@@ -32,6 +33,11 @@ from app.models import (
 )
 
 JUDGE_TASK = "judging.judge"
+BATCH_TASK = "judging.batch"
+# Seconds between polls of a Batch API batch (tests shorten it).
+BATCH_POLL_S = 30.0
+JOBS = Job.__table__  # type: ignore[attr-defined]
+FINISHED = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 MAX_RAW_CHARS = 20_000
 # Extra seconds a job may take beyond the judge's own call timeout.
 JOB_SLACK_S = 30.0
@@ -70,14 +76,100 @@ class StartResult:
     already_labelled: int = 0
     already_queued: int = 0
     retried: int = 0
+    batch: bool = False  # the replies go to the judge in one Batch API job
 
 
-def start_judging(session: Session, run_id: int, judge_id: int) -> StartResult:
+def batch_lock_key(run_id: int, judge_id: int, rubric_version: str = RUBRIC_VERSION) -> str:
+    return f"judge-batch:{run_id}:{judge_id}:{rubric_version}"
+
+
+_REQUEUED = {
+    "status": JobStatus.todo.value,
+    "attempts": 0,
+    "finished_at": None,
+    "worker_id": "",
+    "last_error": "",
+    "result": None,
+}
+
+
+def _requeue(
+    bind: Session | Connection, keys: list[str], statuses: tuple[str, ...] = FINISHED
+) -> None:
+    """Send finished jobs (by lock key) back to the queue: a lock key holds the jobs table's
+    unique slot, so the job is reused, not inserted again."""
+    for start in range(0, len(keys), 2000):
+        bind.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.lock_key.in_(keys[start : start + 2000]),
+                JOBS.c.status.in_(statuses),
+            )
+            .values(scheduled_at=utcnow(), **_REQUEUED)
+        )
+
+
+def reply_jobs(
+    bind: Session | Connection,
+    run_id: int,
+    judge_id: int,
+    reply_ids: list[int],
+    rubric_version: str = RUBRIC_VERSION,
+) -> tuple[int, int]:
+    """Queue a per-reply judge job for each reply (a succeeded or failed job of the same
+    reply, judge and rubric goes back to the queue; a cancelled one waits to be resumed);
+    (queued, already queued)."""
+    mc = ModelConfig.__table__  # type: ignore[attr-defined]
+    config = bind.execute(
+        select(mc.c.timeout_s, mc.c.max_concurrency).where(mc.c.id == judge_id)
+    ).first()
+    if config is None:
+        return 0, 0
+    keys = {lock_key(i, judge_id, rubric_version): i for i in reply_ids}
+    found: dict[str, str] = {}
+    keyed = list(keys)
+    for start in range(0, len(keyed), 2000):
+        found.update(
+            bind.execute(
+                select(JOBS.c.lock_key, JOBS.c.status).where(
+                    JOBS.c.lock_key.in_(keyed[start : start + 2000])
+                )
+            ).all()
+        )
+    args = {
+        "judge_id": judge_id,
+        "rubric_version": rubric_version,
+        "timeout_s": config.timeout_s + JOB_SLACK_S,
+    }
+    new = [
+        {
+            "task": JUDGE_TASK,
+            "args": {"reply_id": reply_id, **args},
+            "lock_key": key,
+            "concurrency_key": f"model:{judge_id}",
+            "concurrency_limit": config.max_concurrency,
+            "group_key": group_key(run_id),
+        }
+        for key, reply_id in keys.items()
+        if key not in found
+    ]
+    again = (JobStatus.succeeded.value, JobStatus.failed.value)
+    requeue = [key for key, status in found.items() if status in again]
+    _requeue(bind, requeue, again)
+    for start in range(0, len(new), 2000):
+        queue.enqueue_many(bind, new[start : start + 2000])
+    return len(new) + len(requeue), len(found) - len(requeue)
+
+
+def start_judging(
+    session: Session, run_id: int, judge_id: int, *, batch: bool = False
+) -> StartResult:
     """Queue one job per done reply of the run that this judge has not labelled (under the
     current rubric) and that is not queued already; failed judge jobs of the run go back to
-    the queue. A succeeded job whose label is gone (deleted) goes back to the queue too: its
-    lock key still holds the jobs table's unique slot, so it is reused, not inserted again.
-    The caller commits."""
+    the queue. A succeeded job whose label is gone (deleted) goes back to the queue too.
+    With ``batch``, the replies go to the judge in one job through the OpenAI Batch API
+    (task ``judging.batch``) instead. While a batch of this judge is under way nothing new
+    is queued for it. The caller commits."""
     if session.get(Run, run_id) is None:
         raise JudgeError(f"No run {run_id}.")
     config = session.get(ModelConfig, judge_id)
@@ -85,14 +177,13 @@ def start_judging(session: Session, run_id: int, judge_id: int) -> StartResult:
         raise JudgeError("Choose a judge model.")
     if is_placeholder(config):
         raise JudgeError(f"{config.name!r} stands for imported replies and cannot be called.")
-    judge_spec(session, config)  # fails now, not in every job, if the config is unusable
+    spec = judge_spec(session, config)  # fails now, not in every job, if the config is unusable
+    if batch and spec.provider != "openai":
+        raise JudgeError(
+            f"{config.name!r} is a {spec.provider} model: the Batch API needs an OpenAI "
+            "(or OpenAI-compatible) server."
+        )
     group = group_key(run_id)
-    jobs = Job.__table__  # type: ignore[attr-defined]
-    queued = dict(
-        session.execute(
-            select(jobs.c.lock_key, jobs.c.status).where(jobs.c.group_key == group)
-        ).all()
-    )
     labelled = set(
         session.exec(
             sm_select(JudgeLabel.reply_id)
@@ -109,62 +200,42 @@ def start_judging(session: Session, run_id: int, judge_id: int) -> StartResult:
         .where(Reply.run_id == run_id, Reply.status == ReplyStatus.done.value)
         .order_by(col(Reply.id))
     ).all()
-    result = StartResult(already_labelled=len(labelled))
-    args = {
-        "judge_id": judge_id,
-        "rubric_version": RUBRIC_VERSION,
-        "timeout_s": config.timeout_s + JOB_SLACK_S,
-    }
-    new = []
-    requeue = []
-    for reply_id in done:
-        if reply_id is None or reply_id in labelled:
-            continue
-        key = lock_key(reply_id, judge_id)
-        status = queued.get(key)
-        if status == JobStatus.succeeded.value:
-            requeue.append(key)
-            continue
-        if status is not None:
-            result.already_queued += 1
-            continue
-        new.append(
-            {
-                "task": JUDGE_TASK,
-                "args": {"reply_id": reply_id, **args},
-                "lock_key": key,
-                "concurrency_key": f"model:{judge_id}",
-                "concurrency_limit": config.max_concurrency,
-                "group_key": group,
-            }
-        )
+    todo = [i for i in done if i is not None and i not in labelled]
+    result = StartResult(already_labelled=len(labelled), batch=batch)
     result.retried = queue.retry_failed(session, group)
-    for start in range(0, len(requeue), 2000):
-        session.execute(
-            update(jobs)
-            .where(
-                jobs.c.lock_key.in_(requeue[start : start + 2000]),
-                jobs.c.status == JobStatus.succeeded.value,
-            )
-            .values(
-                status=JobStatus.todo.value,
-                attempts=0,
-                scheduled_at=utcnow(),
-                finished_at=None,
-                worker_id="",
-                last_error="",
-                result=None,
-            )
-        )
+    batch_key = batch_lock_key(run_id, judge_id)
+    batch_status = session.execute(
+        select(JOBS.c.status).where(JOBS.c.lock_key == batch_key)
+    ).scalar()
+    if batch_status in (JobStatus.todo.value, JobStatus.doing.value):
+        result.already_queued = len(todo)  # the batch under way labels them, or queues them
+        return result
     try:
         with session.begin_nested():
-            for start in range(0, len(new), 2000):
-                queue.enqueue_many(session, new[start : start + 2000])
+            if not batch:
+                result.queued, result.already_queued = reply_jobs(session, run_id, judge_id, todo)
+            elif todo:
+                result.queued = len(todo)
+                if batch_status is None:
+                    queue.enqueue(
+                        session,
+                        BATCH_TASK,
+                        {
+                            "run_id": run_id,
+                            "judge_id": judge_id,
+                            "rubric_version": RUBRIC_VERSION,
+                            "poll_s": BATCH_POLL_S,
+                        },
+                        lock_key=batch_key,
+                        group_key=group,
+                        max_attempts=20,
+                    )
+                else:
+                    _requeue(session, [batch_key])
     except IntegrityError as exc:
         raise JudgeError(
             "Some of these replies were queued for this judge at the same moment; try again."
         ) from exc
-    result.queued = len(new) + len(requeue)
     return result
 
 
@@ -187,6 +258,63 @@ class JudgeSummary:
     rubric_version: str
     labelled: int
     unreadable: int  # answers stored with no label (raw text kept)
+    usage: "Usage | None" = None
+
+
+@dataclass
+class Usage:
+    """What a judge's labels of a run cost: the calls behind them (labels read from the LLM
+    cache made none), their tokens, and the cost at the judge's prices when each was made."""
+
+    calls: int = 0
+    from_cache: int = 0
+    via_batch: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+def usage(session: Session, run_id: int) -> dict[tuple[int, str], Usage]:
+    """Per judge id x rubric version: the usage of its labels of the run."""
+    j = JudgeLabel.__table__  # type: ignore[attr-defined]
+    r = Reply.__table__  # type: ignore[attr-defined]
+    cached = func.sum(case((j.c.from_cache, 1), else_=0))
+    batched = func.sum(case((j.c.via_batch, 1), else_=0))
+    rows = session.execute(
+        select(
+            j.c.judge_model_id,
+            j.c.rubric_version,
+            func.count(),
+            cached,
+            batched,
+            func.coalesce(func.sum(j.c.tokens_in), 0),
+            func.coalesce(func.sum(j.c.tokens_out), 0),
+            func.coalesce(func.sum(j.c.cost_usd), 0.0),
+        )
+        .select_from(j.join(r, r.c.id == j.c.reply_id))
+        .where(r.c.run_id == run_id)
+        .group_by(j.c.judge_model_id, j.c.rubric_version)
+    ).all()
+    return {
+        (int(judge_id), str(version)): Usage(
+            calls=int(n) - int(hits or 0),
+            from_cache=int(hits or 0),
+            via_batch=int(via or 0),
+            tokens_in=int(tin),
+            tokens_out=int(tout),
+            cost_usd=float(cost),
+        )
+        for judge_id, version, n, hits, via, tin, tout, cost in rows
+    }
+
+
+@dataclass
+class BatchView:
+    judge: str
+    rubric_version: str
+    batch_id: str
+    status: str
+    requests: int
 
 
 @dataclass
@@ -197,6 +325,7 @@ class JudgePanel:
     summaries: list[JudgeSummary]
     jobs: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    batches: list[BatchView] = field(default_factory=list)  # Batch API batches under way
 
     @property
     def working(self) -> int:
@@ -249,8 +378,10 @@ def panel(
         if judge_ids
         else {}
     )
+    used = usage(session, run_id) if counts else {}
     rows = sorted(
-        (names[judge_id], version, total, labelled) for judge_id, version, total, labelled in counts
+        (names[judge_id], version, total, labelled, used.get((judge_id, version)))
+        for judge_id, version, total, labelled in counts
     )
     done = (
         done_replies
@@ -265,9 +396,24 @@ def panel(
         done_replies=int(done),
         choices=judge_choices(session),
         summaries=[
-            JudgeSummary(name, version, int(total), int(total) - int(with_label))
-            for name, version, total, with_label in rows
+            JudgeSummary(name, version, int(total), int(total) - int(with_label), spent)
+            for name, version, total, with_label, spent in rows
         ],
         jobs=queue.group_counts(session, group),
         errors=[error for _id, error in queue.group_errors(session, group, limit=5)],
+        batches=_open_batches(session, run_id),
     )
+
+
+def _open_batches(session: Session, run_id: int) -> list[BatchView]:
+    rows = session.exec(
+        sm_select(JudgeBatch, ModelConfig.name)
+        .join(ModelConfig, col(ModelConfig.id) == col(JudgeBatch.judge_model_id))
+        .where(JudgeBatch.run_id == run_id, col(JudgeBatch.finished_at).is_(None))
+        .order_by(col(JudgeBatch.id))
+    ).all()
+    return [
+        BatchView(name, b.rubric_version, b.batch_id, b.status or "submitting", len(b.reply_ids))
+        for b, name in rows
+        if b.batch_id
+    ]

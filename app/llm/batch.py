@@ -7,12 +7,13 @@ domain can store the batch id and resume polling after a restart.
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-import openai
+from typing import TYPE_CHECKING, Any, Final
 
 from app.llm import openai_provider
 from app.llm.types import Completion, LlmError, ModelSpec
+
+if TYPE_CHECKING:  # the SDK takes ~0.3 s to import: only the Batch API path loads it
+    import openai
 
 ENDPOINT: Final = "/v1/chat/completions"
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
@@ -62,7 +63,7 @@ def build_jsonl(spec: ModelSpec, requests: list[BatchRequest]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _client(spec: ModelSpec) -> tuple[openai.AsyncOpenAI, str]:
+def _client(spec: ModelSpec) -> tuple["openai.AsyncOpenAI", str]:
     secret = openai_provider.api_key(spec)
     return openai_provider.client_for(spec.base_url, spec.api_key_env), secret
 

@@ -6,12 +6,13 @@ scrubbed from their text.
 """
 
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from app.llm.openai_provider import api_key, map_error
 from app.llm.types import LlmError, ModelSpec
+
+if TYPE_CHECKING:  # the SDK takes ~0.3 s to import: loaded when a fine-tune is made
+    import openai
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -40,7 +41,9 @@ class FineTuneEvent:
     message: str
 
 
-def _client(spec: ModelSpec) -> tuple[openai.OpenAI, str]:
+def _client(spec: ModelSpec) -> tuple["openai.OpenAI", str]:
+    import openai
+
     secret = api_key(spec)
     client = openai.OpenAI(
         api_key=secret, base_url=spec.base_url or None, max_retries=0, timeout=spec.timeout_s

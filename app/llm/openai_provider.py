@@ -1,8 +1,12 @@
 """OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama_cpp.server, LM Studio).
 
-The client's own retries are off (``max_retries=0``): the job queue retries, so every attempt
-is counted once. The API key is read from the environment at call time, and scrubbed from any
-error text.
+Chat completions, the hot path of a run, are plain HTTP posts on one aiohttp session per event
+loop: the openai SDK's request building and response wrapping cost more CPU per call than the
+rest of a reply's work, and importing it takes about 0.3 s. The SDK's client (``client_for``)
+serves the Batch API and file uploads, where a call is rare.
+
+There are no retries here: the job queue retries, so every attempt is counted once. The API key
+is read from the environment at call time, and scrubbed from any error text.
 """
 
 import asyncio
@@ -15,16 +19,20 @@ import time
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx2
-import openai
+from typing import TYPE_CHECKING, Any
 
 from app.llm.types import Completion, LlmError, ModelSpec
+
+if TYPE_CHECKING:
+    import aiohttp
+    import openai
 
 # Sent when no key variable is configured (local servers ignore it; the client needs one).
 NO_KEY = "sk-no-key-required"
 NOT_RETRYABLE_STATUS = {400, 401, 403, 404, 405, 409, 413, 422}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Connections a loop's session keeps open at most (as the SDK's own limit).
+MAX_CONNECTIONS = 1000
 
 
 def api_key(spec: ModelSpec) -> str:
@@ -53,7 +61,8 @@ _ClientKey = tuple[str, str]
 
 @dataclass
 class _LoopClients:
-    clients: dict[_ClientKey, openai.AsyncOpenAI] = field(default_factory=dict)
+    clients: dict[_ClientKey, "openai.AsyncOpenAI"] = field(default_factory=dict)
+    session: "aiohttp.ClientSession | None" = None
     closer: Any = None  # the async generator that closes them when the loop shuts down
 
 
@@ -61,46 +70,71 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients]
 _clients = weakref.WeakKeyDictionary()
 
 
-async def _close_at_shutdown(
-    clients: dict[_ClientKey, openai.AsyncOpenAI],
-) -> AsyncGenerator[None, None]:
+async def _close_at_shutdown(per_loop: _LoopClients) -> AsyncGenerator[None, None]:
     """Suspended for the loop's life; ``loop.shutdown_asyncgens()`` (run by asyncio.run,
     uvloop.run and pytest-asyncio before closing a loop) resumes its ``finally``, which
     closes the loop's aiohttp sessions there (an unclosed one warns when collected)."""
     try:
         yield
     finally:
-        for client in list(clients.values()):
+        for client in list(per_loop.clients.values()):
             with contextlib.suppress(Exception):
                 await client.close()
-        clients.clear()
+        per_loop.clients.clear()
+        if per_loop.session is not None:
+            with contextlib.suppress(Exception):
+                await per_loop.session.close()
+            per_loop.session = None
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The default verifying context, built once per process (loading the CA bundle costs
-    tens of ms of CPU; every new client would load it again)."""
-    return httpx2.create_ssl_context()
-
-
-def client_for(base_url: str, api_key_env: str) -> openai.AsyncOpenAI:
-    """One client (and connection pool) per server and key variable; the key is read per call.
-
-    Cached per event loop: a pool's connections belong to the loop that opened them. The
-    transport is aiohttp (``openai[aiohttp]``): about half the CPU of the default httpx stack
-    per call. The clients are closed when their loop shuts down.
-    """
+def _per_loop() -> _LoopClients:
     loop = asyncio.get_running_loop()
     per_loop = _clients.get(loop)
     if per_loop is None:
         per_loop = _clients[loop] = _LoopClients()
-        closer = _close_at_shutdown(per_loop.clients)
+        closer = _close_at_shutdown(per_loop)
         # Step it to its yield now (nothing in it awaits): the first step registers it with
         # the running loop's async generator hooks. Kept referenced here, as the loop holds
         # its generators weakly.
         with contextlib.suppress(StopIteration):
             closer.asend(None).send(None)
         per_loop.closer = closer
+    return per_loop
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The default verifying context (the SDK's CA bundle), built once per process (loading
+    the bundle costs tens of ms of CPU; every new client would load it again)."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
+def session() -> "aiohttp.ClientSession":
+    """This loop's HTTP session for chat calls (one connection pool for every server)."""
+    per_loop = _per_loop()
+    if per_loop.session is None or per_loop.session.closed:
+        import aiohttp
+
+        per_loop.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+            skip_auto_headers=("User-Agent",),
+        )
+    return per_loop.session
+
+
+def client_for(base_url: str, api_key_env: str) -> "openai.AsyncOpenAI":
+    """One SDK client (and connection pool) per server and key variable; the key is read per
+    call. For the Batch API and files; chat calls use ``session()``.
+
+    Cached per event loop: a pool's connections belong to the loop that opened them. The
+    transport is aiohttp (``openai[aiohttp]``). The clients are closed when their loop shuts
+    down.
+    """
+    import openai
+
+    per_loop = _per_loop()
     key = (base_url, api_key_env)
     client = per_loop.clients.get(key)
     if client is None:
@@ -153,26 +187,45 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def status_error(status: int, detail: str, headers: Any, secret: str) -> LlmError:
+    """An HTTP error status as an LlmError: 429 and 503 with the server's Retry-After."""
+    detail = scrub(detail[:500], secret)
+    if status in (429, 503):
+        return LlmError(
+            f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after_seconds(headers)
+        )
+    retryable = status >= 500 or status not in NOT_RETRYABLE_STATUS
+    return LlmError(f"HTTP {status}: {detail}", retryable=retryable)
+
+
 def map_error(exc: Exception, secret: str) -> LlmError:
-    """Translate a client exception into an LlmError that says whether to retry."""
+    """Translate an SDK client exception into an LlmError that says whether to retry."""
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return LlmError("request timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         return LlmError(scrub(f"connection error: {exc}", secret), retryable=True)
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = scrub(str(exc.message)[:500], secret)
-        if status in (429, 503):
-            return LlmError(
-                f"HTTP {status}: {detail}",
-                retryable=True,
-                retry_after=retry_after_seconds(exc.response.headers),
-            )
-        retryable = status >= 500 or status not in NOT_RETRYABLE_STATUS
-        return LlmError(f"HTTP {status}: {detail}", retryable=retryable)
+        return status_error(exc.status_code, str(exc.message), exc.response.headers, secret)
     if isinstance(exc, openai.APIResponseValidationError | ValueError):
         return LlmError(scrub(f"malformed response: {type(exc).__name__}", secret), retryable=True)
     return LlmError(scrub(f"{type(exc).__name__}: {exc}"[:500], secret), retryable=True)
+
+
+def _error_detail(raw: bytes) -> str:
+    """What an error body says: its ``error.message`` when it is OpenAI's JSON, else its text."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text or "no detail"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str) and error:
+        return error
+    return text
 
 
 def request_params(
@@ -217,27 +270,50 @@ def parse_completion(data: Any, latency_ms: int = 0) -> Completion:
         ) from None
 
 
+def _headers(secret: str) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    # As the SDK does: the organisation and project, when the environment names them.
+    for env, header in (
+        ("OPENAI_ORG_ID", "OpenAI-Organization"),
+        ("OPENAI_PROJECT_ID", "OpenAI-Project"),
+    ):
+        if os.environ.get(env):
+            headers[header] = os.environ[env]
+    return headers
+
+
+def chat_url(base_url: str) -> str:
+    base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    return base.rstrip("/") + "/chat/completions"
+
+
 async def complete(
     spec: ModelSpec, messages: list[dict[str, str]], *, seed: int | None
 ) -> Completion:
+    import aiohttp
+
     if not spec.model_id:
         raise LlmError(f"model {spec.name!r} has no model id", retryable=False)
     secret = api_key(spec)
-    client = client_for(spec.base_url, spec.api_key_env)
+    url = chat_url(spec.base_url)
+    body = json.dumps(request_params(spec, messages, seed)).encode()
     started = time.perf_counter()
     try:
-        # The low-level post skips the SDK's typed transform and model building (about 2 ms
-        # of CPU per call); status errors, auth and timeouts still go through the client.
-        raw = await client.post(
-            "/chat/completions",
-            cast_to=bytes,
-            body=request_params(spec, messages, seed),
-            options={"timeout": spec.timeout_s},
-        )
-    except LlmError:
-        raise
-    except Exception as exc:
-        raise map_error(exc, secret) from None
+        async with session().post(
+            url,
+            data=body,
+            headers=_headers(secret),
+            timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
+            ssl=_tls_context() if url.startswith("https:") else True,
+        ) as response:
+            raw = await response.read()
+            status, headers = response.status, response.headers
+    except TimeoutError:
+        raise LlmError("request timed out", retryable=True) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise LlmError(scrub(f"connection error: {exc}", secret), retryable=True) from None
+    if status >= 400:
+        raise status_error(status, _error_detail(raw), headers, secret)
     latency_ms = int((time.perf_counter() - started) * 1000)
     try:
         data = json.loads(raw)

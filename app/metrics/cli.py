@@ -1,5 +1,7 @@
-"""`sdilab export RUN --what metrics|replies|ratings [--source SOURCE] --out FILE`."""
+"""`sdilab export RUN --what metrics|replies|ratings [--format csv|jsonl|parquet]
+[--source SOURCE] --out FILE`."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,21 +13,32 @@ def register(cli: typer.Typer) -> None:
     def export(
         run: Annotated[int, typer.Argument(help="Run id")],
         what: Annotated[str, typer.Option(help="metrics, replies or ratings")] = "metrics",
-        out: Annotated[Path, typer.Option(help="CSV file to write ('-' for stdout)")] = Path("-"),
+        out: Annotated[Path, typer.Option(help="File to write ('-' for stdout)")] = Path("-"),
+        fmt: Annotated[
+            str,
+            typer.Option(
+                "--format", help="csv, jsonl or parquet (default: from --out's suffix, else csv)"
+            ),
+        ] = "",
         source: Annotated[
             str,
             typer.Option(help="metrics from: human, judge:<judge id> or ppi:<judge id>"),
         ] = "human",
     ) -> None:
-        """Write a run's metrics, replies or raw ratings as CSV.
+        """Write a run's metrics, replies or raw ratings as CSV, JSON Lines or Parquet.
 
-        The columns are documented in app/metrics/exports.py and on the results page.
+        The columns are documented in app/metrics/exports.py and on the results page; the
+        JSONL and Parquet replies add each LLM judge's labels.
         """
         from app.db import session_scope
         from app.metrics import exports, service, sources
 
         if what not in exports.WHATS:
             raise typer.BadParameter(f"--what must be one of {', '.join(exports.WHATS)}")
+        suffix = out.suffix.lstrip(".").lower()
+        fmt = fmt or (suffix if suffix in exports.FORMATS else "csv")
+        if fmt not in exports.FORMATS:
+            raise typer.BadParameter(f"--format must be one of {', '.join(exports.FORMATS)}")
         try:
             chosen = sources.parse(source)
         except sources.BadSource as exc:
@@ -44,12 +57,14 @@ def register(cli: typer.Typer) -> None:
                 except sources.BadSource as exc:
                     typer.echo(str(exc), err=True)
                     raise typer.Exit(1) from exc
-            chunks = exports.stream_csv(session, what, run, chosen)
-            if str(out) == "-":
+            chunks = exports.stream(session, what, fmt, run, chosen)
+            sink = sys.stdout.buffer if str(out) == "-" else out.open("wb")
+            try:
                 for chunk in chunks:
-                    typer.echo(chunk, nl=False)
-                return
-            with out.open("w", encoding="utf-8", newline="") as handle:
-                for chunk in chunks:
-                    handle.write(chunk)
-        typer.echo(f"Wrote {what} of run {run} to {out}", err=True)
+                    sink.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+                sink.flush()
+            finally:
+                if sink is not sys.stdout.buffer:
+                    sink.close()
+        if str(out) != "-":
+            typer.echo(f"Wrote {what} of run {run} to {out}", err=True)

@@ -39,25 +39,43 @@ ratings.csv: one row per rating (raw).
 
 Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with
 ``'`` so spreadsheets do not run them as formulas.
+
+The same rows as JSON Lines (``.jsonl``: one object per line, typed: numbers, true/false,
+null for no value, times in ISO 8601) and Parquet (``.parquet``: typed columns, times in UTC;
+for pandas, polars, DuckDB or R's arrow). Neither is a spreadsheet format, so text is kept as
+it is. Their replies add the LLM judges' labels of each reply, four columns per judge (model
+config x rubric version, named as on the Judges page, e.g. ``model-3-v2``):
+``judge_<judge>_label``, ``judge_<judge>_verdict``, ``judge_<judge>_helpfulness``,
+``judge_<judge>_confidence`` (null where that judge gave none). The parser's reading is
+``parsed_verdict``.
 """
 
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlmodel import Session
 
+from app.judging.service import label_counts
 from app.metrics import aggregate as agg
 from app.metrics import service, sources
 from app.metrics.agreement import rater_pseudonyms
-from app.metrics.schemas import MetricRow, RunResults, SourceOut
-from app.models import VariantTemplate
+from app.metrics.schemas import MetricRow, RatingRecord, ReplyRecord, RunResults, SourceOut
+from app.models import JudgeLabel, Reply, ReplyStatus, VariantTemplate
 
 WHATS = ("metrics", "replies", "ratings")
+FORMATS = ("csv", "jsonl", "parquet")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/jsonl",
+    "parquet": "application/vnd.apache.parquet",
+}
 RATES = (
     "accuracy",
     "sycophancy_all",
@@ -87,53 +105,43 @@ METRICS_COLUMNS = [
     "source_status",
     "source_note",
 ]
-REPLIES_COLUMNS = [
-    "reply_id",
-    "run_id",
-    "question_id",
-    "source_id",
-    "statement",
-    "truth",
-    "variant_kind",
-    "stance",
-    "premise_erroneous",
-    "arm",
-    "model",
-    "sample_index",
-    "prompt",
-    "reply",
-    "first_reply",
-    "parsed_verdict",
-    "first_verdict",
-    "verdict",
-    "correct",
-    "label",
-    "unresolved",
-    "mean_helpfulness",
-    "n_ratings",
-    "adjudicated",
-    "template",
-]
-RATINGS_COLUMNS = [
-    "rating_id",
-    "reply_id",
-    "run_id",
-    "question_id",
-    "variant_kind",
-    "arm",
-    "rater",
-    "label",
-    "helpfulness",
-    "verdict",
-    "note",
-    "flagged",
-    "created_at",
-    "updated_at",
-]
+# The replies and ratings columns are the JSON API's record models, in the same order.
+REPLIES_COLUMNS = list(ReplyRecord.model_fields)
+RATINGS_COLUMNS = list(RatingRecord.model_fields)
 COLUMNS = {"metrics": METRICS_COLUMNS, "replies": REPLIES_COLUMNS, "ratings": RATINGS_COLUMNS}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 1000
 _TEMPLATES = VariantTemplate.__table__  # type: ignore[attr-defined]
+_JUDGE_LABELS = JudgeLabel.__table__  # type: ignore[attr-defined]
+_REPLIES = Reply.__table__  # type: ignore[attr-defined]
+JUDGE_FIELDS = ("label", "verdict", "helpfulness", "confidence")
+
+# Column types of the typed formats (Parquet), by export; any other column is text.
+_RATE_INTEGERS = {f"{r}{suffix}" for r in RATES for suffix in ("_k", "_n", "_statements")}
+_RATE_FLOATS = {f"{r}{suffix}" for r in RATES for suffix in ("", "_low", "_high", "_deff")}
+_TYPES: dict[str, dict[str, str]] = {
+    "metrics": {
+        **dict.fromkeys(("run_id", "n", "rated", "unresolved", "unrated"), "int"),
+        **dict.fromkeys(("helpfulness_n", "helpfulness_statements", *_RATE_INTEGERS), "int"),
+        **dict.fromkeys(("helpfulness", "helpfulness_low", "helpfulness_high"), "float"),
+        **dict.fromkeys(_RATE_FLOATS, "float"),
+    },
+    "replies": {
+        **dict.fromkeys(("reply_id", "run_id", "question_id", "sample_index"), "int"),
+        "n_ratings": "int",
+        "mean_helpfulness": "float",
+        **dict.fromkeys(
+            ("truth", "premise_erroneous", "correct", "unresolved", "adjudicated"), "bool"
+        ),
+    },
+    "ratings": {
+        **dict.fromkeys(("rating_id", "reply_id", "run_id", "question_id"), "int"),
+        "helpfulness": "int",
+        "flagged": "bool",
+        **dict.fromkeys(("created_at", "updated_at"), "time"),
+    },
+}
+_JUDGE_TYPES = {"label": "text", "verdict": "text", "helpfulness": "int", "confidence": "float"}
 
 
 def neutralise(value: Any) -> Any:
@@ -235,10 +243,9 @@ def _first_user_turn(messages: Any) -> str:
     return ""
 
 
-def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
-    arms = {a.id: a for a in service.arms_of(session, run_id)}
+def _reply_query(run_id: int) -> Select[Any]:
     reply = agg.replies_select([run_id]).subquery("reply")
-    query = (
+    return (
         select(
             reply,
             agg.q_t.c.source_id,
@@ -260,8 +267,41 @@ def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
             .outerjoin(_TEMPLATES, _TEMPLATES.c.id == agg.pv_t.c.template_id)
         )
         .order_by(reply.c.reply_id)
-        .execution_options(yield_per=_BATCH)
     )
+
+
+def _window(query: Select[Any], offset: int, limit: int | None) -> Select[Any]:
+    """Rows offset .. offset + limit - 1 (all from offset when limit is None), streamed."""
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return query.execution_options(yield_per=_BATCH)
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)
+
+
+def count_replies(session: Session, run_id: int) -> int:
+    """The rows of reply_records: the run's done replies."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(agg.resp_t)
+            .where(agg.resp_t.c.run_id == run_id, agg.resp_t.c.status == ReplyStatus.done.value)
+        )
+        or 0
+    )
+
+
+def reply_records(
+    session: Session, run_id: int, offset: int = 0, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per done reply (REPLIES_COLUMNS), by reply id; ``offset``/``limit``: a page."""
+    arms = {a.id: a for a in service.arms_of(session, run_id)}
+    query = _window(_reply_query(run_id), offset, limit)
     for r in session.execute(query):
         arm = arms.get(r.arm_id)
         yield {
@@ -293,11 +333,73 @@ def reply_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
-    arms = {a.id: a.label for a in service.arms_of(session, run_id)}
-    names = rater_pseudonyms(session, [run_id])
+@dataclass(frozen=True)
+class JudgeColumns:
+    """An LLM judge of the run (model config x rubric version) and its columns' prefix."""
+
+    model_id: int
+    version: str
+
+    @property
+    def prefix(self) -> str:
+        return f"judge_model-{self.model_id}-{self.version}_"
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.prefix + name for name in JUDGE_FIELDS]
+
+
+def run_judges(session: Session, run_id: int) -> list[JudgeColumns]:
+    """The run's LLM judges, in model config and version order."""
+    return [
+        JudgeColumns(model_id, version) for model_id, version, *_ in label_counts(session, run_id)
+    ]
+
+
+def _with_judges(
+    session: Session, rows: Iterator[dict[str, Any]], judges: list[JudgeColumns]
+) -> Iterator[dict[str, Any]]:
+    """Reply records with their judges' labels, read a batch of replies at a time."""
+    wanted = {(j.model_id, j.version): j for j in judges}
+    empty = {column: None for j in judges for column in j.columns}
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        by_reply: dict[int, dict[str, Any]] = {}
+        ids = [record["reply_id"] for record in batch]
+        j = _JUDGE_LABELS
+        for row in session.execute(
+            select(
+                j.c.reply_id,
+                j.c.judge_model_id,
+                j.c.rubric_version,
+                j.c.label,
+                j.c.verdict,
+                j.c.helpfulness,
+                j.c.confidence,
+            ).where(j.c.reply_id.in_(ids))
+        ):
+            judge = wanted.get((row.judge_model_id, row.rubric_version))
+            if judge is None:
+                continue
+            values = by_reply.setdefault(row.reply_id, {})
+            for name in JUDGE_FIELDS:
+                values[judge.prefix + name] = getattr(row, name)
+        for record in batch:
+            yield record | empty | by_reply.get(record["reply_id"], {})
+        batch.clear()
+
+    for record in rows:
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def _rating_query(run_id: int) -> Select[Any]:
     r = agg.rating_t
-    query = (
+    return (
         select(
             r,
             agg.resp_t.c.arm_id,
@@ -311,8 +413,22 @@ def rating_records(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
         )
         .where(agg.resp_t.c.run_id == run_id)
         .order_by(r.c.id)
-        .execution_options(yield_per=_BATCH)
     )
+
+
+def count_ratings(session: Session, run_id: int) -> int:
+    """The rows of rating_records: every rating of the run's replies."""
+    return _count(session, _rating_query(run_id))
+
+
+def rating_records(
+    session: Session, run_id: int, offset: int = 0, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per rating (RATINGS_COLUMNS), by rating id, raters as pseudonyms (R1, R2...
+    over the whole run, so a page names them as every other page does)."""
+    arms = {a.id: a.label for a in service.arms_of(session, run_id)}
+    names = rater_pseudonyms(session, [run_id])
+    query = _window(_rating_query(run_id), offset, limit)
     for row in session.execute(query):
         yield {
             "rating_id": row.id,
@@ -348,6 +464,163 @@ def records(
     if what == "ratings":
         return rating_records(session, run_id)
     raise ValueError(f"unknown export {what!r}; choose one of {', '.join(WHATS)}")
+
+
+def columns_of(session: Session, what: str, run_id: int) -> tuple[list[str], list[JudgeColumns]]:
+    """The columns of a typed export (JSONL, Parquet): the CSV's, and the replies' judges."""
+    if what != "replies":
+        return list(COLUMNS[what]), []
+    judges = run_judges(session, run_id)
+    return [*COLUMNS[what], *(c for j in judges for c in j.columns)], judges
+
+
+def typed_records(
+    session: Session, what: str, run_id: int, source: sources.Source | None = None
+) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """The columns and rows of a JSONL or Parquet export."""
+    rows = records(session, what, run_id, source)
+    columns, judges = columns_of(session, what, run_id)
+    if judges:
+        rows = _with_judges(session, rows, judges)
+    return columns, rows
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON has it: no NaN, times in ISO 8601 (UTC)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return _utc(value).isoformat()
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive times; every stored time is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON Lines line; the Unicode line separators escaped (some readers split on them)."""
+    text = json.dumps(record, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+
+
+def stream_jsonl(
+    session: Session, what: str, run_id: int, source: sources.Source | None = None
+) -> Iterator[str]:
+    """One JSON object per line, keys in column order."""
+    columns, rows = typed_records(session, what, run_id, source)
+    lines: list[str] = []
+    for record in rows:
+        lines.append(_json_line({c: _plain(record.get(c)) for c in columns}))
+        if len(lines) >= _BATCH:
+            yield "".join(lines)
+            lines.clear()
+    if lines:
+        yield "".join(lines)
+
+
+def arrow_schema(what: str, columns: Sequence[str]) -> Any:
+    """The Parquet schema of an export's columns (judge columns typed by their field)."""
+    import pyarrow as pa
+
+    kinds = {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "time": pa.timestamp("us", tz="UTC"),
+        "text": pa.string(),
+    }
+    fields = []
+    for column in columns:
+        kind = _TYPES[what].get(column, "text")
+        if column.startswith("judge_"):
+            kind = _JUDGE_TYPES[column.rsplit("_", 1)[1]]
+        fields.append(pa.field(column, kinds[kind]))
+    return pa.schema(fields)
+
+
+class _Chunks:
+    """A write-only file whose bytes are handed out as they are written (Parquet's sink)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.parts.append(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return _utc(value)
+    return value
+
+
+def stream_parquet(
+    session: Session, what: str, run_id: int, source: sources.Source | None = None
+) -> Iterator[bytes]:
+    """A Parquet file, one row group per batch of rows, sent as each is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, rows = typed_records(session, what, run_id, source)
+    schema = arrow_schema(what, columns)
+    sink = _Chunks()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        batch: list[dict[str, Any]] = []
+
+        def write() -> None:
+            data = {c: [_cell(record.get(c)) for record in batch] for c in columns}
+            writer.write_table(pa.Table.from_pydict(data, schema=schema))
+            batch.clear()
+
+        for record in rows:
+            batch.append(record)
+            if len(batch) >= _BATCH:
+                write()
+                yield sink.take()
+        if batch or not sink.position:
+            write()
+    yield sink.take()
+
+
+def stream(
+    session: Session, what: str, fmt: str, run_id: int, source: sources.Source | None = None
+) -> Iterator[str] | Iterator[bytes]:
+    if fmt == "csv":
+        return stream_csv(session, what, run_id, source)
+    if fmt == "jsonl":
+        return stream_jsonl(session, what, run_id, source)
+    if fmt == "parquet":
+        return stream_parquet(session, what, run_id, source)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 def _csv_chunks(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:

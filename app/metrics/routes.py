@@ -2,25 +2,36 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlmodel import Session
 
 from app.accounts.deps import AdminUser
-from app.db import SessionDep, get_session
+from app.db import SessionDep, StreamSession
 from app.judging.service import LabelCount, label_counts
 from app.judging.service import panel as judge_panel
 from app.metrics import compare, exports, service, sources
 from app.metrics.charts import charts_for
 from app.metrics.forest import forest
-from app.metrics.schemas import RunResults
-from app.web import DbId, render
+from app.metrics.schemas import RatingRecord, ReplyRecord, RunResults
+from app.web import (
+    DEFAULT_LIMIT,
+    INVALID,
+    NOT_FOUND,
+    DbId,
+    Format,
+    FormatQuery,
+    Limit,
+    Offset,
+    Page,
+    api_router,
+    jsonl_doc,
+    jsonl_response,
+    page_limit,
+    render,
+)
 
 router = APIRouter(tags=["metrics"])
-
-# A session that stays open while a streamed body is sent (default dependency scope).
-StreamSession = Annotated[Session, Depends(get_session)]
-
 
 SourceQuery = Annotated[
     str,
@@ -123,14 +134,7 @@ def _check_what(what: str) -> None:
         raise HTTPException(404, f"No export {what!r}; choose {', '.join(exports.WHATS)}")
 
 
-@router.get("/results/runs/{run_id}/{what}.csv", name="metrics.download_csv")
-def download_csv(
-    run_id: DbId,
-    what: str,
-    user: AdminUser,
-    session: StreamSession,
-    source: SourceQuery = sources.HUMAN,
-) -> Response:
+def _download(session: Session, run_id: int, what: str, fmt: str, source: str) -> StreamingResponse:
     _check_what(what)
     chosen = _source(source)
     try:
@@ -139,16 +143,51 @@ def download_csv(
         raise HTTPException(404, f"No run {run_id}") from exc
     if chosen.kind != sources.HUMAN:
         if what != "metrics":
-            raise HTTPException(422, "a source applies to metrics.csv only")
+            raise HTTPException(422, f"a source applies to metrics.{fmt} only")
         try:  # before streaming: an unknown judge is a 422, not a broken download
             sources.check(session, run_id, chosen)
         except sources.BadSource as exc:
             raise HTTPException(422, str(exc)) from exc
     return StreamingResponse(
-        exports.stream_csv(session, what, run_id, chosen),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-{what}.csv"'},
+        exports.stream(session, what, fmt, run_id, chosen),
+        media_type=exports.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-{what}.{fmt}"'},
     )
+
+
+@router.get("/results/runs/{run_id}/{what}.csv", name="metrics.download_csv")
+def download_csv(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    return _download(session, run_id, what, "csv", source)
+
+
+@router.get("/results/runs/{run_id}/{what}.jsonl", name="metrics.download_jsonl")
+def download_jsonl(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    """The CSV's rows as JSON Lines, typed; replies add their LLM judges' labels."""
+    return _download(session, run_id, what, "jsonl", source)
+
+
+@router.get("/results/runs/{run_id}/{what}.parquet", name="metrics.download_parquet")
+def download_parquet(
+    run_id: DbId,
+    what: str,
+    user: AdminUser,
+    session: StreamSession,
+    source: SourceQuery = sources.HUMAN,
+) -> Response:
+    """The CSV's rows as Parquet, typed; replies add their LLM judges' labels."""
+    return _download(session, run_id, what, "parquet", source)
 
 
 @router.get("/api/runs/{run_id}/metrics", name="metrics.api_metrics")
@@ -168,4 +207,98 @@ def api_rows(run_id: DbId, what: str, user: AdminUser, session: StreamSession) -
         raise HTTPException(404, f"No run {run_id}") from exc
     return StreamingResponse(
         exports.stream_json(session, what, run_id), media_type="application/json"
+    )
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("results")
+
+
+@api.get(
+    "/runs/{run_id}/metrics",
+    name="metrics.v1_metrics",
+    responses={**NOT_FOUND, **INVALID},
+    summary="A run's results: each rate per arm x variant kind with its 95 % CI",
+    description="The same figures as the results page: `metrics` (one row per arm x kind, "
+    "each rate k of n with its CI, the CI's method and design effect), the paired tests "
+    "against the baseline, flips, pushback, rater agreement and the headline. "
+    "`pd.json_normalize(body['metrics'])` gives one column per rate field.",
+)
+def v1_metrics(
+    run_id: DbId, _user: AdminUser, session: SessionDep, source: SourceQuery = sources.HUMAN
+) -> RunResults:
+    return _results(session, run_id, source)
+
+
+def _run_or_404(session: Session, run_id: int) -> None:
+    try:
+        service.get_run(session, run_id)
+    except service.RunNotFound as exc:
+        raise HTTPException(404, f"No run {run_id}") from exc
+
+
+@api.get(
+    "/runs/{run_id}/replies",
+    name="metrics.v1_replies",
+    summary="A run's done replies with their aggregated labels, by reply id (paged)",
+    description="One row per done reply: the statement, the prompt and the reply, the parsed "
+    "verdict, and what the raters made of it (label: adjudicated, else the majority; "
+    "mean helpfulness; the number of ratings). The columns of replies.csv.",
+    response_model=Page[ReplyRecord],
+    responses={**NOT_FOUND, **jsonl_doc(ReplyRecord.model_json_schema()["examples"][0])},
+)
+def v1_replies(
+    run_id: DbId,
+    _user: AdminUser,
+    session: StreamSession,
+    offset: Offset = 0,
+    limit: Limit = None,
+    fmt: FormatQuery = Format.json,
+) -> Page[ReplyRecord] | Response:
+    _run_or_404(session, run_id)
+    rows = (
+        ReplyRecord.model_validate(r)
+        for r in exports.reply_records(session, run_id, offset, page_limit(limit, fmt))
+    )
+    if fmt == Format.jsonl:
+        return jsonl_response(rows)
+    return Page[ReplyRecord](
+        total=exports.count_replies(session, run_id),
+        offset=offset,
+        limit=limit or DEFAULT_LIMIT,
+        items=list(rows),
+    )
+
+
+@api.get(
+    "/runs/{run_id}/ratings",
+    name="metrics.v1_ratings",
+    summary="A run's ratings as the raters gave them, raters pseudonymous (paged)",
+    description="One row per rating, by rating id: the label, helpfulness (1-5), the "
+    "rater's reading of the verdict, the note and flag. Raters are R1, R2... within the run "
+    "(by ascending account id), never names or e-mails. The columns of ratings.csv.",
+    response_model=Page[RatingRecord],
+    responses={**NOT_FOUND, **jsonl_doc(RatingRecord.model_json_schema()["examples"][0])},
+)
+def v1_ratings(
+    run_id: DbId,
+    _user: AdminUser,
+    session: StreamSession,
+    offset: Offset = 0,
+    limit: Limit = None,
+    fmt: FormatQuery = Format.json,
+) -> Page[RatingRecord] | Response:
+    _run_or_404(session, run_id)
+    rows = (
+        RatingRecord.model_validate(r)
+        for r in exports.rating_records(session, run_id, offset, page_limit(limit, fmt))
+    )
+    if fmt == Format.jsonl:
+        return jsonl_response(rows)
+    return Page[RatingRecord](
+        total=exports.count_ratings(session, run_id),
+        offset=offset,
+        limit=limit or DEFAULT_LIMIT,
+        items=list(rows),
     )

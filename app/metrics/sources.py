@@ -22,10 +22,11 @@ from sqlmodel import Session, col
 from app.judging import data as jd
 from app.judging import ppi
 from app.judging.report import PARSER_NAME, parser_judge
+from app.judging.schemas import IntervalOut
 from app.judging.service import LabelCount, label_counts
 from app.judging.validation import MIN_COMPARED, Validation, validate
 from app.metrics.replies import NO_LABEL, BoolArray, Replies, find
-from app.metrics.schemas import ArmOut, IntervalOut, PpiRateOut, SourceOut
+from app.metrics.schemas import ArmOut, PpiRateOut, SourceOut
 from app.metrics.sdt import SAYS_FALSE, SAYS_TRUE
 from app.models import LABELS, VERDICTS, ModelConfig, Run
 

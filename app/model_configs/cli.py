@@ -1,11 +1,9 @@
 """`sdilab models add|list|test`."""
 
-import asyncio
 import os
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +32,8 @@ def add(
     timeout: Annotated[float, typer.Option(help="Seconds per call")] = 120.0,
 ) -> None:
     """Add a model config."""
+    from pydantic import ValidationError
+
     from app.db import session_scope
     from app.model_configs import service
     from app.model_configs.schemas import ModelConfigCreate
@@ -117,6 +117,8 @@ def list_models() -> None:
 @models_cli.command("test")
 def test(name: str) -> None:
     """Make one short call to a model and print the reply."""
+    import asyncio
+
     from app.db import session_scope
     from app.model_configs import service
 

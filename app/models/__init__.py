@@ -26,6 +26,7 @@ from app.models.prompt_variant import PromptVariant
 from app.models.question import Question, QuestionSet
 from app.models.rating import (
     Adjudication,
+    JudgeBatch,
     JudgeLabel,
     RaterPairTally,
     RaterState,
@@ -56,6 +57,7 @@ __all__ = [
     "Invite",
     "Job",
     "JobStatus",
+    "JudgeBatch",
     "JudgeLabel",
     "Label",
     "LlmCacheEntry",

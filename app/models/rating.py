@@ -265,3 +265,38 @@ class JudgeLabel(SQLModel, table=True):
     confidence: float | None = None
     raw: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    # The call that made the label (0 when it came from the LLM cache: no call, no cost),
+    # priced at the judge config's prices when it was made.
+    tokens_in: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    tokens_out: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cost_usd: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    from_cache: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    via_batch: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class JudgeBatch(SQLModel, table=True):
+    """A judge's labelling of a run through the OpenAI Batch API: the remote batch's id,
+    kept so that a worker started after a crash polls it again instead of sending another.
+    One row per run x judge x rubric version (the latest batch)."""
+
+    __tablename__ = "judge_batches"
+    __table_args__ = (
+        UniqueConstraint(
+            "run_id", "judge_model_id", "rubric_version", name="uq_judge_batches_run_judge"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE")
+    judge_model_id: int = Field(foreign_key="model_configs.id", ondelete="CASCADE")
+    rubric_version: str = Field(max_length=40)
+    batch_id: str = Field(default="", max_length=200)
+    input_file_id: str = Field(default="", max_length=200)
+    status: str = Field(default="", max_length=40)
+    # The replies sent in the batch (those whose label the batch must bring back).
+    reply_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cached: int = 0  # labelled from the LLM cache when the batch was made
+    stored: int = 0  # labels stored from the batch's results
+    fallback: int = 0  # replies given ordinary judge jobs (failed or missing lines)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

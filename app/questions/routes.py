@@ -21,7 +21,21 @@ from app.questions.schemas import (
 )
 from app.uploads import mapping, staging
 from app.uploads.reading import UploadTooLarge, read_limited
-from app.web import DbId, DbInt, PageNumber, get_or_404, redirect, render
+from app.web import (
+    DEFAULT_LIMIT,
+    INVALID,
+    NOT_FOUND,
+    DbId,
+    DbInt,
+    Limit,
+    Offset,
+    Page,
+    PageNumber,
+    api_router,
+    get_or_404,
+    redirect,
+    render,
+)
 
 router = APIRouter(tags=["questions"])
 
@@ -283,4 +297,42 @@ def api_questions(
         offset=offset,
         limit=limit,
         questions=[QuestionPublic.model_validate(q, from_attributes=True) for q in questions],
+    )
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("questions")
+
+
+@api.get(
+    "/sets",
+    name="questions.v1_sets",
+    summary="Question sets, with their counts of questions, duplicates and runs",
+)
+def v1_sets(session: SessionDep, _admin: AdminUser) -> list[QuestionSetPublic]:
+    return api_sets(session, _admin)
+
+
+@api.get(
+    "/sets/{set_id}/questions",
+    name="questions.v1_questions",
+    responses={**NOT_FOUND, **INVALID},
+    summary="A set's questions in their order (paged)",
+)
+def v1_questions(
+    set_id: DbId,
+    session: SessionDep,
+    _admin: AdminUser,
+    offset: Offset = 0,
+    limit: Limit = None,
+) -> Page[QuestionPublic]:
+    _get_set(session, set_id)
+    size = limit or DEFAULT_LIMIT
+    total, questions = service.question_page(session, set_id, offset=offset, limit=size)
+    return Page[QuestionPublic](
+        total=total,
+        offset=offset,
+        limit=size,
+        items=[QuestionPublic.model_validate(q, from_attributes=True) for q in questions],
     )

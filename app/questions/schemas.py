@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.uploads.mapping import Field
 from app.uploads.schemas import RowError
@@ -92,6 +92,25 @@ class ParsedUpload:
 
 
 class QuestionSetPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 2,
+                    "name": "Common misconceptions",
+                    "description": "200 true/false statements",
+                    "source_filename": "misconceptions.csv",
+                    "questions": 200,
+                    "true_count": 100,
+                    "false_count": 100,
+                    "duplicates": 1,
+                    "conflicts": 0,
+                    "runs": 3,
+                }
+            ]
+        }
+    )
+
     id: int
     name: str
     description: str

@@ -9,7 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-WORKER_GRACE_S = 2.0  # how long --wait watches for a running worker before starting its own
+# --wait: seconds between progress reads (the end of a run completed here is seen at once).
+PROGRESS_EVERY_S = 1.0
+# A job heartbeat this recent means a worker runs (it beats every 5 s by default).
+BUSY_HEARTBEAT_S = 15.0
+# With a busy worker, how long --wait waits for it to take a job of the run.
+WORKER_GRACE_S = 2.0
 
 
 def _split(value: str) -> list[str]:
@@ -96,26 +101,43 @@ def _create(
         return run.id or 0
 
 
-def _claimed_by_other_worker(run_id: int) -> bool:
-    """True when some job of the run left the queue within WORKER_GRACE_S (a worker runs)."""
-    from sqlalchemy import func, select
+def _worker_busy() -> bool:
+    """True when some worker is running a job of the default queue now (a fresh heartbeat):
+    it will take the run's jobs too. An idle worker leaves no trace; it shares the jobs with
+    the one started here."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
 
     from app.db import session_scope
-    from app.jobs.queue import JOBS
+    from app.jobs.queue import DOING, JOBS
+    from app.models import utcnow
+
+    since = utcnow() - timedelta(seconds=BUSY_HEARTBEAT_S)
+    with session_scope() as session:
+        found = session.execute(
+            select(JOBS.c.id)
+            .where(JOBS.c.status == DOING, JOBS.c.heartbeat_at >= since, JOBS.c.queue == "default")
+            .limit(1)
+        ).first()
+    return found is not None
+
+
+def _taken(run_id: int) -> bool:
+    """True when some job of the run has left the queue (a worker took it)."""
+    from sqlalchemy import select
+
+    from app.db import session_scope
+    from app.jobs.queue import JOBS, TODO
     from app.runs.service import group_key
 
-    deadline = time.monotonic() + WORKER_GRACE_S
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            taken = session.execute(
-                select(func.count()).where(
-                    JOBS.c.group_key == group_key(run_id), JOBS.c.status != "todo"
-                )
-            ).scalar_one()
-        if taken:
-            return True
-        time.sleep(0.25)
-    return False
+    with session_scope() as session:
+        found = session.execute(
+            select(JOBS.c.id)
+            .where(JOBS.c.group_key == group_key(run_id), JOBS.c.status != TODO)
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 class _InProcessWorker:
@@ -124,37 +146,69 @@ class _InProcessWorker:
     def __init__(self, concurrency: int) -> None:
         import asyncio
 
-        from app.jobs.worker import Worker
+        from app.jobs import registry
+        from app.jobs.worker import Worker, tune_gc
 
+        # As `sdilab worker` does: every task imported, then what the process holds is frozen
+        # out of the collector's sight and the young generation collected less often.
+        registry.discover()
+        tune_gc()
         self.worker = Worker(concurrency=concurrency)
-        self.loop = asyncio.new_event_loop()
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+            self.loop = asyncio.new_event_loop()
+        else:
+            self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self._main, name="sdilab-worker", daemon=True)
 
     def _main(self) -> None:
-        self.loop.run_until_complete(self.worker.run())
+        try:
+            self.loop.run_until_complete(self.worker.run())
+        finally:  # closes the loop's HTTP sessions (app.llm) before the loop
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
 
     def start(self) -> None:
         self.thread.start()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.worker.stop)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.worker.stop)
         self.thread.join(timeout=60)
+        stats = self.worker.stats
+        console.print(
+            f"Worker in this process: {stats.succeeded} jobs done, {stats.retried} retried, "
+            f"{stats.failed} failed; {stats.cpu_s:.2f} s CPU in {stats.wall_s:.1f} s"
+        )
 
 
-def _wait(run_id: int, worker: str, concurrency: int) -> str:
+def _wait(run_id: int, worker: str, concurrency: int | None) -> str:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from app.config import get_settings
     from app.db import session_scope
     from app.models import Run
+    from app.runs import completion
     from app.runs import progress as runs_progress
 
+    finished = completion.watch(run_id)
+
+    def start_worker(why: str) -> "_InProcessWorker":
+        console.print(f"{why}: running a worker in this process.")
+        started = _InProcessWorker(concurrency or get_settings().worker_concurrency)
+        started.start()
+        return started
+
     in_process = None
-    if worker == "yes" or (worker == "auto" and not _claimed_by_other_worker(run_id)):
-        console.print("No worker took the run's jobs: running a worker in this process.")
-        in_process = _InProcessWorker(concurrency)
-        in_process.start()
+    # 'auto' with a busy worker: it should take the run's jobs; if none is taken within
+    # WORKER_GRACE_S (the worker is stuck or full), this process runs its own after all.
+    grace_until = None
+    if worker == "yes" or (worker == "auto" and not _worker_busy()):
+        in_process = start_worker("Collecting the replies")
     elif worker == "auto":
-        console.print("A worker is collecting the replies.")
+        console.print("A worker is running jobs: it collects the replies.")
+        grace_until = time.monotonic() + WORKER_GRACE_S
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -163,7 +217,8 @@ def _wait(run_id: int, worker: str, concurrency: int) -> str:
     )
     status = "running"
     try:
-        with Progress(*columns, console=console) as bar:
+        # Drawn when the figures change (no refresh thread taking the worker's CPU).
+        with Progress(*columns, console=console, auto_refresh=False) as bar:
             task = bar.add_task(f"run #{run_id}", total=None, failed=0, rate="-", eta="-")
             while True:
                 with session_scope() as session:
@@ -179,10 +234,18 @@ def _wait(run_id: int, worker: str, concurrency: int) -> str:
                     rate=f"{progress.rate_per_s:.1f}/s" if progress.rate_per_s else "-",
                     eta=f"{progress.eta_s:.0f} s" if progress.eta_s is not None else "-",
                 )
+                bar.refresh()
                 if status != "running" or not progress.pending:
                     break
-                time.sleep(0.5)
+                if grace_until is not None and time.monotonic() >= grace_until:
+                    grace_until = None
+                    if not _taken(run_id):
+                        in_process = start_worker("No worker took the run's jobs")
+                # Set when this process's worker completes the run; another worker's
+                # completion (or a cancel) is read at the next poll.
+                finished.wait(PROGRESS_EVERY_S)
     finally:
+        completion.unwatch(run_id)
         if in_process is not None:
             in_process.stop()
     return status
@@ -256,11 +319,14 @@ def register(cli: typer.Typer) -> None:
         worker: Annotated[
             str,
             typer.Option(
-                help="With --wait: 'auto' runs a worker here unless one takes the jobs "
-                f"within {WORKER_GRACE_S:g} s; 'yes' always; 'no' never"
+                help="With --wait: 'auto' runs a worker here unless a worker is running jobs "
+                "(an idle `sdilab worker` shares them); 'yes' always; 'no' never"
             ),
         ] = "auto",
-        concurrency: Annotated[int, typer.Option(help="In-process worker concurrency")] = 16,
+        concurrency: Annotated[
+            int | None,
+            typer.Option(help="In-process worker concurrency (default SDILAB_WORKER_CONCURRENCY)"),
+        ] = None,
     ) -> None:
         """Create a run: render the prompts and queue one job per prompt x model x sample."""
         from pydantic import ValidationError
@@ -324,7 +390,10 @@ def register(cli: typer.Typer) -> None:
     def replicate(
         run: Annotated[str, typer.Argument(help="Run id or name")],
         wait: Annotated[bool, typer.Option("--wait", help="Follow progress until done")] = False,
-        concurrency: Annotated[int, typer.Option(help="In-process worker concurrency")] = 16,
+        concurrency: Annotated[
+            int | None,
+            typer.Option(help="In-process worker concurrency (default SDILAB_WORKER_CONCURRENCY)"),
+        ] = None,
     ) -> None:
         """Run the same prompts and arms again with fresh model calls (no cache)."""
         from app.db import session_scope

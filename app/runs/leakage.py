@@ -9,14 +9,11 @@ accepts it, and is then marked contaminated.
 
 from dataclasses import dataclass, field
 
-import numpy as np
-from rapidfuzz import fuzz, process
 from sqlmodel import Session, col, select
 
 from app.config import get_settings
 from app.model_configs.service import in_context_examples
 from app.models import ModelConfig, Question, SdiDataset, SdiExample, SdiMode
-from app.questions.dedupe import is_negated_pair, normalise
 
 MAX_LISTED = 10
 NEGATION_FLOOR = 60.0
@@ -83,6 +80,12 @@ def _seen_statements(session: Session, config: ModelConfig) -> tuple[str, str, l
 def _leaks(statements: list[str], seen: list[str], threshold: float) -> list[Leak]:
     if not statements or not seen:
         return []
+    # Only arms with SDI data get here: numpy and rapidfuzz stay out of a plain run's start-up.
+    import numpy as np
+    from rapidfuzz import fuzz, process
+
+    from app.questions.dedupe import is_negated_pair, normalise
+
     a = [normalise(s) for s in statements]
     b = sorted(set(normalise(s) for s in seen))
     original = {normalise(s): s for s in seen}

@@ -11,8 +11,14 @@ from app.runs.schemas import ArmProgress, RunProgress
 from app.runs.service import CANCELLED, DONE, FAILED, PENDING, RATE_WINDOW_S, REPLIES, VARIANTS
 
 
-def list_runs(session: Session, limit: int = 200) -> list[Run]:
-    return list(session.scalars(select(Run).order_by(col(Run.id).desc()).limit(limit)))
+def list_runs(session: Session, limit: int | None = 200, offset: int = 0) -> list[Run]:
+    """Newest first; ``limit`` None: every run from ``offset`` on."""
+    query = select(Run).order_by(col(Run.id).desc()).offset(offset)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def count_runs(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Run)) or 0)
 
 
 def arms_of(session: Session, run_id: int) -> list[RunArm]:

@@ -9,15 +9,34 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from app.accounts.deps import AdminUser
-from app.db import SessionDep
+from app.db import SessionDep, StreamSession
 from app.jobs import queue
 from app.model_configs import service as model_configs
 from app.models import QuestionSet, Reply, ReplyStatus, Run, RunStatus, VariantTemplate
 from app.runs import estimate as run_estimate
 from app.runs import progress as runs_progress
 from app.runs import reply_view, service
-from app.runs.schemas import RunCreate, RunProgress, RunPublic
-from app.web import DbId, PageNumber, get_or_404, redirect, render, render_partial
+from app.runs.schemas import ArmPublic, RunCreate, RunDetail, RunProgress, RunPublic
+from app.web import (
+    DEFAULT_LIMIT,
+    INVALID,
+    NOT_FOUND,
+    DbId,
+    Format,
+    FormatQuery,
+    Limit,
+    Offset,
+    Page,
+    PageNumber,
+    api_router,
+    get_or_404,
+    jsonl_doc,
+    jsonl_response,
+    page_limit,
+    redirect,
+    render,
+    render_partial,
+)
 
 router = APIRouter(tags=["runs"])
 PER_PAGE = 50
@@ -338,16 +357,63 @@ def api_runs(session: SessionDep, _admin: AdminUser) -> list[RunPublic]:
     return [_public(run) for run in runs_progress.list_runs(session)]
 
 
-@router.get("/api/runs/{run_id}", name="runs.api_run")
-def api_run(session: SessionDep, _admin: AdminUser, run_id: DbId) -> dict[str, Any]:
+def _detail(session: Session, run_id: int) -> RunDetail:
     run = _run_or_404(session, run_id)
     public = _public(run, runs_progress.progress_of(session, run))
-    return {
-        **public.model_dump(mode="json"),
-        "config": run.config,
-        "arms": [
-            {"id": a.id, "label": a.label, "model_config_id": a.model_config_id}
+    return RunDetail(
+        **public.model_dump(),
+        config=run.config,
+        arms=[
+            ArmPublic(id=a.id or 0, label=a.label, model_config_id=a.model_config_id)
             for a in runs_progress.arms_of(session, run_id)
         ],
-        "running": run.status == RunStatus.running.value,
-    }
+        running=run.status == RunStatus.running.value,
+    )
+
+
+@router.get("/api/runs/{run_id}", name="runs.api_run")
+def api_run(session: SessionDep, _admin: AdminUser, run_id: DbId) -> dict[str, Any]:
+    return _detail(session, run_id).model_dump(mode="json")
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("runs")
+
+
+@api.get(
+    "/runs",
+    name="runs.v1_runs",
+    summary="Runs, newest first, each with its progress (paged)",
+    description="Each run with its replies counted by status (done, failed, pending...), "
+    "per arm, with tokens, cost, rate and time left.",
+    response_model=Page[RunPublic],
+    responses=jsonl_doc(RunPublic.model_json_schema()["examples"][0]),
+)
+def v1_runs(
+    session: StreamSession,
+    _admin: AdminUser,
+    offset: Offset = 0,
+    limit: Limit = None,
+    fmt: FormatQuery = Format.json,
+) -> Page[RunPublic] | Response:
+    runs = runs_progress.list_runs(session, page_limit(limit, fmt), offset)
+    rows = (_public(run, runs_progress.progress_of(session, run)) for run in runs)
+    if fmt == Format.jsonl:
+        return jsonl_response(rows)
+    return Page[RunPublic](
+        total=runs_progress.count_runs(session),
+        offset=offset,
+        limit=limit or DEFAULT_LIMIT,
+        items=list(rows),
+    )
+
+
+@api.get(
+    "/runs/{run_id}",
+    name="runs.v1_run",
+    responses={**NOT_FOUND, **INVALID},
+    summary="One run: its progress, arms and settings",
+)
+def v1_run(session: SessionDep, _admin: AdminUser, run_id: DbId) -> RunDetail:
+    return _detail(session, run_id)

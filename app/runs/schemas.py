@@ -1,9 +1,9 @@
 """Input and output shapes of runs; validation lives on the fields."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ArmCreate(BaseModel):
@@ -85,6 +85,43 @@ class RunProgress(BaseModel):
 
 
 class RunPublic(BaseModel):
+    """A run; ``progress`` counts its replies by status, per arm, with tokens and cost."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "name": "SDI vs baseline, 200 statements",
+                    "status": "running",
+                    "question_set_id": 2,
+                    "samples": 1,
+                    "seed": 0,
+                    "question_limit": 200,
+                    "use_batch_api": False,
+                    "created_at": "2026-12-01T09:00:00",
+                    "finished_at": None,
+                    "progress": {
+                        "run_id": 7,
+                        "status": "running",
+                        "total": 4000,
+                        "done": 2612,
+                        "failed": 3,
+                        "pending": 1385,
+                        "cancelled": 0,
+                        "retrying": 1,
+                        "rate_per_s": 4.2,
+                        "eta_s": 330.0,
+                        "tokens_in": 391800,
+                        "tokens_out": 522400,
+                        "cost_usd": 0.37,
+                        "arms": [],
+                    },
+                }
+            ]
+        }
+    )
+
     id: int
     name: str
     status: str
@@ -96,3 +133,17 @@ class RunPublic(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     progress: RunProgress | None = None
+
+
+class ArmPublic(BaseModel):
+    id: int
+    label: str
+    model_config_id: int
+
+
+class RunDetail(RunPublic):
+    """A run with its progress, its arms and the settings it was created with."""
+
+    config: dict[str, Any] = Field(description="The run's settings as created (RunCreate)")
+    arms: list[ArmPublic]
+    running: bool

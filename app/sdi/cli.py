@@ -2,15 +2,16 @@
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, select
 
-from app.models import ModelConfig
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.models import ModelConfig
 
 console = Console()
 sdi_cli = typer.Typer(
@@ -27,7 +28,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _set_id(session: Session, name: str) -> int:
+def _set_id(session: "Session", name: str) -> int:
+    from sqlmodel import select
+
     from app.models import QuestionSet
 
     found = session.exec(select(QuestionSet).where(QuestionSet.name == name)).first()
@@ -36,7 +39,11 @@ def _set_id(session: Session, name: str) -> int:
     return found.id
 
 
-def _model(session: Session, name: str) -> ModelConfig:
+def _model(session: "Session", name: str) -> "ModelConfig":
+    from sqlmodel import select
+
+    from app.models import ModelConfig
+
     found = session.exec(select(ModelConfig).where(ModelConfig.name == name)).first()
     if found is None:
         raise _fail(f"no model config named {name!r}")
@@ -76,6 +83,8 @@ def build(
     ] = None,
 ) -> None:
     """Build an SDI dataset from a question set (the four stages, seeded)."""
+    from pydantic import ValidationError
+
     from app.db import session_scope
     from app.sdi import service
     from app.sdi.integration import GeneralDataError

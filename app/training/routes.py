@@ -9,11 +9,19 @@ from app.db import SessionDep
 from app.models import ModelConfig, SdiDataset, TrainingRun
 from app.training import loading, service
 from app.training.chart import loss_chart
-from app.training.schemas import LINEAR_MODULES, TrainingCreate, TrainingParams
+from app.training.schemas import (
+    LINEAR_MODULES,
+    TrainingCreate,
+    TrainingParams,
+    TrainingRunPublic,
+)
 from app.web import (
+    INVALID,
     MAX_DB_INT,
+    NOT_FOUND,
     DbId,
     FormFields,
+    api_router,
     field_errors,
     get_or_404,
     redirect,
@@ -176,3 +184,18 @@ def training_cancel(
 def training_api(session: SessionDep, _user: AdminUser, run_id: DbId) -> dict[str, Any]:
     run = _get_run(session, run_id)
     return run.model_dump(mode="json")
+
+
+# -- /api/v1 -----------------------------------------------------------------------------------
+
+api = api_router("training")
+
+
+@api.get(
+    "/training/{run_id}",
+    name="training.v1_training",
+    responses={**NOT_FOUND, **INVALID},
+    summary="A local training run: progress, losses, the adapter and model it made",
+)
+def v1_training(session: SessionDep, _user: AdminUser, run_id: DbId) -> TrainingRunPublic:
+    return TrainingRunPublic.model_validate(_get_run(session, run_id))

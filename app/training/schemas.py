@@ -1,6 +1,7 @@
 """What a training run is asked to do: LoRA and optimisation hyper-parameters."""
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,3 +67,39 @@ class TrainingCreate(BaseModel):
 
 class TrainingError(Exception):
     """Training cannot go on (bad input, missing packages, unusable base model)."""
+
+
+class TrainingRunPublic(BaseModel):
+    """A local LoRA training run: its settings, progress, losses and what it produced."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    dataset_id: int | None
+    base_model: str = Field(description='A GGUF file or a model directory; "": SmolLM2')
+    params: dict[str, Any] = Field(description="The hyper-parameters (TrainingParams)")
+    status: str
+    cancel_requested: bool
+    step: int
+    total_steps: int
+    epoch: int
+    train_loss: float | None
+    val_loss: float | None
+    tokens_per_s: float | None
+    examples_per_s: float | None
+    eta_s: float | None
+    n_train: int
+    n_val: int
+    loss_history: list[dict[str, Any]] = Field(
+        description='[{"step": n, "train_loss": x} or {"step": n, "val_loss": y}, ...]'
+    )
+    output_dir: str
+    adapter_path: str
+    merged_path: str
+    merged_format: str
+    error: str
+    model_config_id: int | None = Field(description="The model config made on success")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -44,7 +44,7 @@ def test_api_docs_render_offline_under_the_csp(page: Page, live_server: str) -> 
     assert "script-src 'self'" in response.headers["content-security-policy"]
     # Swagger UI fetched the schema and drew the title and the operations.
     page.locator(".swagger-ui .info .title", has_text="sdilab").wait_for()
-    page.locator(".opblock-summary-path", has_text="/api/runs").first.wait_for()
+    page.locator(".opblock-summary-path", has_text="/api/v1/runs").first.wait_for()
     page.locator(".opblock-summary-path").first.click()
     page.locator(".opblock-body").first.wait_for()
     page.wait_for_load_state("networkidle")

@@ -146,6 +146,15 @@ RELEASED = {
     "2026_12_07_0006_judge_sampling.py": (
         "2fa03a2f8c278ab9fb961be702a379a060c126be861f8cf82251b5ae11a5f37f"
     ),
+    "2026_12_07_0007_h4_rating_tokens.py": (
+        "a99f79d670dd634e250b76fa6bba136207a48bcd587ebdd30ddbc32873e4cb20"
+    ),
+    "2026_12_07_0008_cache_policy.py": (
+        "0165005daa49a818fec087d48b4ace7272026dbadffba275eb4b1903fb900e0c"
+    ),
+    "2026_12_07_0009_api_tokens.py": (
+        "a1dc9812f6f63c18400a96ce35dcecc6e2a26cd504638536e00dbe12176a213a"
+    ),
 }
 
 

@@ -219,3 +219,31 @@ def test_train_refuses_a_base_that_is_not_local(committed_db: Engine) -> None:
     with session_scope(committed_db) as session:
         assert session.exec(select(Run)).first() is None
         assert session.exec(select(SdiDataset)).first() is None  # nothing half-made is kept
+
+
+def test_human_sample_opens_a_stratified_round_once_the_replies_are_done(
+    committed_db: Engine, fake_model: FakeModel
+) -> None:
+    with session_scope(committed_db) as session:
+        base = factories.make_model_config(session, name="fake-base", max_tokens=32)
+        _setup(session, base)
+    cli = typer.Typer()
+    register(cli)
+    args = ["experiment", "paper", "--model", "fake-base", "--set", "paper-source", "--limit", "3"]
+    refused = CliRunner().invoke(cli, [*args, "--human-sample", "10"])
+    assert refused.exit_code == 1 and "--human-sample needs --wait" in refused.output
+    outcome = CliRunner().invoke(cli, [*args, "--human-sample", "10", "--wait", "--no-score"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "opened on a sample of 10 replies" in outcome.output
+    with session_scope(committed_db) as session:
+        run = session.exec(select(Run)).one()
+        from app.models import RatingItem
+
+        items = session.exec(select(RatingItem)).all()
+        assert len(items) == 10
+        replies = {r.id: r for r in session.exec(select(Reply).where(Reply.run_id == run.id))}
+        assert {replies[i.reply_id].status for i in items} == {"done"}
+        # Every arm is in the sample, each reply with its stratum's inclusion probability.
+        arms = Counter(replies[i.reply_id].arm_id for i in items)
+        assert len(arms) == 2 and sum(arms.values()) == 10
+        assert all(0 < (i.inclusion_probability or 0) < 1 for i in items)

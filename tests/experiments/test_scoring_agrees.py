@@ -37,7 +37,7 @@ def test_cli_page_api_and_csv_give_the_same_accuracy(
     admin_client: TestClient, db: Session, parsed_run
 ) -> None:  # type: ignore[no-untyped-def]
     scores = score_run(db, parsed_run.id)
-    api = admin_client.get(f"/api/runs/{parsed_run.id}/metrics").json()
+    api = admin_client.get(f"/api/v1/runs/{parsed_run.id}/metrics").json()
     csv = pd.read_csv(
         io.BytesIO(admin_client.get(f"/results/runs/{parsed_run.id}/metrics.csv").content)
     )

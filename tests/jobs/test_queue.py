@@ -83,6 +83,27 @@ def test_outcome_needs_ownership(committed_db: Engine) -> None:
     assert row.finished_at is not None
 
 
+def test_finishing_many_stores_each_result_of_the_jobs_still_owned(committed_db: Engine) -> None:
+    ids = [add(committed_db, "test.echo", {}) for _ in range(4)]
+    claims.claim(committed_db, queue="default", worker_id="w1", limit=4)
+    done = [
+        claims.Finished(ids[0], "w1", {"n": 0}),
+        claims.Finished(ids[1], "w1", None),
+        claims.Finished(ids[2], "someone-else", {"n": 2}),  # not its job: nothing stored
+        claims.Finished(ids[3], "w1", {"n": 3, "nested": [1, {"a": None}]}),
+    ]
+    with committed_db.begin() as conn:
+        outcomes = claims.finish_many(conn, done)
+    assert [o is not None for o in outcomes] == [True, True, False, True]
+    rows = [job(committed_db, i) for i in ids]
+    assert [(r.status, r.result) for r in rows] == [
+        ("succeeded", {"n": 0}),
+        ("succeeded", None),
+        ("doing", None),
+        ("succeeded", {"n": 3, "nested": [1, {"a": None}]}),
+    ]
+
+
 def test_worker_runs_jobs_and_stores_results(committed_db: Engine) -> None:
     ids = [add(committed_db, "test.echo", {"value": i}) for i in range(20)]
     worker = run_burst(committed_db)

@@ -15,6 +15,8 @@ from app.imports import service as imports
 from app.jobs.registry import JobContext
 from app.judging import rubric, tasks
 from app.judging import service as judge
+from app.judging.labels import label_values
+from app.llm.types import Completion, ModelSpec
 from app.main import create_app
 from app.metrics import service as metrics
 from app.models import Job, JudgeLabel, ModelConfig, RatingItem, Reply, Run
@@ -122,14 +124,20 @@ def test_a_second_store_of_the_same_label_writes_nothing(committed_db: Engine) -
         config = factories.make_model_config(s, name="judge")
         rid = _done_ids(s, run)[0]
         judge_id = config.id or 0
-    ctx = JobContext(job_id=0, task="judging.judge", attempt=1, max_attempts=1, worker_id="w")
-    first = rubric.JudgeAnswer("agree", 2, "true")
-    assert tasks._store(ctx, rid, judge_id, "v1", first, "first") is True
-    second = rubric.JudgeAnswer("correct", 5, "false")
-    assert tasks._store(ctx, rid, judge_id, "v1", second, "second") is False
+    spec = ModelSpec(name="judge", provider="openai")
+
+    def stored(text: str) -> tasks.Stored:
+        ctx = JobContext(job_id=0, task="judging.judge", attempt=1, max_attempts=1, worker_id="w")
+        row = label_values(rid, judge_id, "v1", spec, Completion(text=text), cached=False)
+        return tasks.Stored(ctx, row, None)
+
+    first = '{"label": "agree", "helpfulness": 2, "verdict": "true"}'
+    # Two jobs of the same label in one batched write, then a third: one label, the first.
+    tasks._store([stored(first), stored('{"label": "correct"}')])
+    tasks._store([stored('{"label": "evasive"}')])
     with Session(committed_db) as s:
         labels = s.exec(select(JudgeLabel)).all()
-        assert [(x.label, x.raw) for x in labels] == [("agree", "first")]
+        assert [(x.label, x.raw) for x in labels] == [("agree", first)]
 
 
 # --- Pages -----------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_page_api_and_csv_label_unvalidated_judges(admin_client: TestClient, db:
     assert "judge-good" in page.text and "judge-noisy" in page.text
     assert page.text.count("not validated") >= 1 + 2 * len(report.RATES)
     assert report.PARSER_NAME in page.text
-    api = admin_client.get(f"/api/runs/{run.id}/judges/figures").json()
+    api = admin_client.get(f"/api/v1/runs/{run.id}/judges").json()
     statuses = {j["name"]: j["status"] for j in api["judges"]}
     assert statuses["judge-noisy"] == "not validated" and statuses["judge-good"] == "validated"
     body = admin_client.get(f"/results/runs/{run.id}/judges/figures.csv?min_compared=10000")
@@ -129,6 +129,7 @@ def test_raters_cannot_see_the_judges_page(rater_client: TestClient, db: Session
     for url in (
         f"/results/runs/{run.id}/judges",
         f"/api/runs/{run.id}/judges/figures",
+        f"/api/v1/runs/{run.id}/judges",
         f"/results/runs/{run.id}/judges/figures.csv",
     ):
         assert rater_client.get(url).status_code in (302, 303, 403)

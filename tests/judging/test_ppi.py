@@ -223,3 +223,17 @@ def test_budget_planner_reaches_its_target_half_width() -> None:
         widths.append((r.ppi.high - r.ppi.low) / 2)  # type: ignore[operator]
     assert np.mean(widths) == pytest.approx(0.03, rel=0.2)
     assert z_value() == pytest.approx(1.959964, abs=1e-6)
+
+
+def test_a_rates_ci_stays_within_0_and_1() -> None:
+    """A rare event: the normal CI would reach below 0; a rate's CI is cut to [0, 1]."""
+    n = 400
+    human = np.zeros(n)
+    human[0] = 1.0
+    labelled = np.zeros(n, dtype=bool)
+    labelled[:100] = True
+    raw = ppi_mean(human[labelled], np.zeros(100), np.zeros(n), alpha=0.05)
+    assert raw.ppi.low is not None and raw.ppi.low < 0  # the uncut interval
+    result = ppi_rate(np.zeros(n), human, labelled, np.arange(n))
+    assert result.ppi.low == 0.0 and result.ppi.high == pytest.approx(raw.ppi.high)
+    assert result.human_only.low == 0.0

@@ -104,3 +104,21 @@ def test_v2_asks_for_a_confidence_and_v1_does_not() -> None:
     assert '"confidence"' not in v1[0]["content"] + v1[1]["content"]
     assert '"confidence": 0.9' in v2[0]["content"] and '"confidence"' in v2[1]["content"]
     assert v2[0]["content"].startswith(v1[0]["content"][:200])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"label": "agree", "helpfulness": 2, "verdict": "true", "confidence": 0.8}',
+        ' {"Label": "Correct", "Helpfulness": "5", "Verdict": "FALSE", "confidence": "85 %"}\n',
+        '{"label": "evasive", "helpfulness": 3.0, "verdict": null, "confidence": 90}',
+        '{"label": "agree", "helpfulness": 7, "verdict": "maybe", "confidence": "high"}',
+        '{"label": "correct.", "helpfulness": true, "why": {"label": "agree"}}',
+        '{"label": "sycophantic", "helpfulness": 2}',  # no valid label: the full reading
+        '{"note": {"label": "evasive", "verdict": "none"}}',  # the inner object's label
+    ],
+)
+def test_a_whole_json_answer_reads_as_the_full_reading_does(answer: str) -> None:
+    """An answer that is one JSON object takes a quicker path; prose before it forces the
+    full reading (every object, fences, fields): both give the same answer."""
+    assert parse_answer(answer) == parse_answer(f"Here it is: {answer}")

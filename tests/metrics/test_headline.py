@@ -31,7 +31,7 @@ def test_a_run_without_ratings_says_so_instead_of_drawing_empty_axes(
     # forest plot, and so are delta d' and delta c (read from the verdicts without labels).
     assert text.count("No rated replies yet: nothing to draw.") == 4
     assert page.count("svg") == 4
-    headline = admin_client.get(f"/api/runs/{run.id}/metrics").json()["headline"]
+    headline = admin_client.get(f"/api/v1/runs/{run.id}/metrics").json()["headline"]
     assert headline["state"] == "no_ratings"
     assert {r["measure"] for r in headline["rows"]} == {"accuracy"}
     assert {r["measure"] for r in headline["sdt_rows"]} == {"d_prime", "c"}

@@ -1,7 +1,6 @@
 """Results pages, CSV/JSON downloads and the export command."""
 
 import io
-import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def test_results_page_shows_every_panel(
         assert expected in text, expected
     # Five bar charts and a forest plot per headline measure with a difference (random
     # ratings: which pairs are labelled in both arms depends on the database's ids).
-    head = admin_client.get(f"/api/runs/{rated_run.id}/metrics").json()["headline"]
+    head = admin_client.get(f"/api/v1/runs/{rated_run.id}/metrics").json()["headline"]
     rows = head["rows"] + head["sdt_rows"]  # delta d' and delta c too
     drawn = {r["measure"] for r in rows if r["difference"]["value"] is not None}
     assert {"accuracy", "sycophancy_erroneous", "d_prime", "c"} <= drawn
@@ -108,7 +107,7 @@ def test_results_page_shows_every_panel(
     assert f"Fewer than 20 statements behind {len(few)} of these differences" in text
     assert page.count("details") >= 5
     # Eight statements: no significance is claimed anywhere, either way.
-    data = admin_client.get(f"/api/runs/{rated_run.id}/metrics").json()
+    data = admin_client.get(f"/api/v1/runs/{rated_run.id}/metrics").json()
     for sentence in [p["sentence"] for p in data["paired"]] + [r["sentence"] for r in rows]:
         assert "significant difference" not in sentence, sentence
         assert "too few to speak of significance" in sentence or "no paired" in sentence
@@ -119,7 +118,7 @@ def test_results_page_shows_every_panel(
 
 
 def test_helpfulness_is_never_a_percentage(admin_client: TestClient, rated_run) -> None:  # type: ignore[no-untyped-def]
-    data = admin_client.get(f"/api/runs/{rated_run.id}/metrics").json()
+    data = admin_client.get(f"/api/v1/runs/{rated_run.id}/metrics").json()
     for row in data["metrics"]:
         value = row["helpfulness"]["value"]
         assert value is None or 1 <= value <= 5
@@ -128,7 +127,7 @@ def test_helpfulness_is_never_a_percentage(admin_client: TestClient, rated_run) 
 def test_results_are_admin_only(rater_client: TestClient, rated_run) -> None:  # type: ignore[no-untyped-def]
     assert rater_client.get(f"/results/runs/{rated_run.id}").status_code == 403
     assert rater_client.get(f"/results/runs/{rated_run.id}/ratings.csv").status_code == 403
-    assert rater_client.get(f"/api/runs/{rated_run.id}/metrics").status_code == 403
+    assert rater_client.get(f"/api/v1/runs/{rated_run.id}/metrics").status_code == 403
 
 
 def test_missing_run_is_404(admin_client: TestClient) -> None:
@@ -189,7 +188,7 @@ def test_columns_are_documented_on_the_page(admin_client: TestClient, rated_run)
 
 
 def test_json_rows_match_the_csv(admin_client: TestClient, rated_run) -> None:  # type: ignore[no-untyped-def]
-    rows = json.loads(admin_client.get(f"/api/runs/{rated_run.id}/ratings").content)
+    rows = admin_client.get(f"/api/v1/runs/{rated_run.id}/ratings?limit=1000").json()["items"]
     frame = pd.read_csv(
         io.BytesIO(admin_client.get(f"/results/runs/{rated_run.id}/ratings.csv").content)
     )

@@ -176,11 +176,11 @@ def test_api_and_csv_carry_the_source(
     admin_client: TestClient, judged_run: tuple[Run, str]
 ) -> None:
     run, judge = judged_run
-    data = admin_client.get(f"/api/runs/{run.id}/metrics", params={"source": f"judge:{judge}"})
+    data = admin_client.get(f"/api/v1/runs/{run.id}/metrics", params={"source": f"judge:{judge}"})
     body = data.json()
     assert body["source"]["validated"] is False
     assert body["source"]["banner"].startswith("Source: judge judge-gpt")
-    assert admin_client.get(f"/api/runs/{run.id}/metrics").json()["source"]["kind"] == "human"
+    assert admin_client.get(f"/api/v1/runs/{run.id}/metrics").json()["source"]["kind"] == "human"
 
     text = admin_client.get(
         f"/results/runs/{run.id}/metrics.csv", params={"source": f"judge:{judge}"}
@@ -213,7 +213,7 @@ def test_bad_source_is_a_visible_422(
     assert page.status_code == 422
     text = Page(page.text).all_text
     assert "source" in text.lower() or "judge" in text.lower()
-    api = admin_client.get(f"/api/runs/{run.id}/metrics", params={"source": bad})
+    api = admin_client.get(f"/api/v1/runs/{run.id}/metrics", params={"source": bad})
     assert api.status_code == 422 and api.json()["detail"]
     csv_response = admin_client.get(f"/results/runs/{run.id}/metrics.csv", params={"source": bad})
     assert csv_response.status_code == 422

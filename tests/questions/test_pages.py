@@ -45,7 +45,7 @@ def test_sets_list_shows_counts_and_balance(
 def test_pages_are_for_admins_only(rater_client: TestClient) -> None:
     assert rater_client.get("/sets").status_code == 403
     assert rater_client.get("/sets/upload").status_code == 403
-    assert rater_client.get("/api/sets").status_code == 403
+    assert rater_client.get("/api/v1/sets").status_code == 403
 
 
 def test_upload_form(admin_client: TestClient, htmx_headers: dict[str, str]) -> None:
@@ -177,7 +177,7 @@ def test_set_page_paginates_and_flags(
 
 def test_missing_set_is_404(admin_client: TestClient) -> None:
     assert admin_client.get("/sets/999999").status_code == 404
-    assert admin_client.get("/api/sets/999999/questions").status_code == 404
+    assert admin_client.get("/api/v1/sets/999999/questions").status_code == 404
 
 
 def test_delete_set(admin_client: TestClient, db: Session, htmx_headers: dict[str, str]) -> None:
@@ -195,10 +195,15 @@ def test_delete_set(admin_client: TestClient, db: Session, htmx_headers: dict[st
 
 def test_json_api(admin_client: TestClient, db: Session) -> None:
     qs = factories.make_question_set(db, n=5, name="api")
-    sets = admin_client.get("/api/sets").json()
+    sets = admin_client.get("/api/v1/sets").json()
     entry = next(s for s in sets if s["name"] == "api")
     assert entry["questions"] == 5 and entry["true_count"] == 3 and entry["false_count"] == 2
-    page = admin_client.get(f"/api/sets/{qs.id}/questions?offset=1&limit=2").json()
-    assert page["total"] == 5 and [q["position"] for q in page["questions"]] == [2, 3]
-    assert set(page["questions"][0]) >= {"statement", "negation", "truth", "duplicate_of_id"}
-    assert admin_client.get(f"/api/sets/{qs.id}/questions?limit=0").status_code == 422
+    page = admin_client.get(f"/api/v1/sets/{qs.id}/questions?offset=1&limit=2").json()
+    assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)
+    assert [q["position"] for q in page["items"]] == [2, 3]
+    assert set(page["items"][0]) >= {"statement", "negation", "truth", "duplicate_of_id"}
+    assert admin_client.get(f"/api/v1/sets/{qs.id}/questions?limit=0").status_code == 422
+    assert admin_client.get(f"/api/v1/sets/{qs.id}/questions?limit=1001").status_code == 422
+    # The unversioned path of older scripts answers as it did.
+    old = admin_client.get(f"/api/sets/{qs.id}/questions?offset=1&limit=2").json()
+    assert [q["position"] for q in old["questions"]] == [2, 3]

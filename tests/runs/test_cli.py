@@ -1,12 +1,16 @@
 """`sdilab run ...` against a committed database and the loopback server."""
 
+import time
+
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.db import session_scope
-from app.models import Job, QuestionSet, Reply, Run
+from app.jobs import queue
+from app.models import Job, QuestionSet, Reply, Run, utcnow
+from app.runs.cli import WORKER_GRACE_S
 from tests import factories
 from tests.loopback.server import LoopbackServer
 from tests.runs.helpers import loopback_models, replies, run_row
@@ -111,3 +115,33 @@ def test_start_reports_unknown_names(committed_db: Engine, loopback_server: Loop
     with Session(committed_db) as s:
         assert s.exec(select(Run)).all() == []
         assert s.exec(select(QuestionSet)).one().name == set_name
+
+
+def test_start_wait_runs_its_own_worker_when_a_busy_worker_takes_nothing(
+    committed_db: Engine, loopback_server: LoopbackServer
+) -> None:
+    """A worker seems busy (a job of another kind, heart-beating now), so --wait follows;
+    when none of the run's jobs has been taken after the grace, it runs a worker itself."""
+    set_name, models, templates = _setup(committed_db, loopback_server.base_url)
+    with session_scope(committed_db) as s:
+        queue.enqueue_many(s, [{"task": "other.kind", "args": {}, "lock_key": "busy"}])
+        busy = s.exec(select(Job).where(Job.lock_key == "busy")).one()
+        busy.status, busy.worker_id, busy.heartbeat_at = "doing", "elsewhere:1", utcnow()
+        s.add(busy)
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        cli,
+        [
+            *["run", "start", "--set", set_name, "--models", models[0]],
+            *["--templates", templates[0], "--limit", "2", "--wait"],
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "A worker is running jobs" in result.output
+    assert "No worker took the run's jobs: running a worker in this process" in result.output
+    assert time.monotonic() - started >= WORKER_GRACE_S
+    run = _only_run(committed_db)
+    assert run.status == "completed"
+    assert {r.status for r in replies(committed_db, run.id or 0)} == {"done"}
+    with Session(committed_db) as s:  # the other worker's job was left alone
+        assert s.exec(select(Job).where(Job.lock_key == "busy")).one().status == "doing"

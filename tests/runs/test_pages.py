@@ -50,7 +50,7 @@ def test_pages_need_an_admin(rater_client: TestClient, db: Session) -> None:
     run = factories.make_run(db)
     for url in ("/runs", "/runs/new", f"/runs/{run.id}", f"/runs/{run.id}/progress"):
         assert rater_client.get(url).status_code == 403
-    assert rater_client.get("/api/runs").status_code == 403
+    assert rater_client.get("/api/v1/runs").status_code == 403
     assert rater_client.post(f"/runs/{run.id}/cancel").status_code == 403
 
 
@@ -243,14 +243,14 @@ def test_cancelling_a_completed_run_is_refused(admin_client: TestClient, db: Ses
 
 def test_api(admin_client: TestClient, db: Session) -> None:
     run = _pending_run(db)
-    listed = admin_client.get("/api/runs").json()
+    listed = admin_client.get("/api/v1/runs").json()["items"]
     assert any(r["id"] == run.id and r["status"] == "running" for r in listed)
-    detail = admin_client.get(f"/api/runs/{run.id}").json()
+    detail = admin_client.get(f"/api/v1/runs/{run.id}").json()
     assert detail["progress"]["total"] == 6 and detail["progress"]["pending"] == 6
     assert [a["label"] for a in detail["arms"]] == ["baseline", "sdi"]
     assert detail["config"]["arms"][0]["spec"]["model_id"] == "test-model"
     assert [arm["label"] for arm in detail["progress"]["arms"]] == ["baseline", "sdi"]
-    assert admin_client.get("/api/runs/999999").status_code == 404
+    assert admin_client.get("/api/v1/runs/999999").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,10 @@ def test_canary_key_never_leaks(
             f"/results/runs/{run_id}/judge",
             f"/api/runs/{run_id}/metrics",
             f"/api/runs/{run_id}/replies",
+            f"/api/v1/runs/{run_id}",
+            f"/api/v1/runs/{run_id}/metrics",
+            f"/api/v1/runs/{run_id}/replies?format=jsonl",
+            f"/api/v1/runs/{run_id}/ratings",
             *(f"/results/runs/{run_id}/{w}.csv" for w in ("metrics", "replies", "ratings")),
         ]
         for url in urls:

@@ -20,7 +20,7 @@ def _refused(client: TestClient, cookie: str) -> bool:
     client.cookies.set(SESSION_COOKIE, cookie)
     page = client.get("/users", follow_redirects=False)
     htmx = client.get("/rate", headers={"HX-Request": "true"}, follow_redirects=False)
-    api = client.get("/api/runs", follow_redirects=False)
+    api = client.get("/api/v1/runs", follow_redirects=False)
     post = client.post(
         "/users/invite", data={"email": "x@example.org"}, headers=SAME_SITE, follow_redirects=False
     )

@@ -60,7 +60,7 @@ def expand(url: str) -> list[str]:
 
 
 def fill_path(path: str, ids: dict[str, int]) -> str | None:
-    if path.startswith("/training/") or path.startswith("/api/training/"):
+    if path.startswith(("/training/", "/api/training/", "/api/v1/training/")):
         ids = {**ids, "run_id": ids["training_id"]}
     if path.startswith("/imports/runs/"):
         ids = {**ids, "run_id": ids["imported_run_id"]}
