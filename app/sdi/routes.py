@@ -385,7 +385,13 @@ def in_context(
         )
     except service.SdiError as exc:
         return _make_model_refused(
-            request, session, dataset, "in_context", form=form, error=str(exc)
+            request,
+            session,
+            dataset,
+            "in_context",
+            form=form,
+            error="" if exc.field else str(exc),
+            errors={exc.field: str(exc)} if exc.field else None,
         )
     return _back(request, dataset_id, message=f"Created the in-context SDI model {config.name!r}.")
 

@@ -82,4 +82,9 @@ class FineTuneCreate(BaseModel):
 
 
 class SdiError(ValueError):
-    """A build or export that cannot be done as asked."""
+    """A build or export that cannot be done as asked; ``field`` names the input at fault,
+    where there is one, so a form can say it beside that field."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field

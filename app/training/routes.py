@@ -127,7 +127,10 @@ def training_create(
             run = service.create_training(session, data, user_id=user.id)
             return redirect(request, f"/training/{run.id}")
         except service.TrainingServiceError as exc:
-            message = str(exc)
+            if exc.field:
+                errors[exc.field] = str(exc)
+            else:
+                message = str(exc)
     if errors and not message:
         message = "The training was not started: see the marked fields below."
     return render(

@@ -120,7 +120,7 @@ def test_training_without_a_target_module_says_so(
     assert _count(committed_db, TrainingRun) == 0
 
 
-def test_training_under_a_name_taken_shows(
+def test_training_under_a_name_taken_shows_beside_the_name(
     committed_db: Engine, training_page: tuple[Page, int]
 ) -> None:
     page, dataset_id = training_page
@@ -129,7 +129,7 @@ def test_training_under_a_name_taken_shows(
         s.commit()
     page.fill(f"{TRAINING_FORM} input[name=name]", "taken-model")
     page.click(f"{TRAINING_FORM} button[type=submit]")
-    expect_message(page, "a model named 'taken-model' already exists or is training")
+    expect_beside(page, "name", "a model named 'taken-model' already exists or is training")
     expect(page.locator(f"{TRAINING_FORM} input[name=name]")).to_have_value("taken-model")
     assert _count(committed_db, TrainingRun) == 1
 
@@ -187,16 +187,14 @@ def test_in_context_model_with_a_bad_number_says_which(
     assert _count(committed_db, ModelConfig) == models_before
 
 
-def test_in_context_model_under_a_name_taken_shows_inside_its_form(
+def test_in_context_model_under_a_name_taken_shows_beside_the_name(
     committed_db: Engine, page: Page
 ) -> None:
     _dataset_page(committed_db, page)
     models_before = _count(committed_db, ModelConfig)
     page.fill(f"{IN_CONTEXT} input[name=name]", "remote")  # an existing model's name
     page.click(f"{IN_CONTEXT} button[type=submit]")
-    message = page.locator(f"{IN_CONTEXT} [role=alert]")
-    expect(message).to_be_visible()
-    expect(message).to_contain_text("a model named 'remote' already exists")
+    expect_beside(page, "ic-name", "a model named 'remote' already exists")
     assert _count(committed_db, ModelConfig) == models_before
 
 
@@ -209,7 +207,7 @@ def test_in_context_model_error_shows_without_javascript_too(
     page.fill(f"{IN_CONTEXT} input[name=name]", "remote")  # an existing model's name
     page.click(f"{IN_CONTEXT} button[type=submit]")
     expect(page).to_have_url(re.compile(r"#make-model$"))
-    message = page.locator(f"{IN_CONTEXT} [role=alert]")
+    message = page.locator(f"{IN_CONTEXT} #error-ic-name")
     expect(message).to_contain_text("a model named 'remote' already exists")
     expect(message).to_be_in_viewport()
 
