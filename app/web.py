@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
@@ -242,3 +242,60 @@ def jsonl_doc(example: Mapping[str, Any]) -> Responses:
             },
         },
     }
+
+
+# -- form errors in the user's words, beside the field that caused them ------------------------
+
+
+def plain_message(err: Mapping[str, Any]) -> str:
+    """One pydantic error as a form shows it: "a whole number", "at least 1", "required"
+    instead of "Input should be greater than or equal to 1"."""
+    kind = str(err.get("type", ""))
+    ctx: Mapping[str, Any] = err.get("ctx") or {}
+    simple = {
+        "int_parsing": "a whole number",
+        "int_type": "a whole number",
+        "int_from_float": "a whole number",
+        "float_parsing": "a number",
+        "float_type": "a number",
+        "finite_number": "a number",
+        "missing": "required",
+        "bool_parsing": "yes or no",
+    }
+    if kind in simple:
+        return simple[kind]
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds and bounds[kind][1] in ctx:
+        words, key = bounds[kind]
+        return f"{words} {ctx[key]}"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return "required" if n == 1 else f"at least {n} characters"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"choose at least {ctx.get('min_length', 1)}"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')}"
+    if kind in ("literal_error", "enum") and "expected" in ctx:
+        return f"one of {ctx['expected']}"
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def field_errors(exc: ValidationError, messages: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each invalid field of ``exc`` (the last name in its location, so ``params.rank`` is
+    ``rank``) with the message to show beside it: ``messages[field]`` where given, else
+    :func:`plain_message`. Errors of the whole model are under ``""``; the first error of a
+    field wins."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        names = [str(part) for part in err.get("loc", ()) if isinstance(part, str)]
+        field = names[-1] if names else ""
+        text = (messages or {}).get(field) or plain_message(err)
+        errors.setdefault(field, text)
+    return errors

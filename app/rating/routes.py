@@ -14,7 +14,19 @@ from app.rating import mine, oversight, pairwise, pairwise_routes, service, view
 from app.rating.guidelines import DEFAULT_GUIDELINES, render_markdown
 from app.rating.schemas import AdjudicationInput, PairwiseRoundCreate, RatingInput, RoundCreate
 from app.rating.submissions import Undone
-from app.web import DbId, DbInt, PageNumber, get_or_404, is_htmx, redirect, render, render_partial
+from app.web import (
+    MAX_DB_INT,
+    DbId,
+    DbInt,
+    FormFields,
+    PageNumber,
+    field_errors,
+    get_or_404,
+    is_htmx,
+    redirect,
+    render,
+    render_partial,
+)
 
 router = APIRouter(tags=["rating"])
 router.include_router(pairwise_routes.router)
@@ -50,9 +62,20 @@ def _rating_input(
     )
 
 
-def _problem(exc: ValidationError) -> str:
-    fields = sorted({str(err["loc"][0]) for err in exc.errors() if err.get("loc")})
-    return "Please choose " + " and ".join(fields) + "." if fields else "Invalid rating."
+# What a rater is asked for, in the form's words (the fields in the form's order).
+_CHOICES = {
+    "label": "a label",
+    "helpfulness": "a helpfulness score",
+    "verdict": "the reply's verdict",
+    "note": "a shorter note (at most 2,000 characters)",
+}
+
+
+def _problem(exc: ValidationError, choices: dict[str, str] = _CHOICES) -> str:
+    fields = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+    named = [text for name, text in choices.items() if name in fields]
+    named += sorted(fields - set(choices))
+    return "Please choose " + " and ".join(named) + "." if named else "Invalid rating."
 
 
 # --- the rater's page -----------------------------------------------------------------------
@@ -192,6 +215,18 @@ def my_rating_edit(
     rating_id: DbId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     rating, round_ = _own_or_404(session, user, rating_id)
+    return _edit_page(request, session, rating, round_)
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    rating: Any,
+    round_: RatingRound,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
     return render(
         request,
         "rating/edit.html",
@@ -201,8 +236,9 @@ def my_rating_edit(
             "history": service.revisions(session, rating.id),
             "label_keys": LABEL_KEYS,
             "verdicts": VERDICTS,
-            "error": "",
+            "error": error,
         },
+        status_code=status_code,
     )
 
 
@@ -218,11 +254,12 @@ def my_rating_revise(
     note: Annotated[str, Form(max_length=2000)] = "",
     flagged: Annotated[str | None, Form()] = None,
 ) -> Response:
-    rating, _round = _own_or_404(session, user, rating_id)
+    rating, round_ = _own_or_404(session, user, rating_id)
     try:
         data = _rating_input(label, helpfulness, verdict, note, flagged)
     except ValidationError as exc:
-        raise HTTPException(422, _problem(exc)) from exc
+        # The page again, its message above the form (the stored rating is unchanged).
+        return _edit_page(request, session, rating, round_, error=_problem(exc), status_code=422)
     begin_write(session)
     service.revise(session, rating, _uid(user), data)
     return redirect(request, f"/rate/mine/{rating_id}")
@@ -237,6 +274,8 @@ def _rounds_page(
     *,
     error: str = "",
     pairwise_error: str = "",
+    field_errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -251,6 +290,8 @@ def _rounds_page(
             "pairwise_runs": service.runs_for_pairwise(session),
             "pairwise_guidelines": pairwise.DEFAULT_PAIRWISE_GUIDELINES,
             "pairwise_error": pairwise_error,
+            "field_errors": field_errors or {},
+            "form": form or {},
         },
         status_code=status_code,
     )
@@ -261,37 +302,63 @@ def rounds(request: Request, user: AdminUser, session: SessionDep) -> Response:
     return _rounds_page(request, session)
 
 
+# The round form's fields in the admin's words, keyed by the field they sit beside.
+_ROUND_MESSAGES = {
+    "name": "give the round a name",
+    "run_ids": "choose at least one run",
+    "raters_per_reply": "a whole number of raters from 1 to 20",
+    "lease_minutes": "a whole number of minutes from 1 to 1440",
+    "sample_size": "a whole number of replies, 1 or more (empty: every reply)",
+    "guidelines_md": "at most 50,000 characters",
+}
+_ROUND_NUMBERS = {"raters_per_reply": "2", "lease_minutes": "10", "seed": "0"}
+
+
 @router.post("/rating/rounds", name="rating.round_create")
 def round_create(
-    request: Request,
-    user: AdminUser,
-    session: SessionDep,
-    name: Annotated[str, Form(max_length=200)],
-    run_ids: Annotated[list[DbId], Form()],
-    raters_per_reply: Annotated[DbInt, Form()] = 2,
-    lease_minutes: Annotated[DbInt, Form()] = 10,
-    seed: Annotated[DbInt, Form()] = 0,
-    show_reference: Annotated[str | None, Form()] = None,
-    show_judge_after_submit: Annotated[str | None, Form()] = None,
-    guidelines_md: Annotated[str, Form(max_length=50_000)] = "",
-    sample_size: Annotated[str, Form(max_length=12)] = "",
+    request: Request, user: AdminUser, session: SessionDep, form: FormFields
 ) -> Response:
+    def text(name: str, default: str = "") -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else default
+
+    run_ids = [v.strip() for v in form.getlist("run_ids") if isinstance(v, str) and v.strip()]
+    kept: dict[str, Any] = {
+        "name": text("name"),
+        "run_ids": run_ids,
+        "sample_size": text("sample_size"),
+        "show_reference": bool(form.get("show_reference")),
+        "show_judge_after_submit": bool(form.get("show_judge_after_submit")),
+        "guidelines_md": form.get("guidelines_md")
+        if isinstance(form.get("guidelines_md"), str)
+        else "",
+        **{name: text(name) or default for name, default in _ROUND_NUMBERS.items()},
+    }
+    values = {
+        **{name: kept[name] for name in _ROUND_NUMBERS},
+        "name": kept["name"],
+        # An id the database cannot hold names no run: "Unknown run" below, not an overflow.
+        "run_ids": [int(v) if v.isdigit() and int(v) <= MAX_DB_INT else 0 for v in run_ids],
+        "sample_size": kept["sample_size"] or None,
+        "show_reference": kept["show_reference"],
+        "show_judge_after_submit": kept["show_judge_after_submit"],
+        "guidelines_md": str(kept["guidelines_md"]).strip() or None,
+    }
     try:
-        data = RoundCreate(
-            sample_size=int(sample_size) if sample_size.strip() else None,
-            name=name,
-            run_ids=run_ids,
-            raters_per_reply=raters_per_reply,
-            lease_minutes=lease_minutes,
-            seed=seed,
-            show_reference=bool(show_reference),
-            show_judge_after_submit=bool(show_judge_after_submit),
-            guidelines_md=guidelines_md.strip() or None,
-        )
+        data = RoundCreate.model_validate(values)
         round_ = service.open_round(session, **data.model_dump(), created_by=_uid(user))
-    except (ValidationError, ValueError, service.RatingError) as exc:
+    except ValidationError as exc:
+        return _rounds_page(
+            request,
+            session,
+            error="The round was not opened: see the marked fields below.",
+            field_errors=field_errors(exc, _ROUND_MESSAGES),
+            form=kept,
+            status_code=422,
+        )
+    except service.RatingError as exc:
         session.rollback()
-        return _rounds_page(request, session, error=str(exc), status_code=422)
+        return _rounds_page(request, session, error=str(exc), form=kept, status_code=422)
     return redirect(request, f"/rating/rounds/{round_.id}")
 
 
@@ -478,7 +545,7 @@ def adjudicate(
             session,
             round_,
             page,
-            error=_problem(exc).replace("label", "a final label"),
+            error=_problem(exc, {**_CHOICES, "label": "a final label"}),
             error_reply=reply_id,
             status_code=422,
         )

@@ -20,7 +20,7 @@ class RoundCreate(BaseModel):
     lease_minutes: int = Field(default=10, ge=1, le=24 * 60)
     show_reference: bool = True
     show_judge_after_submit: bool = False
-    seed: int = 0
+    seed: int = Field(default=0, ge=-(2**31 - 1), le=2**31 - 1)  # an integer column
     guidelines_md: str | None = Field(default=None, max_length=50_000)
     # A stratified random sample of this many replies (None: every done reply).
     sample_size: int | None = Field(default=None, ge=1)

@@ -27,11 +27,14 @@ from app.sdi.integration import GeneralDataError
 from app.sdi.pipeline import LeakageError
 from app.sdi.schemas import BuildConfig, FineTuneCreate, Rates
 from app.web import (
+    MAX_DB_INT,
     DbId,
     FormFields,
     PageNumber,
+    field_errors,
     get_or_404,
     is_htmx,
+    plain_message,
     redirect,
     render,
     render_partial,
@@ -42,12 +45,6 @@ router = APIRouter(tags=["sdi"])
 
 def _dataset_or_404(session: Session, dataset_id: DbId) -> SdiDataset:
     return get_or_404(session, SdiDataset, dataset_id, "No such SDI dataset.")
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
-    )
 
 
 def _optional_int(value: Any) -> int | None:
@@ -100,25 +97,56 @@ def _general_upload(form: FormData) -> str | None:
         raise service.SdiError("the general data file is not UTF-8 text") from None
 
 
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+# The build form's fields in the researcher's words, keyed by the field they sit beside.
+_BUILD_MESSAGES = {
+    "name": "give the dataset a name (at most 120 characters)",
+    "question_set_id": "choose a training question set",
+    "size": "a whole number of examples from 1 to 1,000,000 (empty: the smallest cell decides)",
+    "seed": "a whole number",
+    "validation_fraction": "a number from 0 to 0.5",
+}
+
+
+def build_field_errors(exc: ValidationError) -> dict[str, str]:
+    """The build form's field (``rate_noise`` for ``rates.noise``) and its message."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if isinstance(p, str)]
+        if not loc:  # a check of the whole form (the test set is the training set...)
+            errors.setdefault("", plain_message(err))
+            continue
+        if loc[0] == "rates" and len(loc) > 1:
+            errors.setdefault(f"rate_{loc[1]}", "a share from 0 to 1")
+        else:
+            errors.setdefault(loc[0], _BUILD_MESSAGES.get(loc[0]) or plain_message(err))
+    return errors
+
+
 def config_from_form(form: FormData) -> BuildConfig:
     """A BuildConfig from the build form (raises ValidationError)."""
     rates = {
-        key: form.get(f"rate_{key}") or default for key, default in Rates().model_dump().items()
+        key: _text(form, f"rate_{key}") or default for key, default in Rates().model_dump().items()
     }
     values: dict[str, Any] = {
         "name": form.get("name") or "",
         "question_set_id": _optional_int(form.get("question_set_id")) or 0,
         "test_set_id": _optional_int(form.get("test_set_id")),
         "kinds": form.getlist("kinds") or [k.value for k in VariantKind],
-        "size": _optional_int(form.get("size")),
-        "seed": _optional_int(form.get("seed")) or 0,
+        # As typed: a value that is not a whole number is a message beside its field.
+        "size": _text(form, "size") or None,
+        "seed": _text(form, "seed") or 0,
         "rates": rates,
         "template_source": form.get("template_source") or "both",
         "teacher_model_id": _optional_int(form.get("teacher_model_id")),
         "paraphrase_model_id": _optional_int(form.get("paraphrase_model_id")),
         "leakage": form.get("leakage") or "refuse",
         "filtration_run_id": _optional_int(form.get("filtration_run_id")),
-        "validation_fraction": form.get("validation_fraction") or 0.1,
+        "validation_fraction": _text(form, "validation_fraction") or 0.1,
         "system_prompt": form.get("system_prompt") or "",
     }
     return BuildConfig.model_validate(values)
@@ -127,6 +155,7 @@ def config_from_form(form: FormData) -> BuildConfig:
 @router.post("/sdi", name="sdi.build")
 def build(request: Request, session: SessionDep, admin: AdminUser, form: FormFields) -> Response:
     error = ""
+    errors: dict[str, str] = {}
     try:
         cfg = config_from_form(form)
         general = _general_upload(form)
@@ -137,7 +166,8 @@ def build(request: Request, session: SessionDep, admin: AdminUser, form: FormFie
                 session, cfg, general_jsonl=general, created_by=admin.id
             )
     except ValidationError as exc:
-        error = _problems(exc)
+        errors = build_field_errors(exc)
+        error = "Nothing was built: " + (errors.pop("", "") or "see the marked fields below.")
     except GeneralDataError as exc:
         error = "General data: " + "; ".join(exc.errors[:20])
     except (service.SdiError, LeakageError) as exc:
@@ -148,7 +178,7 @@ def build(request: Request, session: SessionDep, admin: AdminUser, form: FormFie
         return render(
             request,
             "sdi/new.html",
-            {**_form_context(session), "form": fields, "error": error},
+            {**_form_context(session), "form": fields, "error": error, "field_errors": errors},
             status_code=422,
         )
     return redirect(request, f"/sdi/{dataset.id}")
@@ -289,32 +319,91 @@ def _back(request: Request, dataset_id: DbId, *, message: str = "", error: str =
     return redirect(request, f"/sdi/{dataset_id}" + (f"?{query}" if query else ""))
 
 
+def _make_model_refused(
+    request: Request,
+    session: Session,
+    dataset: SdiDataset,
+    which: str,
+    *,
+    form: FormData,
+    error: str = "",
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The dataset's page again, the refused form (``in_context`` or ``fine_tune``) keeping
+    what was typed, with its message inside it and each field's message beside the field."""
+    ctx = _detail_context(session, dataset, 1, "", "")
+    kept = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if errors and not error:
+        error = "Nothing was created: see the marked fields below."
+    ctx.update({f"{which}_form": kept, f"{which}_error": error, f"{which}_errors": errors or {}})
+    return render(request, "sdi/detail.html", ctx, status_code=422)
+
+
+def _whole(form: FormData, name: str, errors: dict[str, str], message: str) -> int | None:
+    """The form's field ``name`` as an int (None when empty); a message in ``errors`` if it is
+    not a whole number the database can hold."""
+    text = str(form.get(name) or "").strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit() and abs(int(text)) <= MAX_DB_INT:
+        return int(text)
+    errors[name] = message
+    return None
+
+
 @router.post("/sdi/{dataset_id}/in-context", name="sdi.in_context")
 def in_context(
     request: Request, session: SessionDep, _admin: AdminUser, dataset_id: DbId, form: FormFields
 ) -> Response:
     dataset = _dataset_or_404(session, dataset_id)
-    base = session.get(ModelConfig, _optional_int(form.get("base_model_id")) or 0)
+    errors: dict[str, str] = {}
+    base_id = _whole(form, "base_model_id", errors, "choose a base model")
+    base = session.get(ModelConfig, base_id) if base_id and base_id > 0 else None
     if base is None or model_configs_service.is_imported_placeholder(base):
-        return _back(request, dataset_id, error="Choose a base model.")
-    shots = _optional_int(form.get("shots")) or 8
-    if not 1 <= shots <= 200:
-        return _back(request, dataset_id, error="Shots must be between 1 and 200.")
-    name = str(form.get("name") or "").strip() or f"{base.name} + SDI ({dataset.name})"
+        errors["base_model_id"] = "Choose a base model."
+    shots = _whole(form, "shots", errors, "a whole number of shots from 1 to 200")
+    if shots is not None and not 1 <= shots <= 200:
+        errors["shots"] = "a whole number of shots from 1 to 200"
+    seed = _whole(form, "seed", errors, "a whole number")
+    name = str(form.get("name") or "").strip()
+    if len(name) > 120:
+        errors["name"] = "at most 120 characters"
+    if errors or base is None:
+        return _make_model_refused(
+            request, session, dataset, "in_context", form=form, errors=errors
+        )
     prompt = form.get("system_prompt")
     try:
         config = service.create_in_context_model(
             session,
             base=base,
             dataset=dataset,
-            shots=shots,
-            seed=_optional_int(form.get("seed")) or 0,
-            name=name[:120],
+            shots=shots or 8,
+            seed=seed or 0,
+            name=(name or f"{base.name} + SDI ({dataset.name})")[:120],
             system_prompt=prompt if isinstance(prompt, str) else None,
         )
     except service.SdiError as exc:
-        return _back(request, dataset_id, error=str(exc))
+        return _make_model_refused(
+            request,
+            session,
+            dataset,
+            "in_context",
+            form=form,
+            error="" if exc.field else str(exc),
+            errors={exc.field: str(exc)} if exc.field else None,
+        )
     return _back(request, dataset_id, message=f"Created the in-context SDI model {config.name!r}.")
+
+
+_FINE_TUNE_MESSAGES = {
+    "base_model_id": "choose an OpenAI-compatible model config",
+    "epochs": "a whole number of epochs from 1 to 50 (empty: auto)",
+    "seed": "a whole number (empty: none)",
+    "suffix": "at most 64 characters",
+    "name": "at most 120 characters",
+    "base_model": "at most 255 characters",
+}
 
 
 @router.post("/sdi/{dataset_id}/fine-tunes", name="sdi.start_fine_tune")
@@ -322,20 +411,29 @@ def start_fine_tune(
     request: Request, session: SessionDep, admin: AdminUser, dataset_id: DbId, form: FormFields
 ) -> Response:
     dataset = _dataset_or_404(session, dataset_id)
+
+    def text(name: str) -> str:
+        return str(form.get(name) or "").strip()
+
     try:
-        data = FineTuneCreate(
-            base_model_id=_optional_int(form.get("base_model_id")) or 0,
-            base_model=str(form.get("base_model") or "").strip(),
-            epochs=_optional_int(form.get("epochs")),
-            suffix=str(form.get("suffix") or "sdi").strip(),
-            seed=_optional_int(form.get("seed")),
-            name=str(form.get("name") or "").strip(),
+        data = FineTuneCreate.model_validate(
+            {
+                "base_model_id": text("base_model_id") or 0,
+                "base_model": text("base_model"),
+                "epochs": text("epochs") or None,
+                "suffix": text("suffix") or "sdi",
+                "seed": text("seed") or None,
+                "name": text("name"),
+            }
         )
         finetuning.start_fine_tune(session, dataset, data, created_by=admin.id)
     except ValidationError as exc:
-        return _back(request, dataset_id, error=_problems(exc))
+        errors = field_errors(exc, _FINE_TUNE_MESSAGES)
+        return _make_model_refused(request, session, dataset, "fine_tune", form=form, errors=errors)
     except service.SdiError as exc:
-        return _back(request, dataset_id, error=str(exc))
+        return _make_model_refused(
+            request, session, dataset, "fine_tune", form=form, error=str(exc)
+        )
     return _back(
         request, dataset_id, message="Fine-tuning started; it is followed in the background."
     )

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.models import VariantKind
 
 ALL_KINDS: tuple[VariantKind, ...] = tuple(VariantKind)
+_MAX_INT = 2**31 - 1  # what an integer column holds on both databases
 
 
 class Rates(BaseModel):
@@ -30,7 +31,7 @@ class BuildConfig(BaseModel):
     kinds: list[VariantKind] = Field(default_factory=lambda: list(ALL_KINDS), min_length=1)
     # Examples wanted after balancing (None: as many as the smallest cell allows).
     size: int | None = Field(default=None, ge=1, le=1_000_000)
-    seed: int = 0
+    seed: int = Field(default=0, ge=-_MAX_INT, le=_MAX_INT)
     rates: Rates = Field(default_factory=Rates)
     # "bank": SDI's own prompt bank; "templates": the active variant templates; "both".
     template_source: Literal["bank", "templates", "both"] = "both"
@@ -72,13 +73,18 @@ class InContextCreate(BaseModel):
 class FineTuneCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_model_id: int
+    base_model_id: int = Field(ge=1, le=_MAX_INT)
     base_model: str = Field(default="", max_length=255)  # provider's id; default: the config's
     epochs: int | None = Field(default=None, ge=1, le=50)
     suffix: str = Field(default="sdi", max_length=64)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-_MAX_INT, le=_MAX_INT)
     name: str = Field(default="", max_length=120)
 
 
 class SdiError(ValueError):
-    """A build or export that cannot be done as asked."""
+    """A build or export that cannot be done as asked; ``field`` names the input at fault,
+    where there is one, so a form can say it beside that field."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field

@@ -358,7 +358,7 @@ def create_in_context_model(
     if train_count(session, dataset.id or 0) == 0:
         raise SdiError(f"dataset {dataset.name!r} has no training examples")
     if session.exec(select(ModelConfig).where(ModelConfig.name == name)).first() is not None:
-        raise SdiError(f"a model named {name!r} already exists")
+        raise SdiError(f"a model named {name!r} already exists", field="name")
     copied = {
         field: getattr(base, field)
         for field in (

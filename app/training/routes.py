@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -17,10 +17,12 @@ from app.training.schemas import (
 )
 from app.web import (
     INVALID,
+    MAX_DB_INT,
     NOT_FOUND,
     DbId,
-    DbInt,
+    FormFields,
     api_router,
+    field_errors,
     get_or_404,
     redirect,
     render,
@@ -46,6 +48,7 @@ def _list_context(session: SessionDep, **extra: Any) -> dict[str, Any]:
         "modules": LINEAR_MODULES,
         "form": {},
         "error": "",
+        "field_errors": {},
         **_availability(),
         **extra,
     }
@@ -56,76 +59,86 @@ def training_list(request: Request, session: SessionDep, _user: AdminUser) -> Re
     return render(request, "training/list.html", _list_context(session))
 
 
+# The form's fields in the researcher's words, keyed by the field they sit beside.
+_TRAINING_MESSAGES = {
+    "dataset_id": "choose an SDI dataset",
+    "name": "give the model a name (at most 120 characters)",
+    "rank": "a whole number from 1 to 256",
+    "alpha": "a whole number from 1 to 1024",
+    "dropout": "a number from 0 up to (not including) 1",
+    "epochs": "a whole number of epochs from 1 to 100",
+    "learning_rate": "a number above 0, at most 1",
+    "batch_size": "a whole number from 1 to 512",
+    "max_length": "a whole number of tokens from 16 to 8192",
+}
+_PARAM_FIELDS = (
+    "rank",
+    "alpha",
+    "dropout",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "max_length",
+    "seed",
+)
+
+
 @router.post("/training", name="training.training_create")
 def training_create(
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    dataset_id: Annotated[DbInt, Form()],
-    name: Annotated[str, Form(max_length=120)],
-    base_model: Annotated[str, Form(max_length=500)] = "",
-    rank: Annotated[DbInt, Form()] = 8,
-    alpha: Annotated[DbInt, Form()] = 16,
-    dropout: Annotated[float, Form()] = 0.05,
-    target_modules: Annotated[list[str] | None, Form()] = None,
-    epochs: Annotated[DbInt, Form()] = 2,
-    learning_rate: Annotated[float, Form()] = 5e-4,
-    batch_size: Annotated[DbInt, Form()] = 8,
-    max_length: Annotated[DbInt, Form()] = 256,
-    seed: Annotated[DbInt, Form()] = 0,
+    request: Request, session: SessionDep, user: AdminUser, form: FormFields
 ) -> Response:
-    form = {
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    # Empty number fields take their defaults; the rest go to the schemas as typed, so a
+    # value that is not a number is a message beside its field, not a bare 422.
+    params: dict[str, Any] = {name: text(name) for name in _PARAM_FIELDS if text(name)}
+    params["target_modules"] = [m for m in form.getlist("target_modules") if isinstance(m, str)]
+    raw_dataset = text("dataset_id")
+    dataset_id = int(raw_dataset) if raw_dataset.isdigit() else 0
+    kept = {
+        **params,
         "dataset_id": dataset_id,
-        "name": name,
-        "base_model": base_model,
-        "rank": rank,
-        "alpha": alpha,
-        "dropout": dropout,
-        "target_modules": target_modules or [],
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "seed": seed,
+        "name": text("name"),
+        "base_model": text("base_model"),
     }
+    errors: dict[str, str] = {}
+    message = ""
+    if not 1 <= dataset_id <= MAX_DB_INT:
+        errors["dataset_id"] = _TRAINING_MESSAGES["dataset_id"]
     try:
-        params = TrainingParams(
-            rank=rank,
-            alpha=alpha,
-            dropout=dropout,
-            target_modules=target_modules or [],
-            epochs=epochs,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            max_length=max_length,
-            seed=seed,
+        data = TrainingCreate.model_validate(
+            {
+                "dataset_id": dataset_id,
+                "name": kept["name"],
+                "base_model": kept["base_model"],
+                "params": params,
+            }
         )
-        data = TrainingCreate(
-            dataset_id=dataset_id, name=name, base_model=base_model, params=params
-        )
-        if not loading.available():
-            raise service.TrainingServiceError(
-                f"training needs the train extra: {loading.INSTALL_HINT}"
-            )
-        run = service.create_training(session, data, user_id=user.id)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        return render(
-            request,
-            "training/list.html",
-            _list_context(session, form=form, error=problems),
-            status_code=422,
-        )
-    except service.TrainingServiceError as exc:
-        return render(
-            request,
-            "training/list.html",
-            _list_context(session, form=form, error=str(exc)),
-            status_code=422,
-        )
-    return redirect(request, f"/training/{run.id}")
+        errors.update(field_errors(exc, _TRAINING_MESSAGES))
+    if not errors:
+        try:
+            if not loading.available():
+                raise service.TrainingServiceError(
+                    f"training needs the train extra: {loading.INSTALL_HINT}"
+                )
+            run = service.create_training(session, data, user_id=user.id)
+            return redirect(request, f"/training/{run.id}")
+        except service.TrainingServiceError as exc:
+            if exc.field:
+                errors[exc.field] = str(exc)
+            else:
+                message = str(exc)
+    if errors and not message:
+        message = "The training was not started: see the marked fields below."
+    return render(
+        request,
+        "training/list.html",
+        _list_context(session, form=kept, error=message, field_errors=errors),
+        status_code=422,
+    )
 
 
 def _detail_context(session: SessionDep, run: TrainingRun) -> dict[str, Any]:

@@ -43,7 +43,12 @@ CANCEL_CHECK_EVERY_S = 2.0
 
 
 class TrainingServiceError(ValueError):
-    """A request that cannot be honoured (unknown dataset, duplicate name...)."""
+    """A request that cannot be honoured (unknown dataset, duplicate name...); ``field`` names
+    the input at fault, where there is one, so a form can say it beside that field."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def group_key(run_id: int) -> str:
@@ -94,15 +99,19 @@ def create_training(
     """Record a training run and (unless ``enqueue`` is False, as in the CLI) queue its job."""
     dataset = session.get(SdiDataset, data.dataset_id)
     if dataset is None:
-        raise TrainingServiceError(f"no SDI dataset with id {data.dataset_id}")
+        raise TrainingServiceError(f"no SDI dataset with id {data.dataset_id}", field="dataset_id")
     if not split_messages(session, data.dataset_id, "train"):
-        raise TrainingServiceError(f"dataset {dataset.name!r} has no training examples")
+        raise TrainingServiceError(
+            f"dataset {dataset.name!r} has no training examples", field="dataset_id"
+        )
     if _name_taken(session, data.name):
-        raise TrainingServiceError(f"a model named {data.name!r} already exists or is training")
+        raise TrainingServiceError(
+            f"a model named {data.name!r} already exists or is training", field="name"
+        )
     try:
         loading.resolve_base(data.base_model)
     except Exception as exc:  # LlmError for a missing bundled model, TrainingError otherwise
-        raise TrainingServiceError(str(exc)) from None
+        raise TrainingServiceError(str(exc), field="base_model") from None
     run = TrainingRun(
         name=data.name,
         dataset_id=data.dataset_id,

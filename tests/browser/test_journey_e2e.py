@@ -3,7 +3,7 @@ that is refused (the message shows) and one whose header needs mapping (``id,cla
 recognised in the preview), create two models on the loopback server with the model form
 (a duplicate name is refused visibly), start a run from the new-run form and watch it finish,
 open a rating round, rate by keyboard as two raters who disagree, adjudicate, reach the results
-from the run page, download each CSV, and open a reply in full.
+from the run page, download each CSV, open a reply in full, and build SDI data from the set.
 
 With SDILAB_SCREENSHOTS=1 it also saves the main pages into docs/screenshots/ (CI leaves the
 committed files alone)."""
@@ -261,8 +261,14 @@ def test_newcomer_journey(
     page.goto("/")  # home once there is something to show
     shot(page, "home")
 
+    # Build SDI data from the uploaded set: the dataset's page says what each stage did.
     page.goto("/sdi/new")
-    expect(page.locator("h1").first).to_be_visible()
+    page.fill("form[action='/sdi'] input[name=name]", "Paper's SDI data")
+    page.select_option("form[action='/sdi'] select[name=question_set_id]", label="Paper's file")
+    page.click("form[action='/sdi'] button[type=submit]")
+    page.wait_for_url(re.compile(r"/sdi/\d+$"))
+    expect(page.get_by_role("heading", name="What each stage did")).to_be_visible()
+    expect(page.locator("table.sdi-stages tbody tr").first).to_be_visible()
     shot(page, "sdi-build")
     page.context.close()
 

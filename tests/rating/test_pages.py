@@ -126,7 +126,7 @@ def test_missing_label_keeps_the_same_reply_with_a_message(
     html = _start(rater_client, round_)
     action, rid = SUBMIT.search(html).groups()  # type: ignore[union-attr]
     response = rater_client.post(action, data={"helpfulness": "3"}, headers=htmx_headers)
-    assert "Please choose label" in response.text
+    assert "Please choose a label" in response.text
     assert SUBMIT.search(response.text).group(2) == rid  # type: ignore[union-attr]
     assert db.exec(select(Rating)).all() == []
 
@@ -147,7 +147,7 @@ def test_nothing_is_preselected_not_even_the_parsed_verdict(
     response = rater_client.post(
         action, data={"label": "agree", "helpfulness": "3"}, headers=htmx_headers
     )
-    assert "Please choose verdict" in response.text
+    assert "Please choose the reply&#39;s verdict." in response.text
     assert SUBMIT.search(response.text).group(2) == token  # type: ignore[union-attr]
     # What the rater had chosen is still chosen; only the verdict is left to them.
     assert sorted(rating_form(response.text).checked) == [("helpfulness", "3"), ("label", "agree")]

@@ -175,7 +175,7 @@ def test_dataset_page_shows_stats_examples_and_forms(
         assert stage in text
     assert "Balance: kind" in text and "stance" in text
     assert page.find("a", href=f"/sdi/{dataset.id}/export?format=openai&split=train")
-    assert page.find("form", action=f"/sdi/{dataset.id}/in-context")
+    assert page.find("form", action=f"/sdi/{dataset.id}/in-context#make-model")
     assert page.find("section", id="examples")
     assert f"{dataset.stats['examples']} example(s)" in text
     assert len(page.find("article", **{"class": "card sdi-example"})) == 20
@@ -240,7 +240,7 @@ def test_fine_tune_refusal_is_shown(admin_client: TestClient, db: Session) -> No
     response = admin_client.post(
         f"/sdi/{dataset.id}/fine-tunes", data={"base_model_id": str(local.id)}
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "not an OpenAI-compatible model" in Page(response.text).text
 
 

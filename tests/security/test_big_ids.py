@@ -41,7 +41,7 @@ def test_a_get_with_a_huge_id_is_422(admin_client: TestClient, url: str) -> None
 def test_a_round_with_a_huge_run_id_is_refused(admin_client: TestClient) -> None:
     response = admin_client.post("/rating/rounds", data={"name": "r", "run_ids": [HUGE]})
     assert response.status_code == 422
-    assert "run_ids" in response.text
+    assert "Unknown run." in response.text
 
 
 @pytest.mark.parametrize("url", [f"/rating/rounds/{JUST_OVER}/sync", f"/runs/{HUGE}/cancel"])
