@@ -77,12 +77,16 @@ def _context(browser: Browser, base: str, bypass_csp: bool) -> Iterator[Page]:
     context.close()
 
 
+# Files served as downloads (exports, bundles, harness files): not pages a browser renders.
+DOWNLOADS = (".csv", ".jsonl", ".parquet", ".zip", ".py", ".yaml")
+
+
 def _html_urls(world: World) -> list[str]:
     return [
         u
         for u in world.get_urls()
         if not u.startswith("/api/")
-        and not u.endswith(".csv")
+        and not u.endswith(DOWNLOADS)
         and "/docs" not in u
         and not u.endswith("/export")
         and u != "/healthz"

@@ -52,7 +52,12 @@ class World:
 
 
 def expand(url: str) -> list[str]:
-    """A route with a {what} becomes one URL per export."""
+    """A route with a {what} becomes one URL per export, a harness {name} one per file."""
+    if "/harness/{name}" in url:
+        from app.imports.harness_export import FILES
+
+        names = sorted({name for files in FILES.values() for name in files})
+        return [url.replace("{name}", name) for name in names]
     if "{what}" not in url:
         return [url]
     whats = ("replies", "ratings") if url.startswith("/api/") else ("metrics", "replies", "ratings")
@@ -68,7 +73,7 @@ def fill_path(path: str, ids: dict[str, int]) -> str | None:
     while "{" in out:
         start, end = out.index("{"), out.index("}")
         name = out[start + 1 : end]
-        if name == "what":
+        if name == "what" or (name == "name" and "/harness/" in path):
             return out  # expanded later
         if name == "token":
             return None  # invite/upload tokens: covered by their own tests
