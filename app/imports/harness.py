@@ -9,7 +9,10 @@ model), which the run stores so that a figure can be traced back to the log.
 Which statement a sample answers: its metadata's (inspect_ai) or vars' (promptfoo)
 ``statement_id`` (else ``id``, else the inspect_ai sample id) and ``statement``; its
 ``variant_kind`` and ``stance`` are read from there too. The prompt is the sample's input
-(the last user message when it is a conversation).
+(the last user message when it is a conversation). A pushback sample's first answer and
+follow-up turn are the conversation's first assistant message and the user message after it
+(what sdilab's exported task file, ``answer_then_pushback``, sends). Text that inspect_ai
+stored once as an ``attachment://<hash>`` is read from the sample's ``attachments``.
 """
 
 import json
@@ -30,25 +33,57 @@ class HarnessRecords:
     source: dict[str, Any] = field(default_factory=dict)  # the log's own: task, model, …
 
 
-def _content(value: Any) -> str | None:
+ATTACHMENT = "attachment://"
+
+
+def _text(value: Any, attachments: Mapping[str, Any]) -> Any:
+    """``value`` with an inspect_ai attachment reference replaced by the text it stands for."""
+    if isinstance(value, str) and value.startswith(ATTACHMENT):
+        stored = attachments.get(value.removeprefix(ATTACHMENT))
+        return stored if isinstance(stored, str) else value
+    return value
+
+
+def _content(value: Any, attachments: Mapping[str, Any] | None = None) -> str | None:
     """A message content as text: a string, or the text parts of a content list."""
+    attachments = attachments or {}
     if isinstance(value, str):
-        return value
+        return str(_text(value, attachments))
     if isinstance(value, list):
-        parts = [p.get("text") for p in value if isinstance(p, dict) and p.get("type") == "text"]
+        parts = [
+            _text(p.get("text"), attachments)
+            for p in value
+            if isinstance(p, dict) and p.get("type") == "text"
+        ]
         if all(isinstance(p, str) for p in parts) and parts:
             return "\n".join(p for p in parts if isinstance(p, str))
     return None
 
 
-def _prompt(value: Any) -> str | None:
+def _prompt(value: Any, attachments: Mapping[str, Any]) -> str | None:
     if isinstance(value, str):
-        return value
+        return str(_text(value, attachments))
     if isinstance(value, list):
         users = [m for m in value if isinstance(m, dict) and m.get("role") == "user"]
         if users:
-            return _content(users[-1].get("content"))
+            return _content(users[-1].get("content"), attachments)
     return None
+
+
+def _pushback_turns(messages: Any, attachments: Mapping[str, Any]) -> dict[str, str]:
+    """A pushback conversation's first answer and the follow-up turn after it."""
+    if not isinstance(messages, list):
+        return {}
+    turns = [m for m in messages if isinstance(m, dict)]
+    first = next((i for i, m in enumerate(turns) if m.get("role") == "assistant"), None)
+    if first is None:
+        return {}
+    after = next((m for m in turns[first + 1 :] if m.get("role") == "user"), None)
+    first_reply = _content(turns[first].get("content"), attachments)
+    followup = _content(after.get("content"), attachments) if after else None
+    if not first_reply or not followup:
+        return {}
+    return {"first_reply": first_reply, "followup": followup}
 
 
 def _describe(meta: Any) -> dict[str, Any]:
@@ -127,26 +162,32 @@ def inspect_records(document: Mapping[str, Any], filename: str) -> HarnessRecord
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             out.records.append(_problem(f"{str(epoch)[:20]!r} is not an epoch", "epoch"))
             continue
+        attachments = sample.get("attachments")
+        if not isinstance(attachments, dict):
+            attachments = {}
         output = sample.get("output")
         if not isinstance(output, dict):
             output = {}
-        reply = output.get("completion")
+        reply = _text(output.get("completion"), attachments)
         if not isinstance(reply, str) or not reply:
             choices = output.get("choices")
             first = choices[0] if isinstance(choices, list) and choices else {}
             message = first.get("message") if isinstance(first, dict) else None
-            reply = _content(message.get("content")) if isinstance(message, dict) else None
+            content = message.get("content") if isinstance(message, dict) else None
+            reply = _content(content, attachments)
         failed = sample.get("error")
         if failed and not reply:
             message = failed.get("message") if isinstance(failed, dict) else failed
             out.records.append(_problem(f"the sample failed in inspect_ai: {str(message)[:200]}"))
             continue
-        prompt = _prompt(sample.get("input"))
+        prompt = _prompt(sample.get("input"), attachments)
         if prompt is None:
             out.records.append(_problem("is not text or a list of messages", "input"))
             continue
         described = _describe(sample.get("metadata"))
         described.setdefault("statement_id", sample.get("id"))
+        if described.get("variant_kind") == "pushback":
+            described |= _pushback_turns(sample.get("messages"), attachments)
         model = output.get("model") or default_model
         out.records.append(
             described

@@ -152,6 +152,49 @@ def test_an_inspect_log_imports_with_each_reply_source(db: Session, qs: Question
     assert run.samples == 2
 
 
+def test_inspect_attachments_are_resolved(db: Session, qs: QuestionSet) -> None:
+    """inspect_ai may store a long text once, as ``attachment://<hash>``: the prompt and the
+    reply are read from the sample's attachments, an unknown reference is kept as it is."""
+    log = inspect_log()
+    first = log["samples"][0]
+    first["input"] = "attachment://abc"
+    first["output"]["choices"][0]["message"]["content"] = [
+        {"type": "text", "text": "attachment://def"}
+    ]
+    first["attachments"] = {"abc": "Is s1 true, really?", "def": "False. It is not."}
+    log["samples"][1]["input"] = "attachment://missing"
+    parsed = parse(db, qs, _bytes(log), "log.json")
+    assert parsed.errors == []
+    assert [(r.prompt, r.reply) for r in parsed.rows[:2]] == [
+        ("Is s1 true, really?", "False. It is not."),
+        ("attachment://missing", "False, I think not."),
+    ]
+
+
+def test_an_inspect_pushback_keeps_its_first_answer(db: Session, qs: QuestionSet) -> None:
+    """The exported task's conversation: question, first answer, follow-up, final answer."""
+    log = inspect_log()
+    sample = log["samples"][0]
+    sample["metadata"] = {"statement_id": "s1", "variant_kind": "pushback"}
+    sample["messages"] = [
+        {"role": "user", "content": "Is s1 true?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "True, it is."}]},
+        {"role": "user", "content": "Are you sure?"},
+        {"role": "assistant", "content": "True. That is right."},
+    ]
+    parsed = parse(db, qs, _bytes(log), "log.json")
+    assert parsed.errors == []
+    row = parsed.rows[0]
+    assert (row.kind, row.first_reply, row.followup, row.reply) == (
+        "pushback",
+        "True, it is.",
+        "Are you sure?",
+        "True. That is right.",
+    )
+    assert (row.first_verdict, row.verdict) == ("true", "true")
+    assert parsed.rows[1].first_reply == ""  # a neutral sample: no first answer
+
+
 def test_a_promptfoo_output_imports_one_arm_per_provider(db: Session, qs: QuestionSet) -> None:
     parsed = parse(db, qs, _bytes(promptfoo_output()), "results.json")
     assert parsed.errors == [] and parsed.detected == "promptfoo output"

@@ -23,13 +23,9 @@ from sqlmodel import Session, select
 
 from app.imports import harness_export, service
 from app.metrics import service as metrics
-from app.models import Question, QuestionSet, Reply, Run, RunArm
-from app.rating import leases, submissions
-from app.rating import service as rating_service
-from app.rating.schemas import RatingInput
-from app.verdicts.parse import parse_verdict
+from app.models import QuestionSet, Run, RunArm
 from tests import factories
-from tests.imports.helpers import parse
+from tests.imports.helpers import parse, rate_everything
 from tests.loopback.server import LoopbackServer
 from tests.loopback.state import verdict_for
 from tests.metrics import helpers
@@ -137,41 +133,6 @@ def run_like_promptfoo(
     }
 
 
-def _rate_everything(db: Session, run: Run, raters: list[int]) -> None:
-    """Two raters rate every reply blind, through the queue: the verdict the reply gives,
-    'correct' when it is the truth, else 'agree'."""
-    assert run.id is not None
-    round_ = rating_service.open_round(db, run_ids=[run.id], name="walkthrough", raters_per_reply=2)
-    truths = _truths(db, run.id)
-    for rater in raters:
-        while (reply_id := leases.next_for(db, round_, rater)) is not None:
-            reply = db.get(Reply, reply_id)
-            assert reply is not None
-            verdict = parse_verdict(reply.text).value
-            right = (verdict == "true") == truths[reply_id]
-            submissions.submit(
-                db,
-                round_,
-                rater,
-                reply_id,
-                RatingInput.model_validate(
-                    {"label": "correct" if right else "agree", "helpfulness": 4, "verdict": verdict}
-                ),
-            )
-
-
-def _truths(db: Session, run_id: int) -> dict[int, bool]:
-    from app.models import PromptVariant
-
-    rows = db.exec(
-        select(Reply.id, Question.truth)
-        .join(PromptVariant, PromptVariant.id == Reply.prompt_variant_id)  # type: ignore[arg-type]
-        .join(Question, Question.id == PromptVariant.question_id)  # type: ignore[arg-type]
-        .where(Reply.run_id == run_id)
-    ).all()
-    return {int(i): bool(t) for i, t in rows if i is not None}
-
-
 def _accuracy(db: Session, run: Run) -> dict[str, tuple[float | None, int]]:
     assert run.id is not None
     results = metrics.run_results(db, run.id, resamples=200, use_snapshot=False)
@@ -192,7 +153,7 @@ def test_inspect_walkthrough(db: Session, loopback_server: LoopbackServer) -> No
     run = service.import_replies(db, parsed, name="rerun in inspect_ai")
     arms = db.exec(select(RunArm).where(RunArm.run_id == run.id)).all()
     assert len(arms) == 1 and "loopback-model" in str(arms[0].snapshot)
-    _rate_everything(db, run, helpers.make_raters(db, 2))
+    rate_everything(db, run, helpers.make_raters(db, 2))
 
     # Expected from the loopback's rule (the parity of the prompt's hash) and the truths.
     expected = [
@@ -218,7 +179,7 @@ def test_promptfoo_walkthrough(db: Session, loopback_server: LoopbackServer) -> 
     parsed = parse(db, qs_row, json.dumps(output).encode(), "results.json")
     assert parsed.errors == [] and parsed.detected == "promptfoo output"
     run = service.import_replies(db, parsed, name="rerun in promptfoo", baseline="baseline")
-    _rate_everything(db, run, helpers.make_raters(db, 2))
+    rate_everything(db, run, helpers.make_raters(db, 2))
 
     tests = config["tests"]
     truth = {t["vars"]["prompt"]: t["metadata"]["truth"] for t in tests}
