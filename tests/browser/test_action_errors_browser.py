@@ -153,3 +153,109 @@ def test_confirming_an_import_whose_set_was_deleted_meanwhile_shows(
     expect(page.get_by_text("nothing will be saved")).to_be_visible()
     assert _count(committed_db, Run) == 0
     assert _count(committed_db, ModelConfig) == configs_before
+
+
+def _stop_polling(page: Page, url: str) -> None:
+    """The page's own refresh would hide the button; the click is what is under test."""
+    page.route(
+        f"**{url}",
+        lambda route: route.abort() if route.request.method == "GET" else route.continue_(),
+    )
+
+
+# -- judging: cancel / resume ----------------------------------------------------------------
+
+
+def _judge_jobs(engine: Engine, status: str) -> tuple[int, list[int]]:
+    from app.jobs import queue
+    from app.judging.service import group_key
+
+    with Session(engine) as s:
+        run = factories.make_run(s)
+        assert run.id is not None
+        jobs = [queue.enqueue(s, "judge", {"n": n}, group_key=group_key(run.id)) for n in range(2)]
+        s.flush()
+        for job in jobs:
+            job.status = status
+            s.add(job)
+        s.commit()
+        return run.id, [j.id for j in jobs if j.id is not None]
+
+
+def _job_statuses(engine: Engine, ids: list[int]) -> list[str]:
+    from app.models import Job
+
+    with Session(engine) as s:
+        return [s.get(Job, i).status for i in ids]  # type: ignore[union-attr]
+
+
+def test_cancelling_judge_jobs_that_finished_meanwhile_shows(
+    committed_db: Engine, page: Page
+) -> None:
+    run_id, ids = _judge_jobs(committed_db, "todo")
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/results/runs/{run_id}/judge")
+    _stop_polling(page, f"/results/runs/{run_id}/judge")
+    cancel = page.locator(f"form[action='/results/runs/{run_id}/judge/cancel'] button")
+    expect(cancel).to_be_visible()
+    with Session(committed_db) as s:  # the worker finishes them while the page is open
+        from app.models import Job
+
+        for i in ids:
+            job = s.get(Job, i)
+            assert job is not None
+            job.status = "succeeded"
+            s.add(job)
+        s.commit()
+    cancel.click()
+    expect_message(page, "No judge jobs were left to cancel.")
+    assert _job_statuses(committed_db, ids) == ["succeeded", "succeeded"]
+
+
+def test_resuming_judge_jobs_resumed_meanwhile_shows(committed_db: Engine, page: Page) -> None:
+    from app.judging import service as judging
+
+    run_id, ids = _judge_jobs(committed_db, "cancelled")
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/results/runs/{run_id}/judge")
+    resume = page.locator(f"form[action='/results/runs/{run_id}/judge/resume'] button")
+    expect(resume).to_be_visible()
+    with Session(committed_db) as s:  # resumed in another tab first
+        assert judging.resume_judging(s, run_id) == 2
+        s.commit()
+    after_first = _job_statuses(committed_db, ids)
+    _stop_polling(page, f"/results/runs/{run_id}/judge")
+    resume.click()
+    expect_message(page, "No cancelled judge jobs were left to resume.")
+    assert _job_statuses(committed_db, ids) == after_first
+
+
+# -- training: cancel ------------------------------------------------------------------------
+
+
+def test_cancelling_a_training_that_finished_meanwhile_shows_why(
+    committed_db: Engine, page: Page
+) -> None:
+    from app.models import TrainingRun
+
+    with Session(committed_db) as s:
+        training = TrainingRun(name="lora-1", status="running", total_steps=10)
+        s.add(training)
+        s.commit()
+        training_id = training.id
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/training/{training_id}")
+    _stop_polling(page, f"/training/{training_id}/progress")
+    cancel = page.locator(f"form[action='/training/{training_id}/cancel'] button")
+    expect(cancel).to_be_visible()
+    with Session(committed_db) as s:  # the trainer finishes while the page is open
+        done = s.get(TrainingRun, training_id)
+        assert done is not None
+        done.status = "succeeded"
+        s.add(done)
+        s.commit()
+    cancel.click()
+    expect_message(page, "The training has already succeeded; nothing to cancel.")
+    with Session(committed_db) as s:
+        again = s.get(TrainingRun, training_id)
+        assert again is not None and again.status == "succeeded" and not again.cancel_requested
