@@ -259,3 +259,36 @@ def test_cancelling_a_training_that_finished_meanwhile_shows_why(
     with Session(committed_db) as s:
         again = s.get(TrainingRun, training_id)
         assert again is not None and again.status == "succeeded" and not again.cancel_requested
+
+
+# -- rating: "add newly finished replies" ----------------------------------------------------
+
+
+def test_adding_replies_to_a_round_closed_meanwhile_shows_why(
+    committed_db: Engine, page: Page
+) -> None:
+    from app.models import RatingItem, RatingRound
+    from tests.rating.helpers import make_round
+
+    with Session(committed_db) as s:
+        round_, _runs = make_round(s, questions=2)
+        s.commit()
+        round_id = round_.id
+    with Session(committed_db) as s:
+        items_before = len(s.exec(select(RatingItem).where(RatingItem.round_id == round_id)).all())
+    _logged_in_admin(committed_db, page)
+    page.goto(f"/rating/rounds/{round_id}")
+    sync = page.locator(f"form[action='/rating/rounds/{round_id}/sync'] button")
+    expect(sync).to_be_visible()
+    with Session(committed_db) as s:  # another admin closes the round first
+        closed = s.get(RatingRound, round_id)
+        assert closed is not None
+        closed.is_open = False
+        s.add(closed)
+        s.commit()
+    sync.click()
+    expect_message(page, "The round is closed: reopen it to add replies.")
+    with Session(committed_db) as s:
+        assert s.get(RatingRound, round_id).is_open is False  # type: ignore[union-attr]
+        items = s.exec(select(RatingItem).where(RatingItem.round_id == round_id)).all()
+        assert len(items) == items_before
