@@ -292,3 +292,39 @@ def test_adding_replies_to_a_round_closed_meanwhile_shows_why(
         assert s.get(RatingRound, round_id).is_open is False  # type: ignore[union-attr]
         items = s.exec(select(RatingItem).where(RatingItem.round_id == round_id)).all()
         assert len(items) == items_before
+
+
+# -- users: deactivate / reactivate ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("active", "button", "message"),
+    [
+        pytest.param(True, "deactivate", "was already deactivated.", id="deactivate"),
+        pytest.param(False, "reactivate", "is already active.", id="reactivate"),
+    ],
+)
+def test_a_user_switched_meanwhile_shows(
+    committed_db: Engine, page: Page, active: bool, button: str, message: str
+) -> None:
+    from app.accounts import service as accounts
+
+    with Session(committed_db, expire_on_commit=False) as s:
+        rater = factories.make_user(s)
+        user = s.exec(select(User).where(User.email == rater.email)).one()
+        accounts.set_active(s, user, active)
+        s.commit()
+        user_id = user.id
+    _logged_in_admin(committed_db, page)
+    page.goto("/users")
+    click = page.locator(f"form[action='/users/{user_id}/{button}'] button")
+    expect(click).to_be_visible()
+    with Session(committed_db) as s:  # another admin does it first
+        other = s.get(User, user_id)
+        assert other is not None
+        accounts.set_active(s, other, not active)
+        s.commit()
+    click.click()
+    expect_message(page, f"{rater.email} {message}")
+    with Session(committed_db) as s:
+        assert s.get(User, user_id).is_active is (not active)  # type: ignore[union-attr]
