@@ -193,6 +193,10 @@ def user_deactivate(
         return _users_page(
             request, session, error="You cannot deactivate yourself.", status_code=422
         )
+    if not target.is_active:  # deactivated meanwhile (another admin, another tab)
+        return _users_page(
+            request, session, error=f"{target.email} was already deactivated.", status_code=409
+        )
     service.set_active(session, target, False)
     return redirect(request, "/users")
 
@@ -201,7 +205,12 @@ def user_deactivate(
 def user_reactivate(
     user_id: DbId, request: Request, user: AdminUser, session: SessionDep
 ) -> Response:
-    service.set_active(session, _user_or_404(session, user_id), True)
+    target = _user_or_404(session, user_id)
+    if target.is_active:  # reactivated meanwhile
+        return _users_page(
+            request, session, error=f"{target.email} is already active.", status_code=409
+        )
+    service.set_active(session, target, True)
     return redirect(request, "/users")
 
 

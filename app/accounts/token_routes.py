@@ -122,10 +122,16 @@ def token_create(
 def token_revoke(
     token_id: DbId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
+    before = session.get(ApiToken, token_id)
+    already = before is not None and before.revoked_at is not None
     try:
         tokens.revoke_token(session, token_id, user.id)
     except AccountError as exc:
         raise HTTPException(404, str(exc)) from exc
+    if already:  # revoked meanwhile (another tab, the API): say so instead of a silent reload
+        return _account_page(
+            request, session, user, error="That token was already revoked.", status_code=409
+        )
     return redirect(request, "/account")
 
 

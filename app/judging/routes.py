@@ -69,14 +69,24 @@ def judge_start(
 @router.post("/results/runs/{run_id}/judge/cancel", name="judging.judge_cancel")
 def judge_cancel(request: Request, run_id: DbId, user: AdminUser, session: SessionDep) -> Response:
     get_or_404(session, Run, run_id, f"No run {run_id}")
-    service.cancel_judging(session, run_id)
+    if not service.cancel_judging(session, run_id):  # they finished (or were cancelled) meanwhile
+        return _judge_page(
+            request, session, run_id, error="No judge jobs were left to cancel.", status_code=409
+        )
     return redirect(request, f"/results/runs/{run_id}/judge")
 
 
 @router.post("/results/runs/{run_id}/judge/resume", name="judging.judge_resume")
 def judge_resume(request: Request, run_id: DbId, user: AdminUser, session: SessionDep) -> Response:
     get_or_404(session, Run, run_id, f"No run {run_id}")
-    service.resume_judging(session, run_id)
+    if not service.resume_judging(session, run_id):  # resumed meanwhile (another tab)
+        return _judge_page(
+            request,
+            session,
+            run_id,
+            error="No cancelled judge jobs were left to resume.",
+            status_code=409,
+        )
     return redirect(request, f"/results/runs/{run_id}/judge")
 
 

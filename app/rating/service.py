@@ -236,6 +236,8 @@ def take_in_new_replies(session: Session, round_: RatingRound) -> int:
     """The admin's "add newly finished replies" (rounds also do it by themselves)."""
     if not leases.follows_runs(round_):
         raise RatingError("A sampled round keeps the sample it was opened with.")
+    if not round_.is_open:  # closed meanwhile (another admin): adding to it is not asked for
+        raise RatingError("The round is closed: reopen it to add replies.")
     return leases.sync_round(session, round_)
 
 

@@ -275,8 +275,10 @@ def advance(session: Session, fine_tune_id: int) -> bool:
 
 def cancel(session: Session, fine_tune: SdiFineTune) -> None:
     """Ask the provider to cancel (when a job exists) and mark the fine-tune cancelled."""
-    if fine_tune.status not in ACTIVE:
-        return
+    if fine_tune.status not in ACTIVE:  # finished meanwhile: nothing to cancel, say so
+        raise service.SdiError(
+            f"the fine-tuning job has already finished ({fine_tune.status}); nothing to cancel"
+        )
     if fine_tune.provider_job_id:
         base = session.get(ModelConfig, fine_tune.base_model_config_id)
         if base is not None:

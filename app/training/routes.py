@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -179,7 +179,10 @@ def training_cancel(
     request: Request, session: SessionDep, _user: AdminUser, run_id: DbId
 ) -> Response:
     run = _get_run(session, run_id)
-    service.request_cancel(session, run)
+    try:
+        service.request_cancel(session, run)
+    except service.TrainingServiceError as exc:
+        raise HTTPException(409, str(exc)) from None
     return redirect(request, f"/training/{run_id}")
 
 

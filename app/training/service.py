@@ -148,6 +148,8 @@ def request_cancel(session: Session, run: TrainingRun) -> None:
         queue.cancel_group(session, group_key(run.id))
     elif run.status == TrainingStatus.running.value:
         run.cancel_requested = True
+    else:  # finished meanwhile: nothing to cancel, say so
+        raise TrainingServiceError(f"The training has already {run.status}; nothing to cancel.")
     session.add(run)
     session.flush()
 
