@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import binomtest
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -210,6 +209,8 @@ def _sign_test(statement: IntArray, winner: IntArray) -> PairwiseSignTest:
     net = np.bincount(inv, weights=lean, minlength=int(inv.max()) + 1 if len(inv) else 0)
     a_better, b_better = int((net > 0).sum()), int((net < 0).sum())
     n = a_better + b_better
+    from scipy.stats import binomtest  # loaded at start-up with the others (stats.py)
+
     p = float(binomtest(a_better, n, 0.5).pvalue) if n else None
     return PairwiseSignTest(a_better=a_better, b_better=b_better, even=len(net) - n, p_value=p)
 
