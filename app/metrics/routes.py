@@ -1,9 +1,11 @@
 """Results pages, CSV downloads and the JSON API (admins only)."""
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from app.accounts.deps import AdminUser
@@ -33,6 +35,7 @@ from app.web import (
 )
 
 router = APIRouter(tags=["metrics"])
+_Record = TypeVar("_Record", bound=BaseModel)
 
 SourceQuery = Annotated[
     str,
@@ -111,7 +114,7 @@ def run_page(
 # ``{what}.csv`` exports.
 
 
-def _run_exists(session: Session, run_id: int) -> None:
+def _run_or_404(session: Session, run_id: int) -> None:
     try:
         service.get_run(session, run_id)
     except service.RunNotFound as exc:
@@ -121,7 +124,7 @@ def _run_exists(session: Session, run_id: int) -> None:
 @router.get("/results/runs/{run_id}/pairwise/choices.csv", name="metrics.pairwise_csv")
 def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
     """pairwise.csv: one row per pairwise choice (columns in app/metrics/pairwise.py)."""
-    _run_exists(session, run_id)
+    _run_or_404(session, run_id)
     return StreamingResponse(
         pairwise.stream_csv(session, run_id),
         media_type="text/csv; charset=utf-8",
@@ -132,7 +135,7 @@ def pairwise_csv(run_id: DbId, user: AdminUser, session: StreamSession) -> Respo
 @router.get("/api/runs/{run_id}/pairwise/choices", name="metrics.api_pairwise_choices")
 def api_pairwise_choices(run_id: DbId, user: AdminUser, session: StreamSession) -> Response:
     """The pairwise choices as a JSON array (the rows of pairwise.csv)."""
-    _run_exists(session, run_id)
+    _run_or_404(session, run_id)
     return StreamingResponse(pairwise.stream_json(session, run_id), media_type="application/json")
 
 
@@ -282,11 +285,21 @@ def v1_metrics(
     return _results(session, run_id, source)
 
 
-def _run_or_404(session: Session, run_id: int) -> None:
-    try:
-        service.get_run(session, run_id)
-    except service.RunNotFound as exc:
-        raise HTTPException(404, f"No run {run_id}") from exc
+def _page_or_stream(
+    model: type[_Record],
+    records: Iterator[dict[str, Any]],
+    total: Callable[[], int],
+    offset: int,
+    limit: int | None,
+    fmt: Format,
+) -> Page[_Record] | Response:
+    """Records as one page of ``model`` (with the total), or streamed as JSON Lines."""
+    rows = (model.model_validate(r) for r in records)
+    if fmt == Format.jsonl:
+        return jsonl_response(rows)
+    return Page[model](  # type: ignore[valid-type]
+        total=total(), offset=offset, limit=limit or DEFAULT_LIMIT, items=list(rows)
+    )
 
 
 @api.get(
@@ -308,18 +321,9 @@ def v1_replies(
     fmt: FormatQuery = Format.json,
 ) -> Page[ReplyRecord] | Response:
     _run_or_404(session, run_id)
-    rows = (
-        ReplyRecord.model_validate(r)
-        for r in exports.reply_records(session, run_id, offset, page_limit(limit, fmt))
-    )
-    if fmt == Format.jsonl:
-        return jsonl_response(rows)
-    return Page[ReplyRecord](
-        total=exports.count_replies(session, run_id),
-        offset=offset,
-        limit=limit or DEFAULT_LIMIT,
-        items=list(rows),
-    )
+    records = exports.reply_records(session, run_id, offset, page_limit(limit, fmt))
+    total = lambda: exports.count_replies(session, run_id)  # noqa: E731
+    return _page_or_stream(ReplyRecord, records, total, offset, limit, fmt)
 
 
 @api.get(
@@ -341,15 +345,6 @@ def v1_ratings(
     fmt: FormatQuery = Format.json,
 ) -> Page[RatingRecord] | Response:
     _run_or_404(session, run_id)
-    rows = (
-        RatingRecord.model_validate(r)
-        for r in exports.rating_records(session, run_id, offset, page_limit(limit, fmt))
-    )
-    if fmt == Format.jsonl:
-        return jsonl_response(rows)
-    return Page[RatingRecord](
-        total=exports.count_ratings(session, run_id),
-        offset=offset,
-        limit=limit or DEFAULT_LIMIT,
-        items=list(rows),
-    )
+    records = exports.rating_records(session, run_id, offset, page_limit(limit, fmt))
+    total = lambda: exports.count_ratings(session, run_id)  # noqa: E731
+    return _page_or_stream(RatingRecord, records, total, offset, limit, fmt)
